@@ -1,0 +1,4 @@
+"""The sqlharbor VM agent: registration, discovery, job execution, engine plugins.
+
+Imports the shared core (``sqlharbor``) and never the operator.
+"""

@@ -1,0 +1,1 @@
+"""The ``sqlharbor`` command line (also installed as the kubectl plugin ``kubectl-sqlharbor``)."""

@@ -1,0 +1,22 @@
+"""Entry point of the ``sqlharbor`` CLI: one click group; each sub-command lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+@click.version_option(package_name="sqlharbor")
+def cli() -> None:
+    """sqlharbor: Kubernetes-native backup for SQL Server on virtual machines."""
+
+
+def _register() -> None:
+    from sqlharbor.cli import dev
+
+    cli.add_command(dev.dev)
+
+
+def main() -> None:
+    _register()
+    cli()

@@ -1,0 +1,6 @@
+//go:build tools
+
+// Package tools pins the Kubernetes release whose kube-apiserver the dev control plane builds.
+package tools
+
+import _ "k8s.io/kubernetes/cmd/kube-apiserver"
