@@ -90,3 +90,11 @@ class BackupRequest:
     database_name: str
     backup_type: BackupType
     copy_only: bool = False
+
+
+@dataclass(frozen=True)
+class RecoveryPoint:
+    """A backup as the vault knows it: its recovery point id and its backupset facts."""
+
+    id: str
+    record: BackupRecord
