@@ -110,6 +110,16 @@ def crd_for(kind: Kind) -> dict[str, Any]:
         }
         for c in kind.columns
     ]
+    version: dict[str, Any] = {
+        "name": VERSION,
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": root},
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": columns,
+    }
+    if kind.selectable_fields:
+        version["selectableFields"] = [{"jsonPath": p} for p in kind.selectable_fields]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -125,16 +135,7 @@ def crd_for(kind: Kind) -> dict[str, Any]:
                 "categories": ["sqlharbor"],
             },
             "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": root},
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": columns,
-                }
-            ],
+            "versions": [version],
         },
     }
 

@@ -90,6 +90,8 @@ class Kind:
     status: type[BaseModel]
     description: str
     columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
+    #: JSON paths usable in field selectors (agents watch only their instance's jobs).
+    selectable_fields: tuple[str, ...] = ()
 
     @property
     def singular(self) -> str:
@@ -195,6 +197,7 @@ KINDS: tuple[Kind, ...] = (
             PrinterColumn("Message", ".status.message", priority=1),
             AGE,
         ),
+        (".spec.instanceRef.name",),
     ),
     Kind(
         "RestoreJob",

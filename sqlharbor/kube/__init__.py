@@ -1,0 +1,12 @@
+"""Typed access to the Kubernetes API for the operator, the agent and the CLI.
+
+Wraps the official ``kubernetes`` client: custom objects in and out as
+``sqlharbor.api.Resource`` models, status patches with optimistic concurrency, Leases for
+agent heartbeats, Events.  API exceptions are translated here into the sqlharbor error
+tree (``NotFound``, ``Conflict``, ``TemporaryError``, ``PermanentError``).
+"""
+
+from sqlharbor.kube.client import Conflict, KubeClient, NotFound, WatchEvent
+from sqlharbor.kube.leases import LeaseInfo
+
+__all__ = ["Conflict", "KubeClient", "LeaseInfo", "NotFound", "WatchEvent"]

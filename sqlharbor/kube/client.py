@@ -1,0 +1,272 @@
+"""``KubeClient``: custom objects, Secrets, Leases and Events over the official client.
+
+Called by the agent (threads), by the operator (through ``asyncio.to_thread``) and by the
+CLI.  Every method translates ``ApiException`` at this boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
+from kubernetes.client.exceptions import ApiException
+from pydantic import BaseModel
+
+from sqlharbor.api import GROUP, KINDS_BY_NAME, VERSION, Resource
+from sqlharbor.errors import PermanentError, TemporaryError
+
+R = TypeVar("R", bound=Resource[Any, Any])
+
+
+class NotFound(PermanentError):
+    code = "NotFound"
+
+
+class Conflict(TemporaryError):
+    """The object changed since it was read (optimistic concurrency lost)."""
+
+    code = "Conflict"
+
+
+def _translate(exc: Exception, what: str) -> Exception:
+    if isinstance(exc, ApiException):
+        reason = _reason(exc)
+        if exc.status == 404:
+            return NotFound(f"{what}: not found")
+        if exc.status == 409:
+            return Conflict(f"{what}: conflict ({reason})")
+        if exc.status in (401, 403):
+            return PermanentError(
+                f"{what}: forbidden ({reason})",
+                code="Forbidden",
+                remediation="Check the RBAC of the service account (manifests/).",
+            )
+        if exc.status == 422 or exc.status == 400:
+            return PermanentError(f"{what}: invalid ({reason})", code="Invalid")
+        return TemporaryError(f"{what}: API server error {exc.status} ({reason})")
+    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+        return TemporaryError(f"{what}: cannot reach the API server ({type(exc).__name__})")
+    return exc
+
+
+def _reason(exc: ApiException) -> str:
+    import json
+
+    try:
+        body = json.loads(exc.body or "{}")
+        return str(body.get("message") or exc.reason)
+    except ValueError:
+        return str(exc.reason)
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK
+    object: dict[str, Any]
+
+
+class KubeClient:
+    """One API client; cheap to share between threads."""
+
+    def __init__(self, api_client: k8s.ApiClient) -> None:
+        self._api = api_client
+        self.custom = k8s.CustomObjectsApi(api_client)
+        self.core = k8s.CoreV1Api(api_client)
+        self.coordination = k8s.CoordinationV1Api(api_client)
+        self.events = k8s.EventsV1Api(api_client)
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None) -> KubeClient:
+        configuration = k8s.Configuration()
+        if path is None:
+            with contextlib.suppress(k8s_config.ConfigException):
+                k8s_config.load_incluster_config(client_configuration=configuration)
+                return cls(k8s.ApiClient(configuration))
+        k8s_config.load_kube_config(config_file=path, client_configuration=configuration)
+        return cls(k8s.ApiClient(configuration))
+
+    def close(self) -> None:
+        self._api.close()
+
+    # -- custom objects -------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise _translate(exc, what) from exc
+
+    def get(self, model: type[R], namespace: str, name: str) -> R:
+        kind = _kind_of(model)
+        raw = self.get_raw(kind, namespace, name)
+        return model.model_validate(raw)
+
+    def get_raw(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        plural = KINDS_BY_NAME[kind].plural
+        result: dict[str, Any] = self._call(
+            f"{kind} {namespace}/{name}",
+            self.custom.get_namespaced_custom_object,
+            GROUP, VERSION, namespace, plural, name,
+        )
+        return result
+
+    def list_raw(
+        self, kind: str, namespace: str, *, label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        plural = KINDS_BY_NAME[kind].plural
+        kwargs: dict[str, Any] = {}
+        if label_selector:
+            kwargs["label_selector"] = label_selector
+        if field_selector:
+            kwargs["field_selector"] = field_selector
+        result = self._call(
+            f"list {kind} in {namespace}",
+            self.custom.list_namespaced_custom_object,
+            GROUP, VERSION, namespace, plural, **kwargs,
+        )
+        return list(result.get("items", [])), str(result["metadata"].get("resourceVersion", ""))
+
+    def list(self, model: type[R], namespace: str, **selectors: str | None) -> list[R]:
+        items, _ = self.list_raw(_kind_of(model), namespace, **selectors)
+        return [model.model_validate(item) for item in items]
+
+    def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        plural = KINDS_BY_NAME[kind].plural
+        name = body.get("metadata", {}).get("name") or body["metadata"].get("generateName", "")
+        result: dict[str, Any] = self._call(
+            f"create {kind} {namespace}/{name}",
+            self.custom.create_namespaced_custom_object,
+            GROUP, VERSION, namespace, plural, body,
+        )
+        return result
+
+    def patch_status(
+        self, kind: str, namespace: str, name: str, status: dict[str, Any] | BaseModel,
+        *, resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """JSON merge patch of ``.status``; with ``resource_version`` it only applies to that
+        version of the object (a ``Conflict`` otherwise)."""
+        if isinstance(status, BaseModel):
+            status = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        plural = KINDS_BY_NAME[kind].plural
+        result: dict[str, Any] = self._call(
+            f"update status of {kind} {namespace}/{name}",
+            self.custom.api_client.call_api,
+            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}/status",
+            "PATCH",
+            header_params={"Content-Type": "application/merge-patch+json",
+                           "Accept": "application/json"},
+            body=body, response_type="object", auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+        )
+        return result
+
+    def patch_metadata(
+        self, kind: str, namespace: str, name: str, metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        plural = KINDS_BY_NAME[kind].plural
+        result: dict[str, Any] = self._call(
+            f"update {kind} {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object,
+            GROUP, VERSION, namespace, plural, name, {"metadata": metadata},
+        )
+        return result
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        plural = KINDS_BY_NAME[kind].plural
+        with contextlib.suppress(NotFound):
+            self._call(
+                f"delete {kind} {namespace}/{name}",
+                self.custom.delete_namespaced_custom_object,
+                GROUP, VERSION, namespace, plural, name,
+            )
+
+    def watch(
+        self, kind: str, namespace: str, *, resource_version: str | None = None,
+        field_selector: str | None = None, label_selector: str | None = None,
+        timeout_seconds: int = 60,
+    ) -> Iterator[WatchEvent]:
+        """Yield events until the server closes the watch (then list again and re-watch)."""
+        plural = KINDS_BY_NAME[kind].plural
+        kwargs: dict[str, Any] = {"timeout_seconds": timeout_seconds, "allow_watch_bookmarks": True}
+        if resource_version:
+            kwargs["resource_version"] = resource_version
+        if field_selector:
+            kwargs["field_selector"] = field_selector
+        if label_selector:
+            kwargs["label_selector"] = label_selector
+        w = k8s_watch.Watch()
+        try:
+            for event in w.stream(
+                self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural,
+                **kwargs,
+            ):
+                yield WatchEvent(type=str(event["type"]), object=event["object"])
+        except Exception as exc:
+            raise _translate(exc, f"watch {kind} in {namespace}") from exc
+        finally:
+            w.stop()
+
+    # -- secrets ----------------------------------------------------------------------
+    def secret_value(self, namespace: str, name: str, key: str) -> bytes:
+        """One key of a Secret, decoded.  The value never appears in an error message."""
+        import base64
+
+        secret = self._call(
+            f"Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
+        )
+        data = secret.data or {}
+        if key not in data:
+            raise PermanentError(
+                f"Secret {namespace}/{name} has no key '{key}' (it has: "
+                f"{', '.join(sorted(data)) or 'no keys'})",
+                code="SecretKeyMissing",
+                remediation=f"Add the key '{key}' to Secret {name}, or fix the reference.",
+            )
+        return base64.b64decode(data[key])
+
+    # -- events -----------------------------------------------------------------------
+    def post_event(
+        self, *, namespace: str, regarding: dict[str, Any], reason: str, note: str,
+        type_: str = "Normal", action: str = "Reconcile", reporter: str = "sqlharbor",
+    ) -> None:
+        """Post a Kubernetes Event; failures to post are not fatal (and not raised)."""
+        now = dt.datetime.now(dt.UTC)
+        body = k8s.EventsV1Event(
+            metadata=k8s.V1ObjectMeta(
+                generate_name=f"{regarding.get('name', 'sqlharbor')}.", namespace=namespace
+            ),
+            event_time=now,
+            reporting_controller=f"sqlharbor.io/{reporter}",
+            reporting_instance=f"{reporter}-{uuid.getnode():x}",
+            action=action,
+            reason=reason,
+            note=note[:1024],
+            type=type_,
+            regarding=k8s.V1ObjectReference(**regarding),
+        )
+        with contextlib.suppress(Exception):
+            self.events.create_namespaced_event(namespace, body)
+
+
+def _kind_of(model: type[Resource[Any, Any]]) -> str:
+    spec_type = model.model_fields["spec"].annotation
+    for kind in KINDS_BY_NAME.values():
+        if kind.spec is spec_type:
+            return kind.kind
+    raise ValueError(f"unknown resource model {model}")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
