@@ -1,0 +1,8 @@
+"""The SQL Server engine plugin: T-SQL through pyodbc, data through VDI (ctypes).
+
+The agent builds ``SqlServerEngine`` from ``SqlServerSettings`` when its configuration
+says ``engine: sqlserver``.  Only this package imports pyodbc, lazily (optional extra
+``sqlserver``), so everything else, tests included, runs without it.
+"""
+
+from __future__ import annotations

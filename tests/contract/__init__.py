@@ -1,0 +1,1 @@
+"""The Engine contract suite, run against every engine available."""
