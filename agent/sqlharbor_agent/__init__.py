@@ -2,3 +2,5 @@
 
 Imports the shared core (``sqlharbor``) and never the operator.
 """
+
+__version__ = "0.1.0"

@@ -120,6 +120,13 @@ class SqlInstanceSpec(ApiModel):
         default=None, description="Protect new databases automatically."
     )
 
+    @property
+    def vault_identity(self) -> str:
+        """How the vault names this instance: HOST, or HOST\\INSTANCE for a named one."""
+        if self.instance_name.upper() == "MSSQLSERVER":
+            return self.host
+        return f"{self.host}\\{self.instance_name}"
+
 
 class AgentInfo(StatusModel):
     """The agent session serving this instance."""

@@ -113,12 +113,20 @@ class KubeClient:
         result: dict[str, Any] = self._call(
             f"{kind} {namespace}/{name}",
             self.custom.get_namespaced_custom_object,
-            GROUP, VERSION, namespace, plural, name,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
         )
         return result
 
     def list_raw(
-        self, kind: str, namespace: str, *, label_selector: str | None = None,
+        self,
+        kind: str,
+        namespace: str,
+        *,
+        label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         plural = KINDS_BY_NAME[kind].plural
@@ -130,7 +138,11 @@ class KubeClient:
         result = self._call(
             f"list {kind} in {namespace}",
             self.custom.list_namespaced_custom_object,
-            GROUP, VERSION, namespace, plural, **kwargs,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            **kwargs,
         )
         return list(result.get("items", [])), str(result["metadata"].get("resourceVersion", ""))
 
@@ -144,13 +156,22 @@ class KubeClient:
         result: dict[str, Any] = self._call(
             f"create {kind} {namespace}/{name}",
             self.custom.create_namespaced_custom_object,
-            GROUP, VERSION, namespace, plural, body,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            body,
         )
         return result
 
     def patch_status(
-        self, kind: str, namespace: str, name: str, status: dict[str, Any] | BaseModel,
-        *, resource_version: str | None = None,
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any] | BaseModel,
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
         """JSON merge patch of ``.status``; with ``resource_version`` it only applies to that
         version of the object (a ``Conflict`` otherwise)."""
@@ -165,9 +186,13 @@ class KubeClient:
             self.custom.api_client.call_api,
             f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}/status",
             "PATCH",
-            header_params={"Content-Type": "application/merge-patch+json",
-                           "Accept": "application/json"},
-            body=body, response_type="object", auth_settings=["BearerToken"],
+            header_params={
+                "Content-Type": "application/merge-patch+json",
+                "Accept": "application/json",
+            },
+            body=body,
+            response_type="object",
+            auth_settings=["BearerToken"],
             _return_http_data_only=True,
         )
         return result
@@ -179,7 +204,12 @@ class KubeClient:
         result: dict[str, Any] = self._call(
             f"update {kind} {namespace}/{name}",
             self.custom.patch_namespaced_custom_object,
-            GROUP, VERSION, namespace, plural, name, {"metadata": metadata},
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"metadata": metadata},
         )
         return result
 
@@ -189,12 +219,21 @@ class KubeClient:
             self._call(
                 f"delete {kind} {namespace}/{name}",
                 self.custom.delete_namespaced_custom_object,
-                GROUP, VERSION, namespace, plural, name,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
             )
 
     def watch(
-        self, kind: str, namespace: str, *, resource_version: str | None = None,
-        field_selector: str | None = None, label_selector: str | None = None,
+        self,
+        kind: str,
+        namespace: str,
+        *,
+        resource_version: str | None = None,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
         timeout_seconds: int = 60,
     ) -> Iterator[WatchEvent]:
         """Yield events until the server closes the watch (then list again and re-watch)."""
@@ -209,7 +248,11 @@ class KubeClient:
         w = k8s_watch.Watch()
         try:
             for event in w.stream(
-                self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural,
+                self.custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
                 **kwargs,
             ):
                 yield WatchEvent(type=str(event["type"]), object=event["object"])
@@ -238,8 +281,15 @@ class KubeClient:
 
     # -- events -----------------------------------------------------------------------
     def post_event(
-        self, *, namespace: str, regarding: dict[str, Any], reason: str, note: str,
-        type_: str = "Normal", action: str = "Reconcile", reporter: str = "sqlharbor",
+        self,
+        *,
+        namespace: str,
+        regarding: dict[str, Any],
+        reason: str,
+        note: str,
+        type_: str = "Normal",
+        action: str = "Reconcile",
+        reporter: str = "sqlharbor",
     ) -> None:
         """Post a Kubernetes Event; failures to post are not fatal (and not raised)."""
         now = dt.datetime.now(dt.UTC)

@@ -33,7 +33,9 @@ def read(client: KubeClient, namespace: str, instance: str) -> LeaseInfo | None:
     try:
         lease = client._call(
             f"Lease {namespace}/{lease_name(instance)}",
-            client.coordination.read_namespaced_lease, lease_name(instance), namespace,
+            client.coordination.read_namespaced_lease,
+            lease_name(instance),
+            namespace,
         )
     except NotFound:
         return None
@@ -53,21 +55,37 @@ def renew(
     now = dt.datetime.now(dt.UTC)
     name = lease_name(instance)
     body = k8s.V1Lease(
-        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace,
-                                  labels={"sqlharbor.io/instance": instance}),
+        metadata=k8s.V1ObjectMeta(
+            name=name, namespace=namespace, labels={"sqlharbor.io/instance": instance}
+        ),
         spec=k8s.V1LeaseSpec(
-            holder_identity=holder, lease_duration_seconds=duration_seconds,
-            renew_time=now, acquire_time=now,
+            holder_identity=holder,
+            lease_duration_seconds=duration_seconds,
+            renew_time=now,
+            acquire_time=now,
         ),
     )
     try:
-        client._call(f"Lease {namespace}/{name}", client.coordination.patch_namespaced_lease,
-                     name, namespace, {"spec": {"holderIdentity": holder,
-                                                "leaseDurationSeconds": duration_seconds,
-                                                "renewTime": _micro(now)}})
+        client._call(
+            f"Lease {namespace}/{name}",
+            client.coordination.patch_namespaced_lease,
+            name,
+            namespace,
+            {
+                "spec": {
+                    "holderIdentity": holder,
+                    "leaseDurationSeconds": duration_seconds,
+                    "renewTime": _micro(now),
+                }
+            },
+        )
     except NotFound:
-        client._call(f"Lease {namespace}/{name}", client.coordination.create_namespaced_lease,
-                     namespace, body)
+        client._call(
+            f"Lease {namespace}/{name}",
+            client.coordination.create_namespaced_lease,
+            namespace,
+            body,
+        )
 
 
 def _micro(t: dt.datetime) -> str:

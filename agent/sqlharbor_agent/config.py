@@ -1,0 +1,75 @@
+"""The agent's configuration file (YAML), parsed once at start and passed down explicitly.
+
+Example::
+
+    kubeconfig: /etc/sqlharbor/kubeconfig      # the agent's own service account
+    namespace: databases
+    agentId: sql-vm-01                          # stable per VM; sessions change per start
+    instances:
+      - name: sql-vm-01                         # the SqlInstance this agent serves
+        engine: simulated
+        simulated: {rootDir: /var/lib/sqlharbor/sim}
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from sqlharbor.errors import PermanentError
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class SimulatedSettings(_Config):
+    root_dir: Path = Field(description="Folder of the simulated engine's on-disk state.")
+
+
+class InstanceConfig(_Config):
+    name: str = Field(description="The SqlInstance (in the agent's namespace) served.")
+    engine: Literal["simulated", "sqlserver"] = "sqlserver"
+    simulated: SimulatedSettings | None = None
+    sqlserver: dict[str, Any] | None = Field(
+        default=None, description="Settings of the SQL Server plugin (see docs/sqlserver.md)."
+    )
+
+
+class AgentConfig(_Config):
+    kubeconfig: Path | None = None
+    namespace: str
+    agent_id: str = Field(default_factory=lambda: socket.gethostname().lower().split(".")[0])
+    instances: list[InstanceConfig] = Field(min_length=1)
+    max_concurrent_backups: int = Field(default=20, ge=1, le=64)
+    max_concurrent_restores: int = Field(default=15, ge=1, le=64)
+    heartbeat_seconds: float = Field(default=30.0, gt=0)
+    lease_seconds: int = Field(default=90, ge=1)
+    discovery_seconds: float = Field(default=300.0, gt=0)
+    progress_seconds: float = Field(default=5.0, gt=0)
+    chunk_size: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    upload_concurrency: int = Field(default=8, ge=1, le=64)
+    watch_timeout_seconds: int = Field(default=60, ge=1)
+
+
+def load_config(path: Path) -> AgentConfig:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise PermanentError(
+            f"cannot read agent config {path}: {exc.strerror}", code="InvalidAgentConfig"
+        ) from exc
+    try:
+        return AgentConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise PermanentError(
+            f"invalid agent config {path}: {problems}", code="InvalidAgentConfig"
+        ) from exc

@@ -1,0 +1,22 @@
+"""Open the engine an instance is configured with (``engine: simulated | sqlserver``)."""
+
+from __future__ import annotations
+
+from sqlharbor.errors import PermanentError
+from sqlharbor_agent.config import InstanceConfig
+from sqlharbor_agent.engines.base import Engine
+
+
+def open_engine(config: InstanceConfig, instance_name: str) -> Engine:
+    if config.engine == "simulated":
+        if config.simulated is None:
+            raise PermanentError(
+                f"instance {config.name}: engine simulated needs simulated.rootDir",
+                code="InvalidAgentConfig",
+            )
+        from sqlharbor_agent.engines.simulated import open_simulated_engine
+
+        return open_simulated_engine(config.simulated.root_dir, instance_name)
+    from sqlharbor_agent.engines.sqlserver import open_sqlserver_engine
+
+    return open_sqlserver_engine(config.sqlserver or {}, instance_name)

@@ -1,0 +1,1 @@
+"""Job execution: claiming BackupJobs/RestoreJobs, running them, and reporting their status."""

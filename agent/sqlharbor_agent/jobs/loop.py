@@ -1,0 +1,137 @@
+"""The per-instance job loop: list and watch the instance's BackupJobs, fail what an earlier
+session of this agent left Running, claim Pending jobs and run them on worker threads.
+
+Owned by ``sqlharbor_agent.worker.InstanceWorker``.  API server or network trouble never
+ends the loop: it backs off and lists again (a restarted API server is survived).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlharbor.api import BackupJob, ErrorInfo
+from sqlharbor.errors import SqlHarborError, TemporaryError
+from sqlharbor.kube import KubeClient
+from sqlharbor_agent.jobs.claim import fail_orphan, phase_of, try_claim
+from sqlharbor_agent.session import Session
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[dict[str, Any]], None]
+
+
+class JobLoop:
+    """Watches one kind of job for one instance and hands claimed jobs to ``runner``."""
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        namespace: str,
+        kind: str,
+        field_selector: str,
+        session: Session,
+        runner: Runner,
+        workers: int,
+        stop: threading.Event,
+        watch_timeout: int,
+        select: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._kind = kind
+        self._selector = field_selector
+        self._session = session
+        self._runner = runner
+        self._stop = stop
+        self._watch_timeout = watch_timeout
+        self._select = select or (lambda obj: True)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=kind.lower())
+        self._started: set[str] = set()
+
+    def run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                self._cycle()
+                backoff = 0.5
+            except SqlHarborError as exc:
+                log.warning("%s loop: %s (retrying in %.1fs)", self._kind, exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    def _cycle(self) -> None:
+        items, version = self._client.list_raw(
+            self._kind, self._namespace, field_selector=self._selector or None
+        )
+        for obj in items:
+            self._consider(obj)
+        for event in self._client.watch(
+            self._kind,
+            self._namespace,
+            resource_version=version,
+            field_selector=self._selector or None,
+            timeout_seconds=self._watch_timeout,
+        ):
+            if self._stop.is_set():
+                return
+            if event.type == "ERROR":
+                raise TemporaryError(f"watch of {self._kind} expired; listing again")
+            if event.type in ("ADDED", "MODIFIED"):
+                self._consider(event.object)
+
+    def _consider(self, obj: dict[str, Any]) -> None:
+        if not self._select(obj):
+            return
+        phase = phase_of(obj)
+        uid = obj["metadata"]["uid"]
+        agent_session = (obj.get("status") or {}).get("agentSession")
+        if phase == "Running" and self._session.previous_session_of_mine(agent_session):
+            if fail_orphan(self._client, self._kind, obj, self._session):
+                log.info(
+                    "failed %s %s left Running by session %s",
+                    self._kind,
+                    obj["metadata"]["name"],
+                    agent_session,
+                )
+            return
+        if phase not in (None, "Pending") or uid in self._started:
+            return
+        claimed = try_claim(self._client, self._kind, obj, self._session)
+        if claimed is None:
+            return
+        self._started.add(uid)
+        log.info("claimed %s %s", self._kind, obj["metadata"]["name"])
+        self._pool.submit(self._run_guarded, claimed)
+
+    def _run_guarded(self, obj: dict[str, Any]) -> None:
+        try:
+            self._runner(obj)
+        except Exception as exc:  # the job must still reach a terminal phase
+            log.exception("%s %s crashed", self._kind, obj["metadata"]["name"])
+            info = (
+                ErrorInfo(code=exc.code, message=exc.message, remediation=exc.remediation)
+                if isinstance(exc, SqlHarborError)
+                else ErrorInfo(code="AgentInternalError", message=type(exc).__name__)
+            )
+            status = {
+                "phase": "Failed",
+                "completionTime": datetime.now(UTC).isoformat(),
+                "error": info.to_wire(),
+                "message": info.message,
+            }
+            try:
+                meta = obj["metadata"]
+                self._client.patch_status(self._kind, meta["namespace"], meta["name"], status)
+            except SqlHarborError:
+                log.exception("could not record the failure of %s", obj["metadata"]["name"])
+
+
+def backup_job_of(obj: dict[str, Any]) -> BackupJob:
+    return BackupJob.model_validate(obj)

@@ -1,0 +1,97 @@
+"""``sqlharbor-agent``: the VM agent's command line.
+
+``run --config agent.yaml`` serves the configured instances until SIGTERM/SIGINT;
+``grant-permissions`` prints (or applies) the T-SQL that gives the agent's login what it
+needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from sqlharbor.errors import SqlHarborError
+from sqlharbor.kube import KubeClient
+from sqlharbor_agent.config import load_config
+from sqlharbor_agent.session import Session
+from sqlharbor_agent.vaults import VaultResolver
+from sqlharbor_agent.worker import InstanceWorker
+
+
+@click.group()
+@click.version_option(package_name="sqlharbor")
+def cli() -> None:
+    """The sqlharbor agent for SQL Server VMs."""
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Agent configuration file (YAML).",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+def run(config_path: Path, log_level: str) -> None:
+    """Serve the configured instances until stopped."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load_config(config_path)
+        client = KubeClient.from_kubeconfig(str(config.kubeconfig) if config.kubeconfig else None)
+    except SqlHarborError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    session = Session(agent_id=config.agent_id)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    vaults = VaultResolver(
+        client,
+        config.namespace,
+        chunk_size=config.chunk_size,
+        concurrency=config.upload_concurrency,
+    )
+    logging.getLogger(__name__).info(
+        "agent %s session %s starting", config.agent_id, session.session_id
+    )
+    workers = [
+        InstanceWorker(config, inst, client, session, vaults, stop) for inst in config.instances
+    ]
+    for worker in workers:
+        _start_with_retry(worker, stop)
+    stop.wait()
+    for worker in workers:
+        worker.join()
+
+
+def _start_with_retry(worker: InstanceWorker, stop: threading.Event) -> None:
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            worker.start()
+            return
+        except SqlHarborError as exc:
+            logging.getLogger(__name__).warning("cannot start worker: %s", exc)
+            stop.wait(delay)
+            delay = min(delay * 2, 10)
+
+
+def _register_plugins() -> None:
+    try:
+        from sqlharbor_agent.engines.sqlserver.grant import grant_permissions
+    except ImportError:
+        return
+    cli.add_command(grant_permissions, "grant-permissions")
+
+
+def main() -> None:
+    _register_plugins()
+    cli()

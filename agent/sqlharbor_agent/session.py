@@ -1,0 +1,32 @@
+"""The agent session: a stable agent id (per VM) plus a fresh session id per process start.
+
+Jobs record ``<agentId>/<sessionId>``; a restarted agent fails the jobs its previous session
+left Running, and the operator fails jobs whose session's Lease expired.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+
+from sqlharbor_agent import __version__
+
+
+@dataclass(frozen=True)
+class Session:
+    agent_id: str
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    version: str = __version__
+
+    @property
+    def token(self) -> str:
+        """What jobs record as ``status.agentSession``."""
+        return f"{self.agent_id}/{self.session_id}"
+
+    def owns(self, token: str | None) -> bool:
+        return token == self.token
+
+    def previous_session_of_mine(self, token: str | None) -> bool:
+        return bool(token) and token != self.token and str(token).split("/")[0] == self.agent_id

@@ -1,0 +1,160 @@
+"""``InstanceWorker``: everything the agent does for one SqlInstance — heartbeat and
+discovery on one thread, the BackupJob loop on another, jobs on a bounded pool.
+
+Created by ``sqlharbor_agent.main``; owns its engine; shares the Kubernetes client, the
+session and the vault resolver with the other instances' workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlharbor.api import BackupJob, ErrorInfo, SqlInstance
+from sqlharbor.backupset import BackupType
+from sqlharbor.errors import SqlHarborError
+from sqlharbor.kube import KubeClient
+from sqlharbor_agent.config import AgentConfig, InstanceConfig
+from sqlharbor_agent.engines.base import Engine
+from sqlharbor_agent.engines.factory import open_engine
+from sqlharbor_agent.jobs.backup import BackupContext, RecoveryPointWriter, run_backup_job
+from sqlharbor_agent.jobs.loop import JobLoop
+from sqlharbor_agent.jobs.reporter import JobReporter
+from sqlharbor_agent.registration import Registrar
+from sqlharbor_agent.session import Session
+from sqlharbor_agent.vaults import VaultResolver
+
+log = logging.getLogger(__name__)
+
+
+class InstanceWorker:
+    def __init__(
+        self,
+        config: AgentConfig,
+        instance: InstanceConfig,
+        client: KubeClient,
+        session: Session,
+        vaults: VaultResolver,
+        stop: threading.Event,
+    ) -> None:
+        self._config = config
+        self._instance = instance
+        self._client = client
+        self._session = session
+        self._vaults = vaults
+        self._stop = stop
+        self._slots = threading.BoundedSemaphore(config.max_concurrent_backups)
+        self._engine: Engine | None = None
+        self._vault_identity = ""
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def namespace(self) -> str:
+        return self._config.namespace
+
+    def start(self) -> None:
+        resource = self._client.get(SqlInstance, self.namespace, self._instance.name)
+        self._vault_identity = resource.spec.vault_identity
+        self._engine = open_engine(self._instance, resource.spec.vault_identity)
+        registrar = Registrar(
+            self._client,
+            self.namespace,
+            self._instance.name,
+            self._session,
+            self._engine,
+            self._config.lease_seconds,
+        )
+        backups = JobLoop(
+            client=self._client,
+            namespace=self.namespace,
+            kind="BackupJob",
+            field_selector=f"spec.instanceRef.name={self._instance.name}",
+            session=self._session,
+            runner=self._run_backup_job,
+            workers=self._config.max_concurrent_backups,
+            stop=self._stop,
+            watch_timeout=self._config.watch_timeout_seconds,
+        )
+        self._spawn("heartbeat", lambda: self._heartbeat(registrar))
+        self._spawn("backupjobs", backups.run)
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=f"{self._instance.name}-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+
+    def _heartbeat(self, registrar: Registrar) -> None:
+        next_discovery = 0.0
+        while not self._stop.is_set():
+            try:
+                registrar.heartbeat()
+                if time.monotonic() >= next_discovery:
+                    registrar.discover()
+                    next_discovery = time.monotonic() + self._config.discovery_seconds
+            except SqlHarborError as exc:
+                log.warning("heartbeat of %s: %s", self._instance.name, exc)
+            self._stop.wait(self._config.heartbeat_seconds)
+
+    # -- backups ----------------------------------------------------------------------
+    def _run_backup_job(self, obj: dict[str, Any]) -> None:
+        job = BackupJob.model_validate(obj)
+        meta = obj["metadata"]
+
+        def write(status: dict[str, Any]) -> None:
+            self._client.patch_status("BackupJob", meta["namespace"], meta["name"], status)
+
+        reporter = JobReporter(write, interval=self._config.progress_seconds)
+        try:
+            vault = self._vaults.get(job.spec.vault_ref.name)
+        except SqlHarborError as exc:
+            self._finish(reporter, ok=False, error=exc)
+            return
+        level = job.spec.compression_level
+
+        def open_writer(
+            *, database_name: str, database_guid: str, backup_type: BackupType, progress: Any
+        ) -> RecoveryPointWriter:
+            writer: RecoveryPointWriter = vault.open_writer(
+                instance=self._vault_identity,
+                database_name=database_name,
+                database_guid=database_guid,
+                backup_type=backup_type,
+                progress=progress,
+                **({"compression_level": level} if level is not None else {}),
+            )
+            return writer
+
+        assert self._engine is not None
+        ctx = BackupContext(engine=self._engine, open_writer=open_writer, slots=self._slots)
+        ok = run_backup_job(ctx, job, reporter)
+        self._finish(reporter, ok=ok)
+
+    def _finish(
+        self, reporter: JobReporter, *, ok: bool, error: SqlHarborError | None = None
+    ) -> None:
+        results = reporter.results()
+        failed = [r for r in results if r.error is not None]
+        extra: dict[str, Any] = {
+            "phase": "Succeeded" if ok and error is None else "Failed",
+            "completionTime": datetime.now(UTC).isoformat(),
+        }
+        if error is not None:
+            extra["error"] = ErrorInfo(
+                code=error.code, message=error.message, remediation=error.remediation
+            ).to_wire()
+            extra["message"] = error.message
+        elif failed:
+            first = failed[0].error
+            assert first is not None
+            extra["error"] = first.to_wire()
+            extra["message"] = f"{len(failed)} of {len(results)} failed: {first.message}"
+        else:
+            extra["message"] = f"{len(results)} database(s) backed up"
+        reporter.final(extra)
