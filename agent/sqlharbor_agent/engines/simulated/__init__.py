@@ -1,0 +1,29 @@
+"""The simulated engine: a durable, on-disk stand-in with SQL Server's backup semantics.
+
+Used by the demo and the tests where no SQL Server exists; never presented as SQL
+Server.  ``open_simulated_engine`` is what the agent calls; ``Workload`` commits
+transactions; ``seed_databases`` creates the demo's databases.  Modules: ``engine``
+(the Engine Protocol and test controls), ``restore``, ``stream`` (the backup format),
+``store`` (SQLite), ``catalog`` (row mappings, error codes), ``payload``, ``workload``,
+``seed``.
+"""
+
+from sqlharbor_agent.engines.simulated.engine import (
+    Commit,
+    Operation,
+    SimulatedEngine,
+    open_simulated_engine,
+)
+from sqlharbor_agent.engines.simulated.seed import DEMO_DATABASES, seed_databases
+from sqlharbor_agent.engines.simulated.workload import Workload, WorkloadShape
+
+__all__ = [
+    "DEMO_DATABASES",
+    "Commit",
+    "Operation",
+    "SimulatedEngine",
+    "Workload",
+    "WorkloadShape",
+    "open_simulated_engine",
+    "seed_databases",
+]
