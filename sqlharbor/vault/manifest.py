@@ -30,8 +30,7 @@ from pydantic import (
 
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
 from sqlharbor.errors import IntegrityError
-from sqlharbor.vault.codec import CIPHER, Compression
-from sqlharbor.vault.keys import KEY_WRAP_ALGORITHM
+from sqlharbor.vault.codec import Compression
 
 FORMAT_VERSION = 1
 MAX_BLOCKS_PER_BLOB = 50_000
@@ -48,7 +47,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format_version: Literal[1] = FORMAT_VERSION
+    format_version: Literal[1] = 1
     recovery_point_id: str
     instance: str
     database_name: str
@@ -74,9 +73,9 @@ class Manifest(BaseModel):
     chunk_stored_sizes: list[int]
     compression: Compression
     compression_level: int = 0
-    cipher: Literal["AES-256-GCM"] = CIPHER
+    cipher: Literal["AES-256-GCM"] = "AES-256-GCM"
     nonce_prefix: str = Field(pattern=r"^[0-9a-f]{8}$")
-    key_wrap: Literal["AES-256-KW"] = KEY_WRAP_ALGORITHM
+    key_wrap: Literal["AES-256-KW"] = "AES-256-KW"
     wrapped_data_key: str
     kek_id: str
     raw_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")

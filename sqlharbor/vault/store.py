@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from azure.core.exceptions import (
     AzureError,
@@ -214,7 +214,9 @@ class AzureBlobStore:
     def stage_block(self, name: str, block_id: str, data: Buffer) -> None:
         blob = self._container.get_blob_client(name)
         self._call(
-            "stage block of", name, lambda: blob.stage_block(block_id, data, length=len(data))
+            "stage block of",
+            name,
+            lambda: blob.stage_block(block_id, cast(Any, data), length=len(data)),
         )
 
     def commit_blocks(self, name: str, block_ids: Sequence[str]) -> None:
@@ -257,7 +259,7 @@ class AzureBlobStore:
         while True:
 
             def fetch(token: str | None = token) -> tuple[list[Any], str | None]:
-                pager = self._container.list_blobs(
+                pager: Any = self._container.list_blobs(
                     name_starts_with=prefix, results_per_page=5000
                 ).by_page(continuation_token=token)
                 page = list(next(pager, []))

@@ -67,6 +67,9 @@ class WriterSettings:
             raise ValueError(f"chunks_per_blob must be 1..{MAX_BLOCKS_PER_BLOB}")
 
 
+DEFAULT_WRITER_SETTINGS = WriterSettings()
+
+
 @dataclass(frozen=True)
 class PointTarget:
     """Which recovery point a writer produces."""
@@ -95,7 +98,7 @@ class RecoveryPointWriter:
         layout: Layout,
         kek: KeyEncryptionKey,
         target: PointTarget,
-        settings: WriterSettings = WriterSettings(),
+        settings: WriterSettings = DEFAULT_WRITER_SETTINGS,
         *,
         progress: ProgressCallback | None = None,
         on_commit: Callable[[Manifest], None] | None = None,

@@ -1,0 +1,411 @@
+"""The catalog: a compact, rebuildable index of a vault's recovery points.
+
+One-minute log backups make 525,600 recovery points a year per database; a restore
+plan must not list or read their manifests.  Per database the catalog keeps append
+blobs of JSON lines (one line per point, a few hundred bytes):
+
+* ``catalog/points/<yyyymmdd>.jsonl``: every point that finished that UTC day;
+* ``catalog/bases/<yyyy>.jsonl``: the fulls and differentials that finished that year;
+
+and per vault ``.sqlharbor/databases/<instance>/<guid>.json`` so a new cluster can find
+every database after losing the old one.  ``RecoveryPointWriter.commit`` appends after
+the manifest is written; retention appends a tombstone line after deleting a point.
+``list_points`` reads one listing plus the day segments in range; ``base_before`` and
+``window`` read one listing and usually one or two segments.  The manifests stay the
+truth: ``rebuild`` regenerates a database's segments from them, dropping entries whose
+manifest is gone and adding what the index missed.
+
+Called by the vault facade, the operator (status: recovery window), the restore
+planner and the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.errors import IntegrityError
+from sqlharbor.vault.layout import Layout, decode_component, segment_key
+from sqlharbor.vault.manifest import Manifest
+from sqlharbor.vault.store import BlobNotFound, BlobStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_APPEND_BYTES = 4 * 1024 * 1024
+_LETTER = {BackupType.FULL: "F", BackupType.DIFFERENTIAL: "D", BackupType.LOG: "L"}
+_TYPE = {letter: kind for kind, letter in _LETTER.items()}
+_BASES = frozenset({BackupType.FULL, BackupType.DIFFERENTIAL})
+
+
+# -- entry lines -------------------------------------------------------------------------
+
+
+def entry_line(point: RecoveryPoint) -> bytes:
+    """One compact JSON line with every fact of the point (LSNs as decimal strings)."""
+    r = point.record
+    entry = {
+        "id": point.id,
+        "t": _LETTER[r.backup_type],
+        "n": r.database_name,
+        "g": r.database_guid,
+        "c": r.is_copy_only,
+        "f": str(r.first_lsn),
+        "l": str(r.last_lsn),
+        "k": str(r.checkpoint_lsn),
+        "b": str(r.database_backup_lsn),
+        "d": None if r.differential_base_lsn is None else str(r.differential_base_lsn),
+        "s": r.start.astimezone(UTC).isoformat(),
+        "e": r.finish.astimezone(UTC).isoformat(),
+        "m": r.recovery_model.value,
+        "z": r.size_bytes,
+        "lc": r.begins_log_chain,
+        "sid": r.backup_set_id,
+    }
+    return json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+
+
+def tombstone_line(recovery_point_id: str) -> bytes:
+    return json.dumps({"del": recovery_point_id}, separators=(",", ":")).encode() + b"\n"
+
+
+def _point(entry: dict[str, Any]) -> RecoveryPoint:
+    diff_base = entry["d"]
+    record = BackupRecord(
+        database_name=entry["n"],
+        database_guid=entry["g"],
+        backup_type=_TYPE[entry["t"]],
+        is_copy_only=entry["c"],
+        first_lsn=int(entry["f"]),
+        last_lsn=int(entry["l"]),
+        checkpoint_lsn=int(entry["k"]),
+        database_backup_lsn=int(entry["b"]),
+        differential_base_lsn=None if diff_base is None else int(diff_base),
+        start=datetime.fromisoformat(entry["s"]),
+        finish=datetime.fromisoformat(entry["e"]),
+        recovery_model=RecoveryModel(entry["m"]),
+        begins_log_chain=entry.get("lc", False),
+        size_bytes=entry.get("z", 0),
+        backup_set_id=entry.get("sid", ""),
+    )
+    return RecoveryPoint(id=entry["id"], record=record)
+
+
+def parse_segment(data: bytes, *, name: str = "segment") -> dict[str, RecoveryPoint]:
+    """Entries of one segment by id, tombstones applied, duplicate appends folded."""
+    points: dict[str, RecoveryPoint] = {}
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if "del" in entry:
+                points.pop(entry["del"], None)
+            else:
+                points[entry["id"]] = _point(entry)
+        except (ValueError, KeyError, TypeError):
+            raise IntegrityError(f"catalog {name} line {number} is not a valid entry") from None
+    return points
+
+
+def _sort_key(point: RecoveryPoint) -> tuple[datetime, str]:
+    return point.record.finish, point.id
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y%m%d}"
+
+
+# -- results -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatabaseEntry:
+    """A database the vault holds recovery points of."""
+
+    instance: str
+    database_name: str
+    database_guid: str
+
+
+@dataclass(frozen=True)
+class RecoveryWindow:
+    """``earliest_full``: the oldest full (nothing restores before its finish);
+    ``latest``: the newest recovery point.  Both None for an empty catalog."""
+
+    earliest_full: RecoveryPoint | None
+    latest: RecoveryPoint | None
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    points: int
+    segments_written: int
+    segments_removed: int
+    unreadable_manifests: tuple[str, ...]
+
+
+# -- the catalog -------------------------------------------------------------------------
+
+
+class Catalog:
+    """Reads and appends the index; ``parallelism`` bounds concurrent blob reads."""
+
+    def __init__(self, store: BlobStore, layout: Layout, *, parallelism: int = 8):
+        self._store = store
+        self._layout = layout
+        self._parallelism = parallelism
+        self._registered: set[DatabaseEntry] = set()
+
+    def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        workers = min(self._parallelism, len(items))
+        with ThreadPoolExecutor(workers, thread_name_prefix="vault-catalog") as pool:
+            return list(pool.map(fn, items))
+
+    # -- writing ------------------------------------------------------------------
+
+    def add(self, manifest: Manifest) -> None:
+        """Index one committed recovery point (called after its manifest is written)."""
+        self.register(manifest.instance, manifest.database_name, manifest.database_guid)
+        self.add_points(manifest.instance, [manifest.recovery_point()])
+
+    def add_points(self, instance: str, points: Iterable[RecoveryPoint]) -> None:
+        """Append many points, one append per segment touched (bulk import, rebuild)."""
+        lines: dict[str, list[bytes]] = {}
+        for point in points:
+            line = entry_line(point)
+            for name in self._segments_of(instance, point):
+                lines.setdefault(name, []).append(line)
+        self._map(lambda item: self._append_lines(*item), list(lines.items()))
+
+    def remove(self, instance: str, point: RecoveryPoint) -> None:
+        """Append tombstones for a deleted point (its manifest is already gone)."""
+        line = tombstone_line(point.id)
+        for name in self._segments_of(instance, point):
+            self._store.append(name, line)
+
+    def register(self, instance: str, database_name: str, database_guid: str) -> None:
+        """Record (once per process) that the vault holds this database."""
+        entry = DatabaseEntry(instance, database_name, database_guid)
+        if entry in self._registered:
+            return
+        body = json.dumps(
+            {"instance": instance, "database_name": database_name, "database_guid": database_guid}
+        ).encode()
+        self._store.put(self._layout.registry_blob(instance, database_guid), body)
+        self._registered.add(entry)
+
+    def _segments_of(self, instance: str, point: RecoveryPoint) -> list[str]:
+        guid = point.record.database_guid
+        finish = point.record.finish
+        names = [self._layout.points_segment(instance, guid, finish)]
+        if point.record.backup_type in _BASES:
+            names.append(self._layout.bases_segment(instance, guid, finish.astimezone(UTC).year))
+        return names
+
+    def _append_lines(self, name: str, lines: list[bytes]) -> None:
+        piece: list[bytes] = []
+        size = 0
+        for line in lines:
+            if piece and size + len(line) > MAX_APPEND_BYTES:
+                self._store.append(name, b"".join(piece))
+                piece, size = [], 0
+            piece.append(line)
+            size += len(line)
+        if piece:
+            self._store.append(name, b"".join(piece))
+
+    # -- reading ----------------------------------------------------------------
+
+    def _segment_names(self, directory: str) -> list[str]:
+        return sorted(b.name for b in self._store.list(directory) if b.name.endswith(".jsonl"))
+
+    def _read_segment(self, name: str) -> dict[str, RecoveryPoint]:
+        try:
+            return parse_segment(self._store.get(name), name=name)
+        except BlobNotFound:
+            return {}  # removed by a concurrent rebuild
+
+    def _read_segments(self, names: Sequence[str]) -> list[RecoveryPoint]:
+        points: dict[str, RecoveryPoint] = {}
+        for segment in self._map(self._read_segment, names):
+            points.update(segment)
+        return sorted(points.values(), key=_sort_key)
+
+    def list_points(
+        self,
+        instance: str,
+        database_guid: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        verify: bool = False,
+    ) -> list[RecoveryPoint]:
+        """Points that finished in [since, until] (UTC, inclusive), oldest first.
+
+        Reads one listing and only the day segments in range.  With ``verify``, also
+        checks every point's manifest and drops the ones that are gone (costly).
+        """
+        names = self._segment_names(self._layout.points_dir(instance, database_guid))
+        low = _day(since) if since else ""
+        high = _day(until) if until else "99999999"
+        chosen = [n for n in names if low <= segment_key(n) <= high]
+        points = [
+            p
+            for p in self._read_segments(chosen)
+            if (since is None or p.record.finish >= since)
+            and (until is None or p.record.finish <= until)
+        ]
+        return self._existing(instance, points) if verify else points
+
+    def _existing(self, instance: str, points: list[RecoveryPoint]) -> list[RecoveryPoint]:
+        def exists(point: RecoveryPoint) -> bool:
+            name = self._layout.manifest_blob(instance, point.record.database_guid, point.id)
+            return self._store.exists(name)
+
+        present = self._map(exists, points)
+        return [p for p, ok in zip(points, present, strict=True) if ok]
+
+    def bases(
+        self,
+        instance: str,
+        database_guid: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[RecoveryPoint]:
+        """Fulls and differentials that finished in [since, until], oldest first."""
+        names = self._segment_names(self._layout.bases_dir(instance, database_guid))
+        low = f"{since.astimezone(UTC).year:04d}" if since else ""
+        high = f"{until.astimezone(UTC).year:04d}" if until else "9999"
+        chosen = [n for n in names if low <= segment_key(n) <= high]
+        return [
+            p
+            for p in self._read_segments(chosen)
+            if (since is None or p.record.finish >= since)
+            and (until is None or p.record.finish <= until)
+        ]
+
+    def _scan_bases(
+        self, instance: str, database_guid: str, newest_first: bool
+    ) -> Iterator[RecoveryPoint]:
+        names = self._segment_names(self._layout.bases_dir(instance, database_guid))
+        for name in reversed(names) if newest_first else names:
+            points = sorted(self._read_segment(name).values(), key=_sort_key)
+            yield from reversed(points) if newest_first else points
+
+    def base_before(
+        self,
+        instance: str,
+        database_guid: str,
+        at: datetime,
+        *,
+        types: frozenset[BackupType] = _BASES,
+        include_copy_only: bool = True,
+    ) -> RecoveryPoint | None:
+        """The latest full/differential that finished at or before ``at``."""
+        for point in self._scan_bases(instance, database_guid, newest_first=True):
+            r = point.record
+            if (
+                r.finish <= at
+                and r.backup_type in types
+                and (include_copy_only or not r.is_copy_only)
+            ):
+                return point
+        return None
+
+    def window(self, instance: str, database_guid: str) -> RecoveryWindow:
+        """The oldest full and the newest recovery point."""
+        earliest = next(
+            (
+                p
+                for p in self._scan_bases(instance, database_guid, newest_first=False)
+                if p.record.backup_type is BackupType.FULL
+            ),
+            None,
+        )
+        latest = None
+        for name in reversed(self._segment_names(self._layout.points_dir(instance, database_guid))):
+            segment = self._read_segment(name)
+            if segment:
+                latest = max(segment.values(), key=_sort_key)
+                break
+        return RecoveryWindow(earliest_full=earliest, latest=latest)
+
+    def databases(self) -> list[DatabaseEntry]:
+        """Every database the vault holds, from the vault's own registry."""
+        directory = self._layout.registry_dir()
+        names = [b.name for b in self._store.list(directory) if b.name.endswith(".json")]
+
+        def read(name: str) -> DatabaseEntry | None:
+            try:
+                doc = json.loads(self._store.get(name))
+                return DatabaseEntry(doc["instance"], doc["database_name"], doc["database_guid"])
+            except BlobNotFound:
+                return None
+            except (ValueError, KeyError, TypeError):
+                encoded_instance = name[len(directory) :].split("/", 1)[0]
+                log.warning(
+                    "unreadable registry entry for instance %s", decode_component(encoded_instance)
+                )
+                return None
+
+        entries = [e for e in self._map(read, names) if e is not None]
+        return sorted(entries, key=lambda e: (e.instance, e.database_name, e.database_guid))
+
+    # -- rebuild ----------------------------------------------------------------
+
+    def rebuild(self, instance: str, database_guid: str) -> RebuildReport:
+        """Regenerate the database's segments from its manifests alone.
+
+        Run it when no writer of this database is committing (a point committed during
+        the rebuild may be missed; run it again).  Segments are rewritten one by one.
+        """
+        layout = self._layout
+        manifest_names = [
+            b.name
+            for b in self._store.list(layout.database_dir(instance, database_guid))
+            if layout.parse_manifest_blob(b.name) is not None
+        ]
+        manifests = self._map(self._load_manifest, manifest_names)
+        good = [m for m in manifests if isinstance(m, Manifest)]
+        bad = tuple(name for name, m in zip(manifest_names, manifests, strict=True) if m is None)
+        points = sorted((m.recovery_point() for m in good), key=_sort_key)
+        wanted: dict[str, list[bytes]] = {}
+        for point in points:
+            line = entry_line(point)
+            for name in self._segments_of(instance, point):
+                wanted.setdefault(name, []).append(line)
+        existing = self._segment_names(layout.points_dir(instance, database_guid))
+        existing += self._segment_names(layout.bases_dir(instance, database_guid))
+        stale = [n for n in existing if n not in wanted]
+        self._map(self._store.delete, stale)
+
+        def rewrite(item: tuple[str, list[bytes]]) -> None:
+            self._store.delete(item[0])
+            self._append_lines(*item)
+
+        self._map(rewrite, list(wanted.items()))
+        if good:
+            newest = max(good, key=lambda m: m.finish)
+            self._registered.discard(DatabaseEntry(instance, newest.database_name, database_guid))
+            self.register(instance, newest.database_name, database_guid)
+        return RebuildReport(len(points), len(wanted), len(stale), bad)
+
+    def _load_manifest(self, name: str) -> Manifest | None:
+        try:
+            return Manifest.from_json(self._store.get(name), name=name)
+        except BlobNotFound:
+            return None
+        except IntegrityError as exc:
+            log.warning("skipping unreadable manifest %s: %s", name, exc)
+            return None

@@ -1,0 +1,178 @@
+"""``Vault``: the one object the agent, the operator and the CLI hold to use a vault.
+
+It ties a ``BlobStore``, a ``Layout`` and the key-encryption key together: it opens
+writers (backups) and readers (restores), loads manifests, exposes the ``Catalog``
+and deletes recovery points for retention.  ``Vault.from_settings`` builds one from
+plain settings (connection string or account URL + credential, container, prefix,
+KEK), which is what the agent and the CLI read from a BackupVault and its Secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlharbor.backupset import BackupType
+from sqlharbor.errors import PermanentError
+from sqlharbor.vault.catalog import Catalog
+from sqlharbor.vault.keys import KeyEncryptionKey
+from sqlharbor.vault.layout import Layout, new_recovery_point_id
+from sqlharbor.vault.manifest import Manifest
+from sqlharbor.vault.reader import (
+    DEFAULT_READER_SETTINGS,
+    ProgressCallback,
+    ReaderSettings,
+    RecoveryPointReader,
+)
+from sqlharbor.vault.store import AzureBlobStore, BlobNotFound, BlobStore
+from sqlharbor.vault.writer import (
+    DEFAULT_WRITER_SETTINGS,
+    PointTarget,
+    RecoveryPointWriter,
+    WriterSettings,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RecoveryPointNotFound(PermanentError):
+    code = "VaultRecoveryPointNotFound"
+    remediation = "The recovery point does not exist (never committed, or removed by retention)."
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    """Plain settings for ``Vault.from_settings``; secrets are kept out of ``repr``."""
+
+    container: str
+    kek: KeyEncryptionKey
+    prefix: str = ""
+    connection_string: str | None = field(default=None, repr=False)
+    account_url: str | None = None
+    credential: Any = field(default=None, repr=False)
+    writer: WriterSettings = field(default_factory=WriterSettings)
+    reader: ReaderSettings = field(default_factory=ReaderSettings)
+
+    def __post_init__(self) -> None:
+        if (self.connection_string is None) == (self.account_url is None):
+            raise PermanentError(
+                "a vault needs exactly one of a connection string or an account URL",
+                code="VaultConfigInvalid",
+            )
+
+
+class Vault:
+    """Backups in, restores out, the catalog alongside."""
+
+    def __init__(
+        self,
+        store: BlobStore,
+        layout: Layout,
+        kek: KeyEncryptionKey,
+        *,
+        writer_settings: WriterSettings = DEFAULT_WRITER_SETTINGS,
+        reader_settings: ReaderSettings = DEFAULT_READER_SETTINGS,
+    ):
+        self.store = store
+        self.layout = layout
+        self.kek = kek
+        self.writer_settings = writer_settings
+        self.reader_settings = reader_settings
+        self.catalog = Catalog(store, layout)
+
+    @classmethod
+    def from_settings(cls, settings: VaultSettings) -> Vault:
+        if settings.connection_string is not None:
+            store = AzureBlobStore.from_connection_string(
+                settings.connection_string, settings.container
+            )
+        else:
+            assert settings.account_url is not None
+            store = AzureBlobStore.from_account_url(
+                settings.account_url, settings.container, settings.credential
+            )
+        return cls(
+            store,
+            Layout(settings.prefix),
+            settings.kek,
+            writer_settings=settings.writer,
+            reader_settings=settings.reader,
+        )
+
+    def open_writer(
+        self,
+        instance: str,
+        database_name: str,
+        database_guid: str,
+        backup_type: BackupType,
+        *,
+        copy_only: bool = False,
+        recovery_point_id: str | None = None,
+        progress: ProgressCallback | None = None,
+        settings: WriterSettings | None = None,
+    ) -> RecoveryPointWriter:
+        """A sink for one new recovery point; ``commit`` makes it exist, then indexes it."""
+        point_id = recovery_point_id or new_recovery_point_id(backup_type)
+        self.layout.point_dir(instance, database_guid, point_id)  # validates every name
+        target = PointTarget(
+            instance=instance,
+            database_name=database_name,
+            database_guid=database_guid,
+            backup_type=backup_type,
+            copy_only=copy_only,
+            recovery_point_id=point_id,
+        )
+        return RecoveryPointWriter(
+            self.store,
+            self.layout,
+            self.kek,
+            target,
+            settings or self.writer_settings,
+            progress=progress,
+            on_commit=self.catalog.add,
+        )
+
+    def open_reader(
+        self,
+        manifest: Manifest,
+        *,
+        progress: ProgressCallback | None = None,
+        settings: ReaderSettings | None = None,
+    ) -> RecoveryPointReader:
+        return RecoveryPointReader(
+            self.store,
+            self.layout,
+            self.kek,
+            manifest,
+            settings or self.reader_settings,
+            progress=progress,
+        )
+
+    def manifest(self, instance: str, database_guid: str, recovery_point_id: str) -> Manifest:
+        name = self.layout.manifest_blob(instance, database_guid, recovery_point_id)
+        try:
+            body = self.store.get(name)
+        except BlobNotFound:
+            raise RecoveryPointNotFound(
+                f"recovery point {recovery_point_id} of database {database_guid} "
+                f"on {instance} does not exist"
+            ) from None
+        return Manifest.from_json(body, name=f"manifest of {recovery_point_id}")
+
+    def delete_recovery_point(
+        self, instance: str, database_guid: str, recovery_point_id: str
+    ) -> None:
+        """Delete the manifest FIRST (the point disappears at once), then data, then index.
+
+        Chain-awareness (keep what retained points depend on) is the caller's duty.
+        """
+        manifest = self.manifest(instance, database_guid, recovery_point_id)
+        layout = self.layout
+        self.store.delete(layout.manifest_blob(instance, database_guid, recovery_point_id))
+        for part in range(manifest.blob_count):
+            self.store.delete(layout.data_blob(instance, database_guid, recovery_point_id, part))
+        self.catalog.remove(instance, manifest.recovery_point())
+        log.info(
+            "deleted recovery point %s of %s on %s", recovery_point_id, database_guid, instance
+        )
