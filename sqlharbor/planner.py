@@ -1,0 +1,271 @@
+"""The restore planner: which recovery points to restore, in order, and where to stop.
+
+Pure, no I/O.  The operator calls ``plan_restore`` for a RestoreJob (and the CLI for a
+dry run); the agent turns the plan into ``RestoreStep``s and a ``StopAt``.  The rules
+are those of ``sqlharbor.chain``: a full finished at or before the target (copy-only
+fulls count), then that full's latest differential finished at or before the target,
+then the logs from the one that covers the base's end to the first that ends at or
+after the target, with the stop point on every log.  When several bases work, the plan
+with the fewest steps, then the fewest bytes, wins.  Built on ``ChainIndex``, so a year
+of one-minute logs plans in well under a second.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlharbor.backupset import BackupRecord, BackupType, RecoveryPoint
+from sqlharbor.chain import ChainIndex, LsnRange, TimeWindow, lsn_ranges_of, windows_of
+from sqlharbor.errors import PermanentError
+
+OUTSIDE_WINDOW = "UserErrorRestorePointOutsideWindow"
+IN_LOG_GAP = "UserErrorRestorePointInLogGap"
+POINT_NOT_FOUND = "UserErrorRecoveryPointNotFound"
+NO_BACKUPS = "UserErrorNoRecoveryPoints"
+
+
+class PlanError(PermanentError):
+    """No restore plan reaches the target; the message names the nearest restorable points."""
+
+    code = OUTSIDE_WINDOW
+    remediation = "Choose a restore point inside the recovery window."
+
+
+@dataclass(frozen=True)
+class AtTime:
+    """A point in time (timezone-aware)."""
+
+    time: datetime
+
+
+@dataclass(frozen=True)
+class AtLsn:
+    """An exact LSN position (STOPATMARK 'lsn:<n>'): every transaction at or before it.
+
+    ``database_guid`` picks the incarnation; None means the newest one in the history."""
+
+    lsn: int
+    database_guid: str | None = None
+
+
+@dataclass(frozen=True)
+class AtRecoveryPoint:
+    """The end of one recovery point."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The latest restorable moment."""
+
+
+RestoreTarget = datetime | AtTime | AtLsn | AtRecoveryPoint | Latest
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """The recovery points to restore, in order, and the stop point for every log."""
+
+    steps: tuple[RecoveryPoint, ...]
+    stop_time: datetime | None
+    stop_lsn: int | None
+    database_guid: str
+    #: where the restored database ends up: a time (time targets) or an LSN position
+    target_time: datetime | None = None
+    target_lsn: int | None = None
+
+    @property
+    def full(self) -> RecoveryPoint:
+        return self.steps[0]
+
+    @property
+    def differential(self) -> RecoveryPoint | None:
+        return next(
+            (p for p in self.steps if p.record.backup_type is BackupType.DIFFERENTIAL), None
+        )
+
+    @property
+    def logs(self) -> tuple[RecoveryPoint, ...]:
+        return tuple(p for p in self.steps if p.record.backup_type is BackupType.LOG)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.record.size_bytes for p in self.steps)
+
+
+def recovery_window(points: Sequence[RecoveryPoint]) -> list[TimeWindow]:
+    """The restorable time intervals, oldest first; a log gap splits them."""
+    return windows_of(_index(points))
+
+
+def recovery_lsn_ranges(points: Sequence[RecoveryPoint]) -> list[LsnRange]:
+    """The restorable LSN positions per database incarnation."""
+    return lsn_ranges_of(_index(points))
+
+
+def plan_restore(points: Sequence[RecoveryPoint], target: RestoreTarget) -> RestorePlan:
+    """The cheapest plan that restores exactly to ``target``; ``PlanError`` if none can."""
+    index = _index(points)
+    if isinstance(target, datetime):
+        target = AtTime(target)
+    if isinstance(target, AtTime):
+        if target.time.tzinfo is None:
+            raise ValueError("restore target times must be timezone-aware")
+        return _at_time(index, target.time, None, stop=True)
+    if isinstance(target, AtLsn):
+        return _at_lsn(index, target, points)
+    if isinstance(target, AtRecoveryPoint):
+        return _at_point(index, target.id, points)
+    windows = windows_of(index)
+    if not windows:
+        raise PlanError("There are no restorable recovery points.", code=NO_BACKUPS)
+    return _at_time(index, windows[-1].end, None, stop=False)
+
+
+def _index(points: Sequence[RecoveryPoint]) -> ChainIndex[RecoveryPoint]:
+    return ChainIndex(points, _record_of)
+
+
+def _record_of(point: RecoveryPoint) -> BackupRecord:
+    return point.record
+
+
+_Cost = tuple[int, int, float]
+
+
+def _at_time(
+    index: ChainIndex[RecoveryPoint], when: datetime, guid: str | None, *, stop: bool
+) -> RestorePlan:
+    best: tuple[_Cost, RestorePlan] | None = None
+    for steps, base in index.bases():
+        if base.finish > when or (guid is not None and base.database_guid != guid):
+            continue
+        reach = index.reach(base)
+        if when > reach.end:
+            continue
+        logs: list[RecoveryPoint] = []
+        if when > base.finish and reach.first_log is not None and reach.last_log is not None:
+            run = index.logs[base.database_guid]
+            last = bisect.bisect_left(run.finishes, when, reach.first_log, reach.last_log + 1)
+            logs = run.items[reach.first_log : last + 1]
+        plan = RestorePlan(
+            steps=(*steps, *logs),
+            stop_time=when if logs and stop else None,
+            stop_lsn=None,
+            database_guid=base.database_guid,
+            target_time=when,
+        )
+        best = _cheaper(best, plan, base.finish.timestamp())
+    if best is None:
+        windows = windows_of(index)
+        raise _outside([(w.start, w.end) for w in windows], when, when.isoformat(), "time")
+    return best[1]
+
+
+def _at_lsn(
+    index: ChainIndex[RecoveryPoint], target: AtLsn, points: Sequence[RecoveryPoint]
+) -> RestorePlan:
+    guid = target.database_guid
+    if guid is None:
+        if not points:
+            raise PlanError("There are no restorable recovery points.", code=NO_BACKUPS)
+        guid = max(points, key=lambda p: p.record.finish).record.database_guid
+    best: tuple[_Cost, RestorePlan] | None = None
+    for steps, base in index.bases():
+        position = base.last_lsn - 1
+        if base.database_guid != guid or position > target.lsn:
+            continue
+        reach = index.reach(base)
+        if target.lsn > reach.end_position:
+            continue
+        logs: list[RecoveryPoint] = []
+        if target.lsn > position and reach.first_log is not None and reach.last_log is not None:
+            run = index.logs[guid]
+            last = bisect.bisect_right(run.last_lsns, target.lsn, reach.first_log, reach.last_log)
+            logs = run.items[reach.first_log : last + 1]
+        plan = RestorePlan(
+            steps=(*steps, *logs),
+            stop_time=None,
+            stop_lsn=target.lsn if logs else None,
+            database_guid=guid,
+            target_lsn=target.lsn,
+        )
+        best = _cheaper(best, plan, base.finish.timestamp())
+    if best is None:
+        ranges = [(r.first, r.last) for r in lsn_ranges_of(index) if r.database_guid == guid]
+        raise _outside(ranges, target.lsn, f"LSN {target.lsn}", "LSN")
+    return best[1]
+
+
+def _at_point(
+    index: ChainIndex[RecoveryPoint], point_id: str, points: Sequence[RecoveryPoint]
+) -> RestorePlan:
+    point = next((p for p in points if p.id == point_id), None)
+    if point is None:
+        raise PlanError(f"Recovery point '{point_id}' does not exist.", code=POINT_NOT_FOUND)
+    record = point.record
+    if record.backup_type is BackupType.LOG and record.is_copy_only:
+        raise PlanError(
+            f"Recovery point '{point_id}' is a copy-only log backup, outside the log chain; "
+            "choose a point in time instead.",
+            code=POINT_NOT_FOUND,
+        )
+    for steps, base in index.bases():
+        if steps[-1] is point:
+            return RestorePlan(steps, None, None, base.database_guid, target_time=base.finish)
+    if record.backup_type is not BackupType.LOG:
+        raise PlanError(
+            f"Recovery point '{point_id}' is a differential whose full backup is missing.",
+            code="UserErrorParentFullBackupMissing",
+        )
+    plan = _at_time(index, record.finish, record.database_guid, stop=False)
+    if plan.steps[-1] is not point:
+        raise PlanError(f"Recovery point '{point_id}' cannot be reached.", code=IN_LOG_GAP)
+    return plan
+
+
+def _cheaper(
+    best: tuple[_Cost, RestorePlan] | None, plan: RestorePlan, base_finish: float
+) -> tuple[_Cost, RestorePlan]:
+    cost = (len(plan.steps), plan.total_bytes, -base_finish)
+    if best is None or cost < best[0]:
+        return cost, plan
+    return best
+
+
+_V = datetime | int
+
+
+def _outside(spans: Sequence[tuple[_V, _V]], target: _V, describe: object, unit: str) -> PlanError:
+    """The error for an unreachable target, naming the nearest restorable points."""
+    label = describe() if callable(describe) else str(target)
+    if not spans:
+        return PlanError("There are no restorable recovery points.", code=NO_BACKUPS)
+    starts = [start for start, _ in spans]
+    i = bisect.bisect_right(starts, target)
+    before = spans[i - 1][1] if i > 0 else None
+    after = spans[i][0] if i < len(spans) else None
+    if before is None or after is None:
+        return PlanError(
+            f"The restore point {label} is outside the recovery window "
+            f"({_show(spans[0][0])} .. {_show(spans[-1][1])}); the nearest restorable "
+            f"{unit} is {_show(after if before is None else before)}.",
+            code=OUTSIDE_WINDOW,
+        )
+    return PlanError(
+        f"The restore point {label} falls in a gap of the log chain: the nearest restorable "
+        f"{unit}s are {_show(before)} (before) and {_show(after)} (after).",
+        code=IN_LOG_GAP,
+        remediation="Choose a point on either side of the gap; a full backup after a chain "
+        "break starts a new window.",
+    )
+
+
+def _show(value: datetime | int | None) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return f"LSN {value}"
