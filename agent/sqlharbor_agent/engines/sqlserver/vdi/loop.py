@@ -28,9 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from sqlharbor.errors import EngineError, SqlHarborError, TemporaryError
+from sqlharbor.errors import EngineError, TemporaryError
 
 from ...base import ProgressCallback, Sink, Source
+from ..connection import map_sql_error
 from ..settings import VdiTimeouts
 from .abi import (
     FEATURES_LIKE_PIPE,
@@ -105,19 +106,26 @@ def _buffer(command: VDCCommand) -> memoryview:
 
 
 def _write_all(sink: Sink, view: memoryview) -> None:
-    """Hand ``view`` to the sink, looping over partial writes (no copies)."""
+    """Hand ``view`` to the sink, looping over partial writes, without copying.
+
+    Each view handed out is released right after ``write`` returns, so a sink that kept
+    one (instead of copying) fails loudly instead of reading a reused buffer.
+    """
     offset = 0
     while offset < len(view):
-        written = sink.write(view[offset:])
+        with view[offset:] as part:
+            written = sink.write(part)
         if not written or written < 0:
             raise EngineError("the backup sink accepted no bytes", code="SinkFailure")
         offset += written
 
 
 def _fill(source: Source, view: memoryview) -> int:
+    """Fill ``view`` from the source until full or the source ends; the byte count."""
     total = 0
     while total < len(view):
-        got = source.readinto(view[total:])
+        with view[total:] as part:
+            got = source.readinto(part)
         if not got:
             break
         total += got
@@ -361,9 +369,7 @@ class VdiSession:
         if local_error is not None and not isinstance(local_error, ServerAborted):
             raise local_error
         if tsql.error is not None:
-            if isinstance(tsql.error, SqlHarborError):
-                raise tsql.error
-            raise EngineError(f"the statement failed: {tsql.error}") from tsql.error
+            raise map_sql_error(tsql.error) from None
         if local_error is not None:
             raise local_error
         return tsql.result  # type: ignore[return-value]
