@@ -6,3 +6,16 @@ says ``engine: sqlserver``.  Only this package imports pyodbc, lazily (optional 
 """
 
 from __future__ import annotations
+
+from .engine import SqlServerEngine
+from .settings import AuthMode, ConnectionSettings, SqlServerSettings, VdiTimeouts
+from .tsql import StreamGeometry
+
+__all__ = [
+    "AuthMode",
+    "ConnectionSettings",
+    "SqlServerEngine",
+    "SqlServerSettings",
+    "StreamGeometry",
+    "VdiTimeouts",
+]
