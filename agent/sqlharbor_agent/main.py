@@ -17,6 +17,7 @@ import click
 
 from sqlharbor.errors import SqlHarborError
 from sqlharbor.kube import KubeClient
+from sqlharbor.vault import WriterSettings
 from sqlharbor_agent.config import load_config
 from sqlharbor_agent.session import Session
 from sqlharbor_agent.vaults import VaultResolver
@@ -43,6 +44,7 @@ def run(config_path: Path, log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("azure").setLevel(logging.WARNING)
     try:
         config = load_config(config_path)
         client = KubeClient.from_kubeconfig(str(config.kubeconfig) if config.kubeconfig else None)
@@ -53,12 +55,12 @@ def run(config_path: Path, log_level: str) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    vaults = VaultResolver(
-        client,
-        config.namespace,
+    writer = WriterSettings(
         chunk_size=config.chunk_size,
-        concurrency=config.upload_concurrency,
+        max_in_flight=config.upload_concurrency * 2,
+        parallelism=config.upload_concurrency,
     )
+    vaults = VaultResolver(client, config.namespace, writer)
     logging.getLogger(__name__).info(
         "agent %s session %s starting", config.agent_id, session.session_id
     )

@@ -8,19 +8,18 @@ never reach a log line, a status field or an exception message.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from sqlharbor.api import BackupVault
 from sqlharbor.errors import PermanentError
 from sqlharbor.kube import KubeClient
-from sqlharbor.vault import Vault, open_vault
+from sqlharbor.vault import KeyEncryptionKey, Vault, VaultSettings, WriterSettings
 
 
 class VaultResolver:
-    def __init__(self, client: KubeClient, namespace: str, **vault_options: Any) -> None:
+    def __init__(self, client: KubeClient, namespace: str, writer: WriterSettings) -> None:
         self._client = client
         self._namespace = namespace
-        self._options = vault_options
+        self._writer = writer
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, int | None], Vault] = {}
 
@@ -53,11 +52,13 @@ class VaultResolver:
         connection = self._client.secret_value(self._namespace, ref.name, ref.key).decode()
         kref = spec.encryption.key_secret_ref
         kek = self._client.secret_value(self._namespace, kref.name, kref.key)
-        return open_vault(
-            connection_string=connection,
-            container=blob.container,
-            prefix=blob.prefix,
-            kek_base64=kek,
-            kek_source=f"Secret {kref.name} key {kref.key}",
-            **self._options,
+        key = KeyEncryptionKey.from_base64(kek, source=f"Secret {kref.name} key {kref.key}")
+        return Vault.from_settings(
+            VaultSettings(
+                container=blob.container,
+                kek=key,
+                prefix=blob.prefix,
+                connection_string=connection,
+                writer=self._writer,
+            )
         )

@@ -7,16 +7,18 @@ session and the vault resolver with the other instances' workers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlharbor.api import BackupJob, ErrorInfo, SqlInstance
+from sqlharbor.api import BackupJob, DatabaseResult, ErrorInfo, JobPhase, SqlInstance
 from sqlharbor.backupset import BackupType
 from sqlharbor.errors import SqlHarborError
 from sqlharbor.kube import KubeClient
+from sqlharbor.vault import Compression
 from sqlharbor_agent.config import AgentConfig, InstanceConfig
 from sqlharbor_agent.engines.base import Engine
 from sqlharbor_agent.engines.factory import open_engine
@@ -114,6 +116,9 @@ class InstanceWorker:
         try:
             vault = self._vaults.get(job.spec.vault_ref.name)
         except SqlHarborError as exc:
+            info = ErrorInfo(code=exc.code, message=exc.message, remediation=exc.remediation)
+            for db in job.spec.databases:
+                reporter.set_result(DatabaseResult(name=db.name, phase=JobPhase.FAILED, error=info))
             self._finish(reporter, ok=False, error=exc)
             return
         level = job.spec.compression_level
@@ -121,13 +126,21 @@ class InstanceWorker:
         def open_writer(
             *, database_name: str, database_guid: str, backup_type: BackupType, progress: Any
         ) -> RecoveryPointWriter:
+            settings = vault.writer_settings
+            if level is not None:
+                settings = dataclasses.replace(
+                    settings,
+                    compression_level=max(level, 1),
+                    compression=Compression.ZSTD if level > 0 else Compression.NONE,
+                )
             writer: RecoveryPointWriter = vault.open_writer(
-                instance=self._vault_identity,
-                database_name=database_name,
-                database_guid=database_guid,
-                backup_type=backup_type,
+                self._vault_identity,
+                database_name,
+                database_guid,
+                backup_type,
+                copy_only=job.spec.copy_only,
                 progress=progress,
-                **({"compression_level": level} if level is not None else {}),
+                settings=settings,
             )
             return writer
 

@@ -39,6 +39,7 @@ class ConnectionSpec(ApiModel):
             cel(
                 "self.authentication != 'sql' || has(self.credentialsSecretRef)",
                 "connection.credentialsSecretRef is required with authentication: sql",
+                ".credentialsSecretRef",
             )
         )
     )
@@ -89,6 +90,7 @@ class SqlInstanceSpec(ApiModel):
                 "!has(self.autoProtection) || !self.autoProtection.enabled || "
                 "has(self.autoProtection.policyRef)",
                 "autoProtection.policyRef is required when autoProtection.enabled is true",
+                ".autoProtection.policyRef",
             )
         )
     )

@@ -73,7 +73,16 @@ class JobDatabase(ApiModel):
 class BackupJobSpec(ApiModel):
     """What to back up.  Immutable."""
 
-    model_config = ConfigDict(json_schema_extra=validations(IMMUTABLE_SPEC))
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            IMMUTABLE_SPEC,
+            cel(
+                "!(self.type == 'Differential' && self.copyOnly)",
+                "copyOnly is not possible for a Differential (SQL Server ignores COPY_ONLY there)",
+                ".copyOnly",
+            ),
+        )
+    )
 
     instance_ref: LocalObjectReference = Field(description="The SqlInstance to back up.")
     vault_ref: LocalObjectReference = Field(description="The vault to write to.")
@@ -85,6 +94,12 @@ class BackupJobSpec(ApiModel):
         description="Databases covered (one job carries many log backups).",
         min_length=1,
         max_length=50,
+        json_schema_extra=validations(
+            cel(
+                "self.all(d, self.exists_one(e, e.name == d.name))",
+                "each database may appear only once in a job",
+            )
+        ),
     )
     reason: JobReason = Field(default=JobReason.ON_DEMAND, description="Why the job exists.")
     reason_message: str | None = Field(
@@ -259,8 +274,9 @@ class RestorePoint(ApiModel):
     time: str | None = Field(
         default=None,
         description="RFC 3339 time, to the second or finer (UTC unless an offset is given).",
-        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-        r"([Zz]|[+-][0-9]{2}:[0-9]{2})?$",
+        pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]"
+        r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
+        r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$",
     )
     lsn: str | None = Field(
         default=None, description="Exact LSN (STOPATMARK).", pattern=LSN_PATTERN
@@ -268,6 +284,7 @@ class RestorePoint(ApiModel):
     recovery_point_id: str | None = Field(
         default=None,
         description="A recovery point id (restore exactly that point).",
+        min_length=1,
         max_length=128,
     )
     latest: bool | None = Field(default=None, description="The latest restorable point.")

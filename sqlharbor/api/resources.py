@@ -160,7 +160,7 @@ KINDS: tuple[Kind, ...] = (
     Kind(
         "ProtectedDatabase",
         "protecteddatabases",
-        ("pdb",),
+        ("sqlpdb",),
         ProtectedDatabaseSpec,
         ProtectedDatabaseStatus,
         "One database protected by a policy; status shows health, last backups, recovery "

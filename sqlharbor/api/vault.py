@@ -54,6 +54,16 @@ class BlobCredentials(ApiModel):
 class AzureBlobLocation(ApiModel):
     """An Azure Blob container and the prefix under which this vault writes."""
 
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.credentials.managedIdentity) || has(self.accountUrl)",
+                "azureBlob.accountUrl is required with credentials.managedIdentity",
+                ".accountUrl",
+            )
+        )
+    )
+
     account_url: str | None = Field(
         default=None,
         description=(

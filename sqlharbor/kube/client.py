@@ -183,17 +183,14 @@ class KubeClient:
         plural = KINDS_BY_NAME[kind].plural
         result: dict[str, Any] = self._call(
             f"update status of {kind} {namespace}/{name}",
-            self.custom.api_client.call_api,
-            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}/status",
-            "PATCH",
-            header_params={
-                "Content-Type": "application/merge-patch+json",
-                "Accept": "application/json",
-            },
-            body=body,
-            response_type="object",
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            body,
+            _content_type="application/merge-patch+json",
         )
         return result
 

@@ -56,7 +56,7 @@ def renew(
     name = lease_name(instance)
     body = k8s.V1Lease(
         metadata=k8s.V1ObjectMeta(
-            name=name, namespace=namespace, labels={"sqlharbor.io/instance": instance}
+            name=name, namespace=namespace, labels={"sqlharbor.io/agent": instance}
         ),
         spec=k8s.V1LeaseSpec(
             holder_identity=holder,

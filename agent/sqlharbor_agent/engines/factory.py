@@ -19,4 +19,5 @@ def open_engine(config: InstanceConfig, instance_name: str) -> Engine:
         return open_simulated_engine(config.simulated.root_dir, instance_name)
     from sqlharbor_agent.engines.sqlserver import open_sqlserver_engine
 
-    return open_sqlserver_engine(config.sqlserver or {}, instance_name)
+    engine: Engine = open_sqlserver_engine(config.sqlserver or {}, instance_name)
+    return engine

@@ -1,0 +1,155 @@
+"""Fold a finished BackupJob's per-database result into ``ProtectedDatabase`` status.
+
+Pure and idempotent: applying the same result twice (after an operator restart re-lists
+finished jobs) changes nothing, because a result is applied only when it is newer than what
+the status already records.  Called by the controller when a job reaches a terminal phase.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlharbor.api import (
+    ChainHealth,
+    ChainState,
+    DatabaseResult,
+    ErrorInfo,
+    LastBackup,
+    ProtectedDatabaseStatus,
+    RecoveryWindow,
+)
+from sqlharbor.backupset import BackupType, RecoveryModel
+from sqlharbor.errors import ChainError
+
+#: Failure codes after which only a full can continue protection.
+FULL_REQUIRED_CODES = {
+    ChainError.code: "LogChainBroken",
+    "UserErrorParentFullBackupMissing": "NoFullBackup",
+}
+SIMPLE_CODE = "UserErrorSQLPODoesNotSupportBackupType"
+
+
+def rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def humanize_seconds(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def _last(result: DatabaseResult, job: str) -> LastBackup:
+    assert result.finish is not None
+    assert result.recovery_point_id is not None
+    return LastBackup(
+        time=result.finish,
+        recovery_point_id=result.recovery_point_id,
+        job=job,
+        first_lsn=result.first_lsn or "0",
+        last_lsn=result.last_lsn or "0",
+        checkpoint_lsn=result.checkpoint_lsn or "0",
+        bytes_stored=result.bytes_stored or 0,
+    )
+
+
+def _newer(candidate: datetime | None, current: LastBackup | None) -> bool:
+    return candidate is not None and (current is None or candidate > current.time)
+
+
+def apply_success(
+    status: ProtectedDatabaseStatus, result: DatabaseResult, job: str, copy_only: bool
+) -> ProtectedDatabaseStatus:
+    kind = result.backup_type
+    s = status.model_copy(deep=True)
+    chain = s.chain or ChainState()
+    current = (
+        {
+            BackupType.FULL: s.last_full,
+            BackupType.DIFFERENTIAL: s.last_differential,
+            BackupType.LOG: s.last_log,
+        }.get(kind)
+        if kind
+        else None
+    )
+    if kind is None or result.finish is None:
+        return status
+    if copy_only:
+        # outside the chain: counted, never a differential base, never moves the window
+        if s.last_backup_time is not None and result.finish <= s.last_backup_time:
+            return status
+        s.recovery_points = (s.recovery_points or 0) + 1
+        s.last_backup_time = result.finish
+        return s
+    if not _newer(result.finish, current):
+        return status
+    last = _last(result, job)
+    assert result.finish is not None
+    window = s.recovery_window or RecoveryWindow()
+    if kind is BackupType.FULL:
+        starts_new_chain = chain.full_required is not None or window.earliest is None
+        s.last_full = last
+        chain.base_checkpoint_lsn = last.checkpoint_lsn
+        if starts_new_chain:
+            window.earliest = result.finish
+            chain.last_lsn = None  # the next log starts a fresh chain after this full
+        chain.full_required = None
+        chain.full_required_message = None
+    elif kind is BackupType.DIFFERENTIAL:
+        s.last_differential = last
+    else:
+        s.last_log = last
+        chain.last_lsn = last.last_lsn
+    window.latest = max(filter(None, [window.latest, result.finish]))
+    window.earliest_text = rfc3339(window.earliest) if window.earliest else None
+    window.latest_text = rfc3339(window.latest)
+    chain.database_guid = result.database_guid or chain.database_guid
+    if result.recovery_model:
+        chain.recovery_model = RecoveryModel(result.recovery_model)
+    s.chain = chain
+    s.recovery_window = window
+    s.recovery_points = (s.recovery_points or 0) + 1
+    s.last_backup_time = max(filter(None, [s.last_backup_time, result.finish]))
+    s.consecutive_failures = 0
+    s.last_error = None
+    if chain.recovery_model is RecoveryModel.SIMPLE:
+        s.log_chain = ChainHealth.NOT_APPLICABLE
+    else:
+        s.log_chain = ChainHealth.HEALTHY
+    return s
+
+
+def apply_failure(
+    status: ProtectedDatabaseStatus, result: DatabaseResult, completed: datetime
+) -> ProtectedDatabaseStatus:
+    error = result.error or ErrorInfo(code="Unknown", message="the job failed")
+    if status.last_error and status.last_error.time and status.last_error.time >= completed:
+        return status
+    s = status.model_copy(deep=True)
+    s.last_error = error.model_copy(update={"time": completed})
+    s.consecutive_failures = (s.consecutive_failures or 0) + 1
+    reason = FULL_REQUIRED_CODES.get(error.code)
+    if reason:
+        chain = s.chain or ChainState()
+        chain.full_required = reason
+        chain.full_required_message = error.message
+        s.chain = chain
+        s.log_chain = ChainHealth.BROKEN
+    elif error.code == SIMPLE_CODE:
+        s.log_chain = ChainHealth.NOT_APPLICABLE
+    return s
+
+
+def refresh_rpo(status: ProtectedDatabaseStatus, now: datetime) -> ProtectedDatabaseStatus:
+    latest = status.recovery_window.latest if status.recovery_window else None
+    if latest is None:
+        return status
+    seconds = max(0, int((now - latest).total_seconds()))
+    s = status.model_copy()
+    s.rpo_seconds = seconds
+    s.rpo = humanize_seconds(seconds)
+    return s

@@ -1,0 +1,376 @@
+"""The operator's loop: every tick (and whenever a watch event wakes it) it fails jobs whose
+agent died, folds finished jobs into ProtectedDatabase status, dispatches due backups,
+refreshes health, validates vaults and policies, and garbage-collects old jobs.
+
+Started by ``handlers`` at operator start-up.  All API writes go through ``KubeClient`` on a
+worker thread; status is written only when it changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlharbor.api import (
+    BackupJob,
+    Condition,
+    ConditionStatus,
+    JobPhase,
+    JobReason,
+    ProtectedDatabase,
+    ProtectedDatabaseStatus,
+)
+from sqlharbor.backupset import BackupType, RecoveryModel
+from sqlharbor.errors import SqlHarborError
+from sqlharbor.kube import KubeClient
+from sqlharbor_operator import accounting
+from sqlharbor_operator.dispatch import DueBackup, batches, job_body
+from sqlharbor_operator.health import assess
+from sqlharbor_operator.resolve import Problem, Resolved, resolve
+from sqlharbor_operator.scheduling import due, parse_duration
+from sqlharbor_operator.state import Key, State
+from sqlharbor_operator.validation import validate_policies, validate_vaults
+
+log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 3  # finished jobs kept per instance, type and outcome (like CronJob's)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Controller:
+    def __init__(
+        self,
+        client: KubeClient,
+        state: State,
+        *,
+        tick_seconds: float = 1.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._client = client
+        self._state = state
+        self._tick = tick_seconds
+        self._clock = clock
+        self._retry_after: dict[Key, datetime] = {}
+        self._written: dict[Key, dict[str, Any]] = {}
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except SqlHarborError as exc:
+                log.warning("tick: %s", exc)
+            except Exception:
+                log.exception("tick failed")
+            self._state.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._state.wakeup.wait(), timeout=self._tick)
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def tick(self) -> None:
+        now = self._clock()
+        await validate_vaults(self._client, self._state, now)
+        await validate_policies(self._client, self._state)
+        await self._fail_jobs_of_dead_agents(now)
+        await self._account_finished_jobs()
+        await self._dispatch(now)
+        await self._refresh_status(now)
+        await self._collect_garbage()
+
+    # -- liveness -----------------------------------------------------------------------
+    async def _fail_jobs_of_dead_agents(self, now: datetime) -> None:
+        for (ns, name), job in list(self._state.jobs.items()):
+            status = job.status
+            if status is None or status.phase is not JobPhase.RUNNING or not status.agent_session:
+                continue
+            agent_id, _, session = status.agent_session.partition("/")
+            lease = self._state.leases.get((ns, agent_id))
+            if lease is not None and lease.holder == session and not lease.expired(now):
+                continue
+            if (
+                lease is None
+                and status.start_time
+                and now - status.start_time < timedelta(seconds=30)
+            ):
+                continue  # lease not seen yet (operator just started)
+            message = (
+                f"agent session {status.agent_session} stopped renewing its lease while "
+                "the job was running; the backup is scheduled again"
+            )
+            body = {
+                "phase": "Failed",
+                "completionTime": now.isoformat(),
+                "message": message,
+                "error": {
+                    "code": "AgentLost",
+                    "message": message,
+                    "remediation": "Check that sqlharbor-agent runs on the VM.",
+                    "time": now.isoformat(),
+                },
+            }
+            try:
+                await self._call(
+                    self._client.patch_status,
+                    "BackupJob",
+                    ns,
+                    name,
+                    body,
+                    resource_version=job.metadata.resource_version,
+                )
+            except SqlHarborError as exc:
+                log.info("could not fail job %s: %s", name, exc)
+
+    # -- accounting ---------------------------------------------------------------------
+    async def _account_finished_jobs(self) -> None:
+        for (ns, name), job in list(self._state.jobs.items()):
+            status = job.status
+            uid = job.metadata.uid or name
+            if status is None or status.phase is None or not status.phase.finished:
+                continue
+            if uid in self._state.accounted:
+                continue
+            await self._account(ns, name, job)
+            self._state.accounted.add(uid)
+
+    async def _account(self, ns: str, name: str, job: BackupJob) -> None:
+        assert job.status is not None
+        completed = job.status.completion_time or self._clock()
+        results = {r.name: r for r in job.status.databases}
+        for entry in job.spec.databases:
+            if not entry.protected_database:
+                continue
+            key = (ns, entry.protected_database)
+            if self._state.busy.get(key) == name:
+                del self._state.busy[key]
+            pd = self._state.databases.get(key)
+            if pd is None:
+                continue
+            current = pd.status or ProtectedDatabaseStatus()
+            result = results.get(entry.name)
+            if result is not None and result.phase is JobPhase.SUCCEEDED:
+                new = accounting.apply_success(current, result, name, job.spec.copy_only)
+                self._retry_after.pop(key, None)
+            else:
+                if result is None or result.error is None:
+                    from sqlharbor.api import DatabaseResult, ErrorInfo
+
+                    err = job.status.error or ErrorInfo(
+                        code="JobFailed", message=job.status.message or "failed"
+                    )
+                    result = DatabaseResult(name=entry.name, phase=JobPhase.FAILED, error=err)
+                new = accounting.apply_failure(current, result, completed)
+                failures = new.consecutive_failures or 1
+                self._retry_after[key] = self._clock() + timedelta(
+                    seconds=min(300, 5 * 2 ** min(failures, 6))
+                )
+                if new is not current and result.error is not None:
+                    await self._event(
+                        pd,
+                        "BackupFailed",
+                        f"{job.spec.type.value} backup failed: "
+                        f"{result.error.code}: {result.error.message}",
+                        "Warning",
+                    )
+            self._set_status(key, new)
+
+    def _set_status(self, key: Key, status: ProtectedDatabaseStatus) -> None:
+        pd = self._state.databases.get(key)
+        if pd is not None:
+            self._state.databases[key] = pd.model_copy(update={"status": status})
+
+    # -- scheduling ---------------------------------------------------------------------
+    async def _dispatch(self, now: datetime) -> None:
+        due_now: list[DueBackup] = []
+        for key, pd in self._state.databases.items():
+            item = self._due_backup(key, pd, now)
+            if item is not None:
+                due_now.append(item)
+        for batch in batches(due_now):
+            body = job_body(batch)
+            try:
+                created = await self._call(
+                    self._client.create, "BackupJob", batch[0].namespace, body
+                )
+            except SqlHarborError as exc:
+                log.warning("cannot create backup job: %s", exc)
+                continue
+            job_name = created["metadata"]["name"]
+            for item in batch:
+                self._state.busy[(item.namespace, item.protected_database)] = job_name
+            self._state.upsert("BackupJob", created)
+            if batch[0].reason is JobReason.AUTO_HEAL:
+                for item in batch:
+                    pd = self._state.databases[(item.namespace, item.protected_database)]
+                    await self._event(
+                        pd, "AutoHeal", f"next backup is a full: {item.reason_message}", "Normal"
+                    )
+
+    def _due_backup(self, key: Key, pd: ProtectedDatabase, now: datetime) -> DueBackup | None:
+        if pd.spec.suspend or key in self._state.busy:
+            return None
+        if self._retry_after.get(key, now) > now:
+            return None
+        resolved = resolve(self._state, pd, now)
+        if isinstance(resolved, Problem):
+            return None
+        requested = due(resolved.policy.spec, pd.status, resolved.database.recovery_model, now)
+        if requested.backup_type is None:
+            return None
+        backup_type, reason, message = decide(requested.backup_type, pd.status, resolved, now)
+        if backup_type is None:
+            return None
+        chain = pd.status.chain if pd.status else None
+        compression = resolved.policy.spec.compression
+        return DueBackup(
+            namespace=key[0],
+            protected_database=key[1],
+            database_name=pd.spec.database_name,
+            instance=resolved.instance.metadata.name,
+            vault=resolved.vault.metadata.name,
+            backup_type=backup_type,
+            reason=reason,
+            reason_message=message,
+            expected_last_lsn=chain.last_lsn if chain and backup_type is BackupType.LOG else None,
+            expected_base_checkpoint_lsn=(
+                chain.base_checkpoint_lsn
+                if chain and backup_type is BackupType.DIFFERENTIAL
+                else None
+            ),
+            compression_level=compression.level if compression.algorithm.value == "zstd" else 0,
+        )
+
+    # -- status -------------------------------------------------------------------------
+    async def _refresh_status(self, now: datetime) -> None:
+        for key, pd in list(self._state.databases.items()):
+            status = pd.status or ProtectedDatabaseStatus()
+            resolved = resolve(self._state, pd, now)
+            problem = (resolved.reason, resolved.message) if isinstance(resolved, Problem) else None
+            model: RecoveryModel | None = None
+            interval = None
+            if isinstance(resolved, Resolved):
+                model = resolved.database.recovery_model
+                log_spec = resolved.policy.spec.schedules.log
+                if log_spec is not None and model is not RecoveryModel.SIMPLE:
+                    interval = parse_duration(log_spec.interval)
+                status = status.model_copy(
+                    update={
+                        "recovery_model": model,
+                        "database_guid": resolved.database.database_guid,
+                    }
+                )
+            verdict = assess(
+                status,
+                now=now,
+                suspended=pd.spec.suspend,
+                problem=problem,
+                log_interval=interval,
+                recovery_model=model,
+            )
+            status = accounting.refresh_rpo(status, now)
+            status = status.model_copy(
+                update={
+                    "health": verdict.health,
+                    "message": verdict.message,
+                    "observed_generation": pd.metadata.generation,
+                    "conditions": [
+                        Condition(
+                            type="Ready",
+                            status=ConditionStatus.TRUE if verdict.ready else ConditionStatus.FALSE,
+                            reason=verdict.reason,
+                            message=verdict.message,
+                            observed_generation=pd.metadata.generation,
+                        )
+                    ],
+                }
+            )
+            await self._write_status(key, pd, status, verdict.reason)
+
+    async def _write_status(
+        self, key: Key, pd: ProtectedDatabase, status: ProtectedDatabaseStatus, reason: str
+    ) -> None:
+        wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        comparable = {k: v for k, v in wire.items() if k not in ("rpo", "rpoSeconds")}
+        previous = self._written.get(key)
+        if previous is not None and previous["body"] == comparable:
+            return
+        if previous is not None and previous["reason"] != reason:
+            await self._event(
+                pd,
+                reason,
+                status.message or reason,
+                "Normal" if status.health and status.health.value == "Healthy" else "Warning",
+            )
+        # conditions carry their transition time
+        old_ready = pd.status.conditions[0] if pd.status and pd.status.conditions else None
+        for cond in wire.get("conditions", []):
+            same = old_ready is not None and old_ready.status.value == cond["status"]
+            cond["lastTransitionTime"] = (
+                old_ready.last_transition_time.isoformat()
+                if same and old_ready is not None and old_ready.last_transition_time
+                else self._clock().isoformat()
+            )
+        body = dict(wire)
+        for field in ("lastFull", "lastDifferential", "lastLog", "lastError", "chain"):
+            body.setdefault(field, None)  # merge patch: clear what is gone
+        try:
+            await self._call(self._client.patch_status, "ProtectedDatabase", key[0], key[1], body)
+        except SqlHarborError as exc:
+            log.warning("status of %s/%s: %s", key[0], key[1], exc)
+            return
+        self._written[key] = {"body": comparable, "reason": reason}
+        self._set_status(key, status)
+
+    async def _event(self, pd: ProtectedDatabase, reason: str, note: str, type_: str) -> None:
+        regarding = {
+            "apiVersion": pd.api_version,
+            "kind": "ProtectedDatabase",
+            "name": pd.metadata.name,
+            "namespace": pd.metadata.namespace,
+            "uid": pd.metadata.uid,
+        }
+        await self._call(
+            self._client.post_event,
+            namespace=pd.metadata.namespace or "",
+            regarding=regarding,
+            reason=reason,
+            note=note,
+            type_=type_,
+            reporter="operator",
+        )
+
+    # -- garbage collection -------------------------------------------------------------
+    async def _collect_garbage(self) -> None:
+        groups: dict[tuple[str, str, str, str], list[tuple[datetime, str, str]]] = defaultdict(list)
+        for (ns, name), job in self._state.jobs.items():
+            st = job.status
+            if st is None or st.phase is None or not st.phase.finished:
+                continue
+            if (job.metadata.uid or name) not in self._state.accounted:
+                continue
+            when = st.completion_time or job.metadata.creation_timestamp or self._clock()
+            groups[(ns, job.spec.instance_ref.name, job.spec.type.value, st.phase.value)].append(
+                (when, ns, name)
+            )
+        for entries in groups.values():
+            entries.sort(reverse=True)
+            for _, ns, name in entries[HISTORY_LIMIT:]:
+                await self._call(self._client.delete, "BackupJob", ns, name)
+                self._state.jobs.pop((ns, name), None)
+
+
+def decide(
+    requested: BackupType, status: ProtectedDatabaseStatus | None, resolved: Resolved, now: datetime
+) -> tuple[BackupType | None, JobReason, str | None]:
+    """Auto-heal: turn the scheduled type into what the chain needs (see sqlharbor.autoheal)."""
+    from sqlharbor_operator.heal import heal
+
+    return heal(requested, status, resolved, now)

@@ -1,0 +1,91 @@
+"""kopf registration: watch events feed ``State``; start-up configures kopf and starts the
+controller loop.
+
+Only ``@kopf.on.event`` handlers are used: they write nothing (no finalizers, no
+last-handled-configuration annotations, no handler progress), so the operator's API writes
+are exactly the ones the controller makes on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from sqlharbor.api import GROUP, KINDS, VERSION
+from sqlharbor.kube import KubeClient
+from sqlharbor.kube.leases import LeaseInfo
+from sqlharbor_operator.controller import Controller
+from sqlharbor_operator.state import State
+
+STATE = State()
+_tasks: list[asyncio.Task[None]] = []
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.peering.standalone = True
+    settings.watching.server_timeout = 120
+    settings.watching.client_timeout = 150
+    client = KubeClient.from_kubeconfig(os.environ.get("KUBECONFIG"))
+    tick = float(os.environ.get("SQLHARBOR_TICK_SECONDS", "1"))
+    STATE.wakeup = asyncio.Event()
+    controller = Controller(client, STATE, tick_seconds=tick)
+    _tasks.append(asyncio.create_task(controller.run(), name="sqlharbor-controller"))
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a cluster: the pod's service account; elsewhere: $KUBECONFIG."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.cleanup()
+async def stop(**_: Any) -> None:
+    for task in _tasks:
+        task.cancel()
+
+
+def _register(kind: str, plural: str) -> None:
+    def on_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        meta = body.get("metadata", {})
+        if event.get("type") == "DELETED":
+            STATE.remove(kind, meta.get("namespace", ""), meta.get("name", ""))
+        else:
+            STATE.upsert(kind, dict(body))
+
+    on_event.__name__ = f"watch_{plural}"
+    kopf.on.event(GROUP, VERSION, plural)(on_event)
+
+
+for _kind in KINDS:
+    _register(_kind.kind, _kind.plural)
+
+
+@kopf.on.event("coordination.k8s.io", "v1", "leases", labels={"sqlharbor.io/agent": kopf.PRESENT})
+def watch_leases(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+    meta = body.get("metadata", {})
+    key = (meta.get("namespace", ""), meta.get("labels", {}).get("sqlharbor.io/agent", ""))
+    if event.get("type") == "DELETED":
+        STATE.leases.pop(key, None)
+        return
+    spec = body.get("spec", {})
+    renew = spec.get("renewTime")
+    if not renew:
+        return
+    from datetime import datetime
+
+    STATE.leases[key] = LeaseInfo(
+        holder=spec.get("holderIdentity", ""),
+        renew_time=datetime.fromisoformat(renew.replace("Z", "+00:00")),
+        duration_seconds=int(spec.get("leaseDurationSeconds", 0)),
+    )
+    STATE.wakeup.set()

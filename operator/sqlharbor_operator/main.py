@@ -1,0 +1,53 @@
+"""``sqlharbor-operator``: run the operator for one or more namespaces (or cluster-wide)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Kubeconfig (default: in-cluster, or $KUBECONFIG).",
+)
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Namespace to serve (repeatable); omit for all namespaces.",
+)
+@click.option(
+    "--tick-seconds",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="How often the scheduler looks for due backups.",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+def main(
+    kubeconfig: Path | None, namespaces: tuple[str, ...], tick_seconds: float, log_level: str
+) -> None:
+    """Reconcile sqlharbor resources: schedule backups, track recovery points and health."""
+    import kopf
+
+    if kubeconfig is not None:
+        os.environ["KUBECONFIG"] = str(kubeconfig)
+    os.environ["SQLHARBOR_TICK_SECONDS"] = str(tick_seconds)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    from sqlharbor_operator import handlers  # noqa: F401  (registers the handlers)
+
+    kopf.run(
+        standalone=True,
+        namespaces=list(namespaces),
+        clusterwide=not namespaces,
+    )

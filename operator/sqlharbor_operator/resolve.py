@@ -1,0 +1,102 @@
+"""Resolve a ProtectedDatabase's references (policy, vault, instance, agent, database) from
+the in-memory state, or say exactly what is missing and how to fix it.  Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlharbor.api import (
+    BackupPolicy,
+    BackupVault,
+    DiscoveredDatabase,
+    ProtectedDatabase,
+    SqlInstance,
+    VaultPhase,
+)
+from sqlharbor_operator.scheduling import InvalidPolicy, validate_policy
+from sqlharbor_operator.state import State
+
+
+@dataclass(frozen=True)
+class Resolved:
+    policy: BackupPolicy
+    vault: BackupVault
+    instance: SqlInstance
+    database: DiscoveredDatabase
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str
+    message: str
+
+
+def instance_served(state: State, instance: SqlInstance, now: datetime) -> Problem | None:
+    ns, name = instance.metadata.namespace or "", instance.metadata.name
+    agent = instance.status.agent if instance.status else None
+    hint = (
+        f"start sqlharbor-agent on host {instance.spec.host} with a config naming "
+        f"instance {name} (see manifests/agent/)"
+    )
+    if agent is None:
+        return Problem(
+            "InstanceNotServed", f"no agent has registered for SqlInstance {name}: {hint}"
+        )
+    agent_id, _, session = agent.session_id.partition("/")
+    lease = state.leases.get((ns, agent_id))
+    if lease is None or lease.holder != session or lease.expired(now):
+        return Problem(
+            "AgentLost",
+            f"the agent {agent_id} serving SqlInstance {name} stopped renewing its "
+            f"heartbeat: {hint}",
+        )
+    return None
+
+
+def resolve(state: State, pd: ProtectedDatabase, now: datetime) -> Resolved | Problem:
+    ns = pd.metadata.namespace or ""
+    policy = state.policies.get((ns, pd.spec.policy_ref.name))
+    if policy is None:
+        return Problem(
+            "PolicyNotFound",
+            f"BackupPolicy {pd.spec.policy_ref.name} does not exist in namespace {ns}",
+        )
+    try:
+        validate_policy(policy.spec)
+    except InvalidPolicy as exc:
+        return Problem("InvalidPolicy", f"BackupPolicy {policy.metadata.name}: {exc}")
+    vault_ref = pd.spec.vault_ref or policy.spec.vault_ref
+    if vault_ref is None:
+        return Problem(
+            "VaultNotSet",
+            f"no vault: set spec.vaultRef here or in BackupPolicy {policy.metadata.name}",
+        )
+    vault = state.vaults.get((ns, vault_ref.name))
+    if vault is None:
+        return Problem(
+            "VaultNotFound", f"BackupVault {vault_ref.name} does not exist in namespace {ns}"
+        )
+    if vault.status is None or vault.status.phase is not VaultPhase.AVAILABLE:
+        detail = vault.status.message if vault.status and vault.status.message else "not validated"
+        return Problem("VaultUnavailable", f"BackupVault {vault_ref.name} is unavailable: {detail}")
+    instance = state.instances.get((ns, pd.spec.instance_ref.name))
+    if instance is None:
+        return Problem(
+            "InstanceNotFound",
+            f"SqlInstance {pd.spec.instance_ref.name} does not exist in namespace {ns}",
+        )
+    not_served = instance_served(state, instance, now)
+    if not_served is not None:
+        return not_served
+    discovered = instance.status.databases if instance.status else []
+    for db in discovered:
+        if db.name == pd.spec.database_name:
+            return Resolved(policy, vault, instance, db)
+    names = ", ".join(sorted(d.name for d in discovered)[:10]) or "none"
+    return Problem(
+        "UserErrorSQLPODoesNotExist",
+        f"database {pd.spec.database_name!r} was not found on SqlInstance "
+        f"{instance.metadata.name} (discovered: {names}); fix spec.databaseName or "
+        "restore the database",
+    )

@@ -1,0 +1,99 @@
+"""When is each backup type of a database due?  Pure: policy + status + now → answer.
+
+Cron schedules are evaluated with ``croniter`` in the policy's time zone; the log interval is
+a Go-style duration.  Called by the controller's tick.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from sqlharbor.api import BackupPolicySpec, ProtectedDatabaseStatus
+from sqlharbor.backupset import BackupType, RecoveryModel
+
+_DURATION = re.compile(r"([0-9]+)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Go-style durations as the CRD pattern admits them ("30s", "1h30m")."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"invalid duration {text!r}")
+    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
+
+
+class InvalidPolicy(ValueError):
+    """The policy passed the API server's checks but cannot be evaluated (bad cron field
+    values, unknown time zone).  Reported as a condition on the policy."""
+
+
+def validate_policy(spec: BackupPolicySpec) -> None:
+    _zone(spec.time_zone)
+    for name, schedule in (
+        ("full", spec.schedules.full),
+        ("differential", spec.schedules.differential),
+    ):
+        if schedule is not None and not croniter.is_valid(schedule.schedule):
+            raise InvalidPolicy(
+                f"spec.schedules.{name}.schedule {schedule.schedule!r} is not a valid cron "
+                "expression (minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-6)"
+            )
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidPolicy(f"spec.timeZone {name!r} is not a known IANA time zone") from exc
+
+
+def next_cron(expression: str, after: datetime, zone: str) -> datetime:
+    local = after.astimezone(_zone(zone))
+    result: datetime = croniter(expression, local).get_next(datetime)
+    return result
+
+
+@dataclass(frozen=True)
+class Due:
+    """The backup type the schedule asks for now (before auto-heal), and when the next
+    thing is due if nothing is due now."""
+
+    backup_type: BackupType | None
+    next_time: datetime
+
+
+def due(
+    spec: BackupPolicySpec,
+    status: ProtectedDatabaseStatus | None,
+    recovery_model: RecoveryModel | None,
+    now: datetime,
+) -> Due:
+    last_full = status.last_full.time if status and status.last_full else None
+    if last_full is None:
+        return Due(BackupType.FULL, now)
+    tz = spec.time_zone
+    full_at = next_cron(spec.schedules.full.schedule, last_full, tz)
+    if full_at <= now:
+        return Due(BackupType.FULL, now)
+    candidates = [full_at]
+    if spec.schedules.differential is not None:
+        last_diff = status.last_differential.time if status and status.last_differential else None
+        base = max(last_full, last_diff) if last_diff else last_full
+        diff_at = next_cron(spec.schedules.differential.schedule, base, tz)
+        if diff_at <= now:
+            return Due(BackupType.DIFFERENTIAL, now)
+        candidates.append(diff_at)
+    if spec.schedules.log is not None and recovery_model is not RecoveryModel.SIMPLE:
+        last_log = status.last_log.time if status and status.last_log else None
+        anchor = max(last_full, last_log) if last_log else last_full
+        log_at = anchor + parse_duration(spec.schedules.log.interval)
+        if log_at <= now:
+            return Due(BackupType.LOG, now)
+        candidates.append(log_at)
+    return Due(None, min(candidates))

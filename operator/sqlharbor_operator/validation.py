@@ -1,0 +1,105 @@
+"""Validation of BackupVaults (their Secrets exist and hold usable values) and BackupPolicies
+(cron fields and time zone can be evaluated), written as status with a clear message.
+
+Called by the controller's tick; writes only when the result changes.  The operator reads
+the key Secret only to check its shape and compute the public key id; the key itself is
+never logged, stored in status, or kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from sqlharbor.api import BackupVault, ConditionStatus, VaultPhase
+from sqlharbor.errors import SqlHarborError
+from sqlharbor.kube import KubeClient
+from sqlharbor.vault import KeyEncryptionKey
+from sqlharbor_operator.scheduling import InvalidPolicy, validate_policy
+from sqlharbor_operator.state import Key, State
+
+_validated: dict[Key, tuple[int | None, str]] = {}
+_policies: dict[Key, tuple[int | None, str, int]] = {}
+
+
+def _check_vault(client: KubeClient, vault: BackupVault) -> tuple[bool, str, str | None]:
+    ns = vault.metadata.namespace or ""
+    spec = vault.spec
+    try:
+        creds = spec.azure_blob.credentials.secret_ref
+        if creds is not None:
+            value = client.secret_value(ns, creds.name, creds.key)
+            if not value.strip():
+                return False, f"Secret {creds.name} key {creds.key} is empty", None
+        kref = spec.encryption.key_secret_ref
+        if kref is None:
+            return False, "encryption.keyVaultKeyId is not supported yet: use keySecretRef", None
+        raw = client.secret_value(ns, kref.name, kref.key)
+        kek = KeyEncryptionKey.from_base64(raw, source=f"Secret {kref.name} key {kref.key}")
+    except SqlHarborError as exc:
+        return False, exc.message, None
+    return True, "credentials and key-encryption key found", kek.key_id
+
+
+async def validate_vaults(client: KubeClient, state: State, now: datetime) -> None:
+    for key, vault in list(state.vaults.items()):
+        ok, message, key_id = await asyncio.to_thread(_check_vault, client, vault)
+        fingerprint = f"{ok}|{message}|{key_id}"
+        if _validated.get(key) == (vault.metadata.generation, fingerprint):
+            continue
+        phase = VaultPhase.AVAILABLE if ok else VaultPhase.UNAVAILABLE
+        status: dict[str, Any] = {
+            "phase": phase.value,
+            "message": message,
+            "keyId": key_id,
+            "lastValidated": now.isoformat(),
+            "observedGeneration": vault.metadata.generation,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": (ConditionStatus.TRUE if ok else ConditionStatus.FALSE).value,
+                    "reason": "Validated" if ok else "InvalidSecret",
+                    "message": message,
+                    "lastTransitionTime": now.isoformat(),
+                }
+            ],
+        }
+        try:
+            await asyncio.to_thread(client.patch_status, "BackupVault", key[0], key[1], status)
+        except SqlHarborError:
+            continue
+        _validated[key] = (vault.metadata.generation, fingerprint)
+        state.upsert("BackupVault", {**vault.to_wire(), "status": status})
+
+
+async def validate_policies(client: KubeClient, state: State) -> None:
+    users: dict[Key, int] = {}
+    for (ns, _), pd in state.databases.items():
+        users[(ns, pd.spec.policy_ref.name)] = users.get((ns, pd.spec.policy_ref.name), 0) + 1
+    for key, policy in list(state.policies.items()):
+        try:
+            validate_policy(policy.spec)
+            ok, reason, message = True, "Valid", "schedules and time zone are valid"
+        except InvalidPolicy as exc:
+            ok, reason, message = False, "InvalidPolicy", str(exc)
+        count = users.get(key, 0)
+        if _policies.get(key) == (policy.metadata.generation, message, count):
+            continue
+        status = {
+            "observedGeneration": policy.metadata.generation,
+            "protectedDatabases": count,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ok else "False",
+                    "reason": reason,
+                    "message": message,
+                }
+            ],
+        }
+        try:
+            await asyncio.to_thread(client.patch_status, "BackupPolicy", key[0], key[1], status)
+        except SqlHarborError:
+            continue
+        _policies[key] = (policy.metadata.generation, message, count)
