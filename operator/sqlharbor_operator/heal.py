@@ -56,7 +56,8 @@ def heal(
             full,
             JobReason.AUTO_HEAL,
             (
-                f"FullTooOld: the last full is older than maxFullAge {resolved.policy.spec.max_full_age}"
+                "FullTooOld: the last full is older than maxFullAge "
+                + resolved.policy.spec.max_full_age
             ),
         )
     if requested is BackupType.LOG and db.recovery_model is RecoveryModel.SIMPLE:

@@ -12,17 +12,22 @@ binaries are given), Azurite as the Azure Blob endpoint, and real kubectl.  Used
 
 from __future__ import annotations
 
+from sqlharbor.devenv.azurite import BlobTarget
 from sqlharbor.devenv.binaries import Binaries, resolve_binaries, resolve_kubectl
 from sqlharbor.devenv.controlplane import ControlPlane
 from sqlharbor.devenv.crds import apply_crds
 from sqlharbor.devenv.errors import DevEnvError, NotRunningError, ToolMissingError
+from sqlharbor.devenv.kubectl import KubectlFailed, KubectlRunner
 from sqlharbor.devenv.serviceaccounts import create_service_account_kubeconfig
 from sqlharbor.devenv.toolchain import Toolchain, find_repo_root
 
 __all__ = [
     "Binaries",
+    "BlobTarget",
     "ControlPlane",
     "DevEnvError",
+    "KubectlFailed",
+    "KubectlRunner",
     "NotRunningError",
     "ToolMissingError",
     "Toolchain",

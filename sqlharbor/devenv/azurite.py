@@ -6,6 +6,7 @@ development account; its key is published by Microsoft and safe to print.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 DEV_ACCOUNT = "devstoreaccount1"
@@ -44,3 +45,11 @@ def command(node: str, script: Path, *, host: str, port: int, data_dir: Path) ->
         "--loose",
         "--silent",
     ]
+
+
+@dataclass(frozen=True)
+class BlobTarget:
+    """Where a test or the demo may write blobs: a connection string and a container name."""
+
+    connection_string: str
+    container: str
