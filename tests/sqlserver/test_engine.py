@@ -141,3 +141,12 @@ def test_relocation_without_known_files_is_refused(standin: StandinVdi) -> None:
             [RestoreStep(record(BackupType.FULL), io.BytesIO(b""))],
         )
     assert info.value.code == "UserErrorRestoreFileLayoutUnknown"
+
+
+def test_the_agent_constructor_uses_the_config_section() -> None:
+    from sqlharbor_agent.engines.sqlserver import open_sqlserver_engine
+
+    engine = open_sqlserver_engine(
+        {"connection": {"host": "vm1", "user": "agent", "password_file": "/run/secret"}}, "vm1-a"
+    )
+    assert engine.instance_name == "vm1-a"

@@ -7,7 +7,7 @@ says ``engine: sqlserver``.  Only this package imports pyodbc, lazily (optional 
 
 from __future__ import annotations
 
-from .engine import SqlServerEngine
+from .engine import SqlServerEngine, open_sqlserver_engine
 from .settings import AuthMode, ConnectionSettings, SqlServerSettings, VdiTimeouts
 from .tsql import StreamGeometry
 
@@ -18,4 +18,5 @@ __all__ = [
     "SqlServerSettings",
     "StreamGeometry",
     "VdiTimeouts",
+    "open_sqlserver_engine",
 ]

@@ -9,9 +9,10 @@ on the VDI session's T-SQL thread, while the device threads move the bytes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from sqlharbor.backupset import BackupRecord, BackupRequest, BackupType, DatabaseInfo
 from sqlharbor.errors import EngineError
@@ -216,6 +217,13 @@ class SqlServerEngine:
             )
             for f in files
         ]
+
+
+def open_sqlserver_engine(section: Mapping[str, Any], instance_name: str) -> SqlServerEngine:
+    """The agent's constructor: the config's ``sqlserver:`` section, under ``instance_name``."""
+    return SqlServerEngine(
+        SqlServerSettings.from_mapping({**section, "instance_name": instance_name})
+    )
 
 
 def _join(directory: str, stem: str, file: catalog.DatabaseFile) -> str:
