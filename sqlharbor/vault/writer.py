@@ -121,7 +121,7 @@ class RecoveryPointWriter:
             max_chunk_size=settings.chunk_size,
         )
         self._pool = ThreadPoolExecutor(settings.parallelism, thread_name_prefix="vault-writer")
-        self._slots = threading.BoundedSemaphore(settings.max_in_flight + 100)
+        self._slots = threading.BoundedSemaphore(settings.max_in_flight)
         self._lock = threading.Lock()
         self._error: BaseException | None = None
         self._stored_sizes: dict[int, int] = {}
