@@ -59,6 +59,7 @@ class RestoreRun:
         self._end_us = 0  # ... and every commit at or before this time
         self._stop_reached = False
         self._steps = 0
+        self._logs_applied = 0
 
     def run(self, steps: Iterable[RestoreStep]) -> None:
         with self._store.read() as con:
@@ -127,7 +128,9 @@ class RestoreRun:
                 f"recent to apply to the database. An earlier log backup that includes LSN "
                 f"{self._position} can be restored (4305)."
             )
-        if self._position > record.last_lsn:
+        if self._position > record.last_lsn or (
+            self._position == record.last_lsn and self._logs_applied
+        ):
             raise _sequence(
                 f"The log in this backup set terminates at LSN {record.last_lsn}, which is too "
                 f"early to apply to the database. A more recent log backup that includes LSN "
@@ -175,6 +178,7 @@ class RestoreRun:
         frames = reader.frames()
         if record.backup_type is BackupType.LOG:
             self._apply_log(frames, record)
+            self._logs_applied += 1
         else:
             self._apply_frames(frames, record)
         assert reader.trailer is not None

@@ -165,7 +165,7 @@ class StreamReader:
         expected = self._digest.digest()
         if self._take(len(expected), hashed=False) != expected:
             raise _invalid("its checksum does not match (the stream is damaged)")
-        if self._take_some() != b"":
+        if not self._at_end():
             raise _invalid("there are bytes after its end")
         if trailer.get("frames") != count:
             raise _invalid("its frame count does not match")
@@ -173,27 +173,28 @@ class StreamReader:
 
     def _take(self, n: int, *, hashed: bool) -> bytes:
         while len(self._buf) - self._pos < n:
-            more = self._take_some()
-            if not more:
+            if not self._read_more():
                 raise _invalid("it ends early (truncated)")
-            del self._buf[: self._pos]
-            self._pos = 0
-            self._buf += more
         data = bytes(self._buf[self._pos : self._pos + n])
         self._pos += n
         if hashed:
             self._digest.update(data)
         return data
 
-    def _take_some(self) -> bytes:
-        if self._pos < len(self._buf):
-            data = bytes(self._buf[self._pos :])
-            self._pos = len(self._buf)
-            return data
+    def _at_end(self) -> bool:
+        return self._pos == len(self._buf) and not self._read_more()
+
+    def _read_more(self) -> bool:
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
         got = self._source.readinto(self._chunk)
-        if got and self._progress is not None:
+        if not got:
+            return False
+        if self._progress is not None:
             self._progress(got)
-        return bytes(self._chunk[:got])
+        self._buf += memoryview(self._chunk)[:got]
+        return True
 
 
 def _json(body: bytes) -> dict[str, Any]:

@@ -1,0 +1,53 @@
+"""Helpers for the simulated-engine tests: a fake clock and in-memory backup streams."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlharbor_agent.engines.base import RestoreStep
+from sqlharbor_agent.engines.simulated import SimulatedEngine
+
+from sqlharbor.backupset import BackupRecord, BackupRequest, BackupType, RecoveryPoint
+
+
+class FakeClock:
+    """A clock tests move by hand (no sleeping)."""
+
+    def __init__(self, start: datetime = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, seconds: float = 1.0) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+@dataclass
+class Vault:
+    """Backup streams kept in memory, keyed by recovery point id."""
+
+    streams: dict[str, bytes] = field(default_factory=dict)
+    points: list[RecoveryPoint] = field(default_factory=list)
+
+    def backup(
+        self, engine: SimulatedEngine, name: str, kind: BackupType, copy_only: bool = False
+    ) -> BackupRecord:
+        sink = io.BytesIO()
+        record = engine.backup(BackupRequest(name, kind, copy_only), sink)
+        point = RecoveryPoint(id=f"rp-{len(self.points):05d}", record=record)
+        self.points.append(point)
+        self.streams[point.id] = sink.getvalue()
+        return record
+
+    def step(self, point: RecoveryPoint) -> RestoreStep:
+        return RestoreStep(point.record, io.BytesIO(self.streams[point.id]))
+
+    def point_of(self, record: BackupRecord) -> RecoveryPoint:
+        return next(p for p in self.points if p.record == record)
+
+    def of(self, name: str) -> list[RecoveryPoint]:
+        return [p for p in self.points if p.record.database_name == name]
