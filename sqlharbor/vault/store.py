@@ -146,17 +146,27 @@ class RetryPolicy:
     max_wait: float = 5.0
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 class AzureBlobStore:
     """``BlobStore`` over one Azure Blob container (Azurite works too)."""
 
-    def __init__(self, container: ContainerClient, *, retry: RetryPolicy = RetryPolicy()):
+    def __init__(self, container: ContainerClient, *, retry: RetryPolicy = DEFAULT_RETRY):
         self._container = container
         self._retry = retry
 
     @classmethod
     def from_connection_string(
-        cls, connection_string: str, container: str, *, create: bool = True, **options: Any
+        cls,
+        connection_string: str,
+        container: str,
+        *,
+        create: bool = True,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        **options: Any,
     ) -> AzureBlobStore:
+        """A store over ``container``; created when missing unless ``create`` is False."""
         try:
             service = BlobServiceClient.from_connection_string(
                 connection_string, retry_total=0, **options
@@ -165,7 +175,7 @@ class AzureBlobStore:
             raise PermanentError(
                 "the vault connection string is malformed (not shown)", code="VaultConfigInvalid"
             ) from None
-        return cls._open(service, container, create=create)
+        return cls._open(service, container, create=create, retry=retry)
 
     @classmethod
     def from_account_url(
@@ -175,14 +185,18 @@ class AzureBlobStore:
         credential: Any = None,
         *,
         create: bool = True,
+        retry: RetryPolicy = DEFAULT_RETRY,
         **options: Any,
     ) -> AzureBlobStore:
+        """A store over ``container`` with a token credential, account key or SAS."""
         service = BlobServiceClient(account_url, credential=credential, retry_total=0, **options)
-        return cls._open(service, container, create=create)
+        return cls._open(service, container, create=create, retry=retry)
 
     @classmethod
-    def _open(cls, service: BlobServiceClient, container: str, *, create: bool) -> AzureBlobStore:
-        store = cls(service.get_container_client(container))
+    def _open(
+        cls, service: BlobServiceClient, container: str, *, create: bool, retry: RetryPolicy
+    ) -> AzureBlobStore:
+        store = cls(service.get_container_client(container), retry=retry)
         if create:
             store._create_container()
         return store
@@ -205,7 +219,9 @@ class AzureBlobStore:
             retry=retry_if_exception_type(TemporaryError),
             stop=stop_after_attempt(self._retry.attempts),
             wait=wait_exponential_jitter(
-                initial=self._retry.initial_wait, max=self._retry.max_wait
+                multiplier=self._retry.initial_wait,
+                max=self._retry.max_wait,
+                jitter=self._retry.initial_wait,
             ),
             reraise=True,
         )
