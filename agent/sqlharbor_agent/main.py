@@ -87,6 +87,9 @@ def _start_with_retry(worker: InstanceWorker, stop: threading.Event) -> None:
 
 
 def _register_plugins() -> None:
+    from sqlharbor_agent.simulate_cli import simulate
+
+    cli.add_command(simulate)
     try:
         from sqlharbor_agent.engines.sqlserver.grant import grant_permissions
     except ImportError:

@@ -1,4 +1,4 @@
-"""Entry point of the ``sqlharbor`` CLI: one click group; each sub-command lives in its own module."""
+"""Entry point of the ``sqlharbor`` CLI: one click group; each sub-command has its own module."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sqlharbor.cli import dev
+    from sqlharbor.cli import demo, dev
 
     cli.add_command(dev.dev)
+    cli.add_command(demo.demo)
 
 
 def main() -> None:

@@ -1,0 +1,52 @@
+# sqlharbor — every target does its own set-up (virtual environment, Python packages,
+# Azurite from npm, kube-apiserver/etcd built from the Go module proxy and cached).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: setup venv node binaries test lint typecheck unit demo crds bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+venv: $(VENV)/.installed
+node: node_modules/.installed
+
+binaries: venv
+	$(VENV)/bin/sqlharbor dev build
+
+setup: venv node binaries
+
+crds: venv
+	$(PY) -m sqlharbor.api.crdgen crds
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit -q
+
+test: setup lint typecheck
+	$(VENV)/bin/pytest -q
+
+demo: setup
+	$(VENV)/bin/sqlharbor demo --once
+
+bench: setup
+	$(VENV)/bin/python -m benchmarks.run
+
+clean:
+	-$(VENV)/bin/sqlharbor dev down
+	rm -rf $(VENV) node_modules .sqlharbor-dev

@@ -1,0 +1,268 @@
+"""``Stack``: one namespace on the local control plane with the operator, agents and
+workloads running as real processes (logs under the stack's folder).
+
+Used by ``sqlharbor demo`` and by the end-to-end tests.  Agents authenticate with their own
+ServiceAccount token and the least-privilege RBAC of ``manifests/agent`` (RBAC enforced);
+the operator uses the admin kubeconfig.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sqlharbor.devenv.controlplane import ControlPlane
+from sqlharbor.errors import PermanentError
+from sqlharbor.kube import KubeClient
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+        if not self.alive():
+            return
+        self.popen.send_signal(sig)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Stack:
+    plane: ControlPlane
+    namespace: str
+    workdir: Path
+    processes: list[Process] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.client = KubeClient.from_kubeconfig(str(self.plane.kubeconfig))
+
+    # -- resources ----------------------------------------------------------------------
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = ["kubectl", "--kubeconfig", str(self.plane.kubeconfig), "-n", self.namespace, *args]
+        result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise PermanentError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def apply(self, documents: Sequence[Mapping[str, Any]]) -> None:
+        self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(list(documents)))
+
+    def create_namespace(self) -> None:
+        subprocess.run(
+            [
+                "kubectl",
+                "--kubeconfig",
+                str(self.plane.kubeconfig),
+                "create",
+                "namespace",
+                self.namespace,
+            ],
+            capture_output=True,
+            check=False,
+        )
+
+    def install_vault_secrets(
+        self, *, storage_secret: str = "vault-storage", kek_secret: str = "vault-kek"
+    ) -> None:
+        kek = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.apply(
+            [
+                _secret(storage_secret, {"connectionString": self.plane.blob_connection_string}),
+                _secret(kek_secret, {"kek": kek}),
+            ]
+        )
+
+    def install_agent_rbac(self) -> None:
+        """manifests/agent (kustomize), re-targeted at this namespace."""
+        rendered = subprocess.run(
+            ["kubectl", "kustomize", str(REPO / "manifests" / "agent")],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        documents = [d for d in yaml.safe_load_all(rendered) if d]
+        for doc in documents:
+            doc["metadata"]["namespace"] = self.namespace
+            for subject in doc.get("subjects", []):
+                subject["namespace"] = self.namespace
+        self.apply(documents)
+
+    def agent_kubeconfig(self) -> Path:
+        self.install_agent_rbac()
+        return self.plane.create_service_account_kubeconfig(
+            self.namespace, "sqlharbor-agent", path=self.workdir / "agent.kubeconfig"
+        )
+
+    # -- processes ------------------------------------------------------------------------
+    def _spawn(self, name: str, args: Sequence[str]) -> Process:
+        log = self.workdir / f"{name}.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("KUBECONFIG", None)
+        handle = log.open("ab")
+        popen = subprocess.Popen(
+            [sys.executable, *args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+        handle.close()
+        process = Process(name, popen, log)
+        self.processes.append(process)
+        return process
+
+    def start_operator(self, tick_seconds: float = 1.0) -> Process:
+        return self._spawn(
+            "operator",
+            [
+                "-m",
+                "sqlharbor_operator",
+                "--kubeconfig",
+                str(self.plane.kubeconfig),
+                "--namespace",
+                self.namespace,
+                "--tick-seconds",
+                str(tick_seconds),
+            ],
+        )
+
+    def write_agent_config(
+        self,
+        agent_id: str,
+        instances: Sequence[Mapping[str, Any]],
+        kubeconfig: Path,
+        **settings: Any,
+    ) -> Path:
+        config = {
+            "kubeconfig": str(kubeconfig),
+            "namespace": self.namespace,
+            "agentId": agent_id,
+            "heartbeatSeconds": 2,
+            "leaseSeconds": 10,
+            "discoverySeconds": 5,
+            "progressSeconds": 1,
+            "watchTimeoutSeconds": 30,
+            "instances": list(instances),
+            **settings,
+        }
+        path = self.workdir / f"agent-{agent_id}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def start_agent(self, agent_id: str, config: Path) -> Process:
+        return self._spawn(
+            f"agent-{agent_id}", ["-m", "sqlharbor_agent", "run", "--config", str(config)]
+        )
+
+    def start_workload(
+        self,
+        name: str,
+        root: Path,
+        instance: str,
+        databases: Sequence[str],
+        rate: float = 5.0,
+        row_size: int = 2048,
+    ) -> Process:
+        args = [
+            "-m",
+            "sqlharbor_agent",
+            "simulate",
+            "--root",
+            str(root),
+            "--instance",
+            instance,
+            "--rate",
+            str(rate),
+            "--row-size",
+            str(row_size),
+        ]
+        for db in databases:
+            args += ["--database", db]
+        return self._spawn(f"workload-{name}", args)
+
+    def seed(self, root: Path, instance: str, databases: Sequence[str]) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "sqlharbor_agent",
+            "simulate",
+            "--root",
+            str(root),
+            "--instance",
+            instance,
+            "--rate",
+            "0",
+        ]
+        for db in databases:
+            args += ["--database", db]
+        subprocess.run(args, check=True, capture_output=True, timeout=60)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+        self.client.close()
+
+    # -- waiting --------------------------------------------------------------------------
+    def wait_for(
+        self, what: str, condition: Callable[[], Any], timeout: float, interval: float = 0.5
+    ) -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            for process in self.processes:
+                if process.name in ("operator",) and not process.alive():
+                    raise PermanentError(f"{process.name} exited:\n{process.tail()}")
+            last = condition()
+            if last:
+                return last
+            time.sleep(interval)
+        logs = "\n".join(f"--- {p.name}\n{p.tail(15)}" for p in self.processes)
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+
+
+def _secret(name: str, data: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "Opaque",
+        "stringData": dict(data),
+    }
