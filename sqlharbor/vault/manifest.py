@@ -26,6 +26,7 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
@@ -98,11 +99,15 @@ class Manifest(BaseModel):
             raise ValueError("chunk sizes must not be negative")
         return value
 
-    def model_post_init(self, _context: object) -> None:
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
         if len(self.chunk_stored_sizes) != self.chunk_count:
             raise ValueError("chunk_stored_sizes must list every chunk")
         if sum(self.chunk_stored_sizes) != self.stored_size:
             raise ValueError("stored_size must be the sum of the chunk sizes")
+        if self.finish < self.start:
+            raise ValueError("finish must not be before start")
+        return self
 
     # -- conversions ----------------------------------------------------------------
 
