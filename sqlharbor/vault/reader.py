@@ -182,6 +182,7 @@ class RecoveryPointReader:
         self._check_chunk_size(index, len(raw))
         if self._next_take == len(self._locations):
             self._verify_stream()
+            self._pool.shutdown(wait=False)  # nothing left to fetch
         self._current = memoryview(raw)
         self._position = 0
         return True
