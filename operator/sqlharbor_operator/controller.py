@@ -32,6 +32,7 @@ from sqlharbor_operator import accounting
 from sqlharbor_operator.dispatch import DueBackup, batches, job_body
 from sqlharbor_operator.health import assess
 from sqlharbor_operator.resolve import Problem, Resolved, resolve
+from sqlharbor_operator.restores import RestorePlanner, vault_catalog_opener
 from sqlharbor_operator.scheduling import due, parse_duration
 from sqlharbor_operator.state import Key, State
 from sqlharbor_operator.validation import validate_policies, validate_vaults
@@ -60,6 +61,7 @@ class Controller:
         self._clock = clock
         self._retry_after: dict[Key, datetime] = {}
         self._written: dict[Key, dict[str, Any]] = {}
+        self._restores = RestorePlanner(client, vault_catalog_opener(client))
 
     async def run(self) -> None:
         while True:
@@ -85,6 +87,7 @@ class Controller:
         await self._dispatch(now)
         await self._refresh_status(now)
         await self._collect_garbage()
+        await self._restores.tick(self._state, now)
 
     # -- liveness -----------------------------------------------------------------------
     async def _fail_jobs_of_dead_agents(self, now: datetime) -> None:
