@@ -86,7 +86,7 @@ class ControlPlane:
                 return _replace_reused(running)
             if running is not None:
                 progress("cleaning up a control plane that is no longer running")
-                stop(running.processes)
+                stop(running.processes, timeout=5)  # broken already: no long grace
                 state.forget(layout)
             binaries = resolve_binaries(toolchain, progress)
             node, script = _azurite_tools(toolchain)

@@ -104,27 +104,22 @@ def exit_reason(record: ProcessRecord) -> str | None:
 
 
 def stop(records: Sequence[ProcessRecord], *, timeout: float = 30.0) -> None:
-    """SIGTERM every live process, wait for all to exit, SIGKILL stragglers after ``timeout``."""
-    for record in records:
-        _signal(record, signal.SIGTERM)
-    try:
-        wait_for(
-            lambda: not any(is_alive(r) for r in records),
-            timeout=timeout,
-            what="the control plane processes to exit",
-        )
-    except DevEnvError:
-        for record in records:
-            _signal(record, signal.SIGKILL)
-        wait_for(
-            lambda: not any(is_alive(r) for r in records),
-            timeout=10,
-            what="the control plane processes to exit after SIGKILL",
-        )
-    for record in records:
+    """Stop the processes in reverse start order (the API server before etcd), each with
+    SIGTERM and, if it has not exited within ``timeout`` seconds, SIGKILL; wait for each."""
+    for record in reversed(records):
+        _stop_one(record, timeout)
         child = _CHILDREN.pop(record.pid, None)
         if child is not None:
             child.wait()
+
+
+def _stop_one(record: ProcessRecord, timeout: float) -> None:
+    _signal(record, signal.SIGTERM)
+    try:
+        wait_for(lambda: not is_alive(record), timeout=timeout, what=f"{record.name} to exit")
+    except DevEnvError:
+        _signal(record, signal.SIGKILL)
+        wait_for(lambda: not is_alive(record), timeout=10, what=f"{record.name} to die")
 
 
 def _signal(record: ProcessRecord, sig: signal.Signals) -> None:
