@@ -25,6 +25,7 @@ from sqlharbor_agent.engines.factory import open_engine
 from sqlharbor_agent.jobs.backup import BackupContext, RecoveryPointWriter, run_backup_job
 from sqlharbor_agent.jobs.loop import JobLoop
 from sqlharbor_agent.jobs.reporter import JobReporter
+from sqlharbor_agent.jobs.restore import TARGET_LABEL, RestoreContext, run_restore_job
 from sqlharbor_agent.registration import Registrar
 from sqlharbor_agent.session import Session
 from sqlharbor_agent.vaults import VaultResolver
@@ -49,6 +50,7 @@ class InstanceWorker:
         self._vaults = vaults
         self._stop = stop
         self._slots = threading.BoundedSemaphore(config.max_concurrent_backups)
+        self._restore_slots = threading.BoundedSemaphore(config.max_concurrent_restores)
         self._engine: Engine | None = None
         self._vault_identity = ""
         self._threads: list[threading.Thread] = []
@@ -80,8 +82,22 @@ class InstanceWorker:
             stop=self._stop,
             watch_timeout=self._config.watch_timeout_seconds,
         )
+        restores = JobLoop(
+            client=self._client,
+            namespace=self.namespace,
+            kind="RestoreJob",
+            field_selector="",
+            label_selector=f"{TARGET_LABEL}={self._instance.name}",
+            claimable=("Planned",),
+            session=self._session,
+            runner=self._run_restore_job,
+            workers=self._config.max_concurrent_restores,
+            stop=self._stop,
+            watch_timeout=self._config.watch_timeout_seconds,
+        )
         self._spawn("heartbeat", lambda: self._heartbeat(registrar))
         self._spawn("backupjobs", backups.run)
+        self._spawn("restorejobs", restores.run)
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=f"{self._instance.name}-{name}", daemon=True)
@@ -103,6 +119,22 @@ class InstanceWorker:
             except SqlHarborError as exc:
                 log.warning("heartbeat of %s: %s", self._instance.name, exc)
             self._stop.wait(self._config.heartbeat_seconds)
+
+    # -- restores ---------------------------------------------------------------------
+    def _run_restore_job(self, obj: dict[str, Any]) -> None:
+        assert self._engine is not None
+
+        def write(namespace: str, name: str, status: dict[str, Any]) -> None:
+            self._client.patch_status("RestoreJob", namespace, name, status)
+
+        ctx = RestoreContext(
+            engine=self._engine,
+            open_vault=self._vaults.get,
+            slots=self._restore_slots,
+            write_status=write,
+            progress_seconds=self._config.progress_seconds,
+        )
+        run_restore_job(ctx, obj)
 
     # -- backups ----------------------------------------------------------------------
     def _run_backup_job(self, obj: dict[str, Any]) -> None:

@@ -36,6 +36,8 @@ from sqlharbor_operator.state import Key, State
 log = logging.getLogger(__name__)
 
 TARGET_LABEL = "sqlharbor.io/target-instance"
+#: the BackupVault the plan reads from (the agent cannot read ProtectedDatabases)
+VAULT_ANNOTATION = "sqlharbor.io/vault"
 TARGET_EXISTS = "UserErrorCannotRestoreExistingDBWithoutForceOverwrite"
 #: how long a job may wait for its target instance's agent before it fails
 SERVED_GRACE = timedelta(minutes=5)
@@ -48,6 +50,7 @@ CatalogOpener = Callable[[BackupVault], CatalogReader]
 class Planned:
     plan: PlanStatus
     target_instance: str
+    vault: str
     message: str
 
 
@@ -126,6 +129,7 @@ def decide(state: State, job: RestoreJob, now: datetime, open_catalog: CatalogOp
     return Planned(
         status,
         instance.metadata.name,
+        vault.metadata.name,
         f"planned {steps} step(s), {status.bytes_total} bytes, stop at {stop}",
     )
 
@@ -242,7 +246,10 @@ class RestorePlanner:
                     "RestoreJob",
                     ns,
                     name,
-                    {"labels": {TARGET_LABEL: decision.target_instance}},
+                    {
+                        "labels": {TARGET_LABEL: decision.target_instance},
+                        "annotations": {VAULT_ANNOTATION: decision.vault},
+                    },
                 )
             except SqlHarborError as exc:
                 log.warning("cannot label RestoreJob %s/%s: %s", ns, name, exc)
@@ -294,6 +301,7 @@ def vault_catalog_opener(client: KubeClient) -> CatalogOpener:
 __all__ = [
     "TARGET_EXISTS",
     "TARGET_LABEL",
+    "VAULT_ANNOTATION",
     "CatalogReader",
     "Decision",
     "Planned",

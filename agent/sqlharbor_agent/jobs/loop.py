@@ -41,11 +41,15 @@ class JobLoop:
         stop: threading.Event,
         watch_timeout: int,
         select: Callable[[dict[str, Any]], bool] | None = None,
+        label_selector: str | None = None,
+        claimable: tuple[str | None, ...] = (None, "Pending"),
     ) -> None:
         self._client = client
         self._namespace = namespace
         self._kind = kind
         self._selector = field_selector
+        self._labels = label_selector
+        self._claimable = claimable
         self._session = session
         self._runner = runner
         self._stop = stop
@@ -68,7 +72,10 @@ class JobLoop:
 
     def _cycle(self) -> None:
         items, version = self._client.list_raw(
-            self._kind, self._namespace, field_selector=self._selector or None
+            self._kind,
+            self._namespace,
+            field_selector=self._selector or None,
+            label_selector=self._labels,
         )
         for obj in items:
             self._consider(obj)
@@ -77,6 +84,7 @@ class JobLoop:
             self._namespace,
             resource_version=version,
             field_selector=self._selector or None,
+            label_selector=self._labels,
             timeout_seconds=self._watch_timeout,
         ):
             if self._stop.is_set():
@@ -101,7 +109,7 @@ class JobLoop:
                     agent_session,
                 )
             return
-        if phase not in (None, "Pending") or uid in self._started:
+        if phase not in self._claimable or uid in self._started:
             return
         claimed = try_claim(self._client, self._kind, obj, self._session)
         if claimed is None:
