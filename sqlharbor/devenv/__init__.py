@@ -19,6 +19,7 @@ from sqlharbor.devenv.crds import apply_crds
 from sqlharbor.devenv.errors import DevEnvError, NotRunningError, ToolMissingError
 from sqlharbor.devenv.kubectl import KubectlFailed, KubectlRunner
 from sqlharbor.devenv.serviceaccounts import create_service_account_kubeconfig
+from sqlharbor.devenv.state import default_state_dir
 from sqlharbor.devenv.toolchain import Toolchain, find_repo_root
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Toolchain",
     "apply_crds",
     "create_service_account_kubeconfig",
+    "default_state_dir",
     "find_repo_root",
     "resolve_binaries",
     "resolve_kubectl",

@@ -14,7 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,12 @@ from sqlharbor.devenv.processes import ProcessRecord
 
 DEFAULT_DIR_NAME = ".sqlharbor-dev"
 STATE_FILE = "state.json"
+
+
+def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$SQLHARBOR_DEV_DIR``, else ``.sqlharbor-dev`` in the current directory (absolute)."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("SQLHARBOR_DEV_DIR") or DEFAULT_DIR_NAME).expanduser().resolve()
 
 
 @dataclass(frozen=True)

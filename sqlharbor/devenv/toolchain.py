@@ -67,8 +67,8 @@ def _which(name: str, search_path: str | None) -> Path | None:
 
 def find_repo_root() -> Path | None:
     """The sqlharbor checkout holding ``tools/controlplane`` (this file's, or the cwd's)."""
-    here = Path(__file__).resolve().parents[2]
-    for candidate in (here, *Path.cwd().resolve().parents, Path.cwd().resolve()):
+    here, cwd = Path(__file__).resolve().parents[2], Path.cwd().resolve()
+    for candidate in (here, cwd, *cwd.parents):
         if (candidate / _MODULES / "kube" / "go.mod").is_file():
             return candidate
     return None
