@@ -12,10 +12,12 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sqlharbor.cli import demo, dev
+    from sqlharbor.cli import demo, dev, points, restore
 
     cli.add_command(dev.dev)
     cli.add_command(demo.demo)
+    cli.add_command(restore.restore)
+    cli.add_command(points.points)
 
 
 def main() -> None:
