@@ -183,7 +183,7 @@ def test_kubectl_restore_to_another_instance_matches_source_at_that_second(env: 
 
 def test_cli_restore_and_points(env: Env) -> None:
     kubeconfig = str(env.stack.plane.kubeconfig)
-    base = [sys.executable, "-m", "sqlharbor.cli.main"]
+    base = [str(Path(sys.executable).with_name("sqlharbor"))]  # the installed console script
     points = subprocess.run(
         [*base, "points", "sim-a-sales", "-n", env.ns, "--kubeconfig", kubeconfig],
         capture_output=True,
