@@ -212,15 +212,64 @@ class RestorePlanner:
         self._open_catalog = open_catalog
         self._done: set[str] = set()
         self._waiting: dict[str, str] = {}
+        self._lost: set[str] = set()  # Running jobs failed because their agent died
 
     async def tick(self, state: State, now: datetime) -> None:
         for key, job in list(state.restores.items()):
             uid = job.metadata.uid or key[1]
             phase = job.status.phase if job.status else None
+            if phase is RestorePhase.RUNNING and uid not in self._lost:
+                await self._fail_if_agent_lost(state, key, job, uid, now)
+                continue
             if uid in self._done or phase not in (None, RestorePhase.PENDING):
                 continue
             decision = await asyncio.to_thread(decide, state, job, now, self._open_catalog)
             await self._write(key, job, uid, decision, now)
+
+    async def _fail_if_agent_lost(
+        self, state: State, key: Key, job: RestoreJob, uid: str, now: datetime
+    ) -> None:
+        """A Running restore whose agent session stopped renewing its lease is failed."""
+        status = job.status
+        if status is None or not status.agent_session:
+            return
+        agent_id, _, session = status.agent_session.partition("/")
+        lease = state.leases.get((key[0], agent_id))
+        if lease is not None and lease.holder == session and not lease.expired(now):
+            return
+        started = status.start_time or now
+        if lease is None and now - started < timedelta(seconds=30):
+            return  # lease not seen yet (operator just started)
+        message = (
+            f"agent session {status.agent_session} stopped renewing its lease while the "
+            "restore was running; the target is left RESTORING (never ONLINE half-done)"
+        )
+        error = ErrorInfo(
+            code="AgentLost",
+            message=message,
+            remediation="Check that sqlharbor-agent runs on the VM, then create a new "
+            "RestoreJob with overwrite: true.",
+            time=now,
+        )
+        body = {
+            "phase": "Failed",
+            "completionTime": now.isoformat(),
+            "message": message,
+            "error": error.to_wire(),
+        }
+        try:
+            await asyncio.to_thread(
+                self._client.patch_status,
+                "RestoreJob",
+                key[0],
+                key[1],
+                body,
+                resource_version=job.metadata.resource_version,
+            )
+        except SqlHarborError as exc:  # Conflict included: look again next tick
+            log.info("could not fail RestoreJob %s/%s: %s", key[0], key[1], exc)
+            return
+        self._lost.add(uid)
 
     async def _write(
         self, key: Key, job: RestoreJob, uid: str, decision: Decision, now: datetime

@@ -258,3 +258,38 @@ def test_missing_target_instance_is_refused() -> None:
     decision = decide(_state(), job, NOW, _never)
     assert isinstance(decision, Refused)
     assert decision.error.code == "UserErrorTargetInstanceNotFound"
+
+
+class _RecordingClient:
+    def __init__(self) -> None:
+        self.patches: list[tuple[str, str, dict[str, Any]]] = []
+
+    def patch_status(
+        self, kind: str, ns: str, name: str, body: dict[str, Any], **_: Any
+    ) -> dict[str, Any]:
+        self.patches.append((kind, name, body))
+        return {}
+
+
+def test_running_restore_of_a_dead_agent_is_failed_once() -> None:
+    import asyncio
+
+    from sqlharbor_operator.restores import RestorePlanner
+
+    state = _state(served=False)
+    body = _job().to_wire()
+    body["status"] = {
+        "phase": "Running",
+        "agentSession": "agent/s1",
+        "startTime": (NOW - timedelta(minutes=5)).isoformat(),
+    }
+    state.upsert("RestoreJob", body)
+    client = _RecordingClient()
+    planner = RestorePlanner(client, _never)  # type: ignore[arg-type]
+    asyncio.run(planner.tick(state, NOW))
+    asyncio.run(planner.tick(state, NOW))
+    assert len(client.patches) == 1
+    kind, _, patch = client.patches[0]
+    assert kind == "RestoreJob"
+    assert patch["phase"] == "Failed"
+    assert patch["error"]["code"] == "AgentLost"
