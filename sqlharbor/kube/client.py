@@ -292,7 +292,7 @@ class KubeClient:
         now = dt.datetime.now(dt.UTC)
         body = k8s.EventsV1Event(
             metadata=k8s.V1ObjectMeta(
-                generate_name=f"{regarding.get('name', 'sqlharbor')}.", namespace=namespace
+                generate_name=f"{regarding.get('name', 'sqlharbor')}-", namespace=namespace
             ),
             event_time=now,
             reporting_controller=f"sqlharbor.io/{reporter}",
@@ -301,7 +301,13 @@ class KubeClient:
             reason=reason,
             note=note[:1024],
             type=type_,
-            regarding=k8s.V1ObjectReference(**regarding),
+            regarding=k8s.V1ObjectReference(
+                api_version=regarding.get("apiVersion"),
+                kind=regarding.get("kind"),
+                name=regarding.get("name"),
+                namespace=regarding.get("namespace"),
+                uid=regarding.get("uid"),
+            ),
         )
         with contextlib.suppress(Exception):
             self.events.create_namespaced_event(namespace, body)

@@ -1,0 +1,28 @@
+"""End-to-end fixtures: a fresh namespace on the shared control plane with its own vault
+container, and real operator / agent / workload processes started per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sqlharbor.demo.stack import Stack
+from sqlharbor.devenv.controlplane import ControlPlane
+
+from .harness import E2E
+
+
+@pytest.fixture
+def e2e(control_plane: ControlPlane, tmp_path: Path) -> Iterator[E2E]:
+    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
+    stack = Stack(control_plane, namespace, tmp_path / "stack")
+    stack.create_namespace()
+    stack.install_vault_secrets()
+    env = E2E(stack, tmp_path / "simulated")
+    try:
+        yield env
+    finally:
+        stack.stop()

@@ -1,0 +1,65 @@
+"""The end-to-end harness: a Stack plus the steps every end-to-end test repeats."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlharbor.demo import scenario
+from sqlharbor.demo.stack import Process, Stack
+
+
+class E2E:
+    """A Stack plus the few things every end-to-end test repeats."""
+
+    def __init__(self, stack: Stack, root: Path) -> None:
+        self.stack = stack
+        self.root = root  # simulated engine state
+        self.container = f"e2e-{uuid.uuid4().hex[:12]}"
+        self._agent_kubeconfig: Path | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.stack.namespace
+
+    def apply_vault_and_policy(self, **policy: Any) -> None:
+        self.stack.apply([scenario.vault(container=self.container), scenario.policy(**policy)])
+
+    def instance(self, name: str, host: str, databases: dict[str, str]) -> str:
+        """Create the simulated databases and the SqlInstance; returns the vault identity."""
+        inst = scenario.DemoInstance(name, host, "MSSQLSERVER", databases)
+        self.stack.seed(self.root, inst.vault_identity, [f"{d}={m}" for d, m in databases.items()])
+        self.stack.apply([scenario.instance(inst)])
+        return inst.vault_identity
+
+    def protect(self, instance: str, *databases: str) -> None:
+        self.stack.apply([scenario.protected_database(instance, db) for db in databases])
+
+    def start_agent(self, agent_id: str, instances: list[str], **settings: Any) -> Process:
+        if self._agent_kubeconfig is None:
+            self._agent_kubeconfig = self.stack.agent_kubeconfig()
+        config = self.stack.write_agent_config(
+            agent_id,
+            [
+                {"name": i, "engine": "simulated", "simulated": {"rootDir": str(self.root)}}
+                for i in instances
+            ],
+            self._agent_kubeconfig,
+            **settings,
+        )
+        return self.stack.start_agent(agent_id, config)
+
+    def pd(self, name: str) -> dict[str, Any]:
+        return self.stack.client.get_raw("ProtectedDatabase", self.namespace, name)
+
+    def pd_status(self, name: str) -> dict[str, Any]:
+        return dict(self.pd(name).get("status") or {})
+
+    def jobs(self) -> list[dict[str, Any]]:
+        items, _ = self.stack.client.list_raw("BackupJob", self.namespace)
+        return items
+
+    def wait(self, what: str, condition: Callable[[], Any], timeout: float = 120) -> Any:
+        return self.stack.wait_for(what, condition, timeout)
