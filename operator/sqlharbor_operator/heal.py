@@ -1,67 +1,60 @@
-"""Auto-heal: the scheduled backup type, corrected for what the chain needs.  Pure.
-
-A broken chain, no full yet, a recovery-model switch, a database overwritten by a restore
-(its GUID changed), or a full older than the policy allows makes the next backup a full,
-with the reason recorded in the job.  Logs are skipped under SIMPLE recovery; read-only
-databases get fulls only; master gets fulls only.
+"""Auto-heal in the operator: translate what ProtectedDatabase status knows into the core's
+``sqlharbor.autoheal.ChainState`` and let ``sqlharbor.autoheal.decide`` say what the next
+backup must be (the rules live there, once, with their property tests).  Pure.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlharbor import autoheal
 from sqlharbor.api import JobReason, ProtectedDatabaseStatus
-from sqlharbor.backupset import BackupType, RecoveryModel
+from sqlharbor.backupset import BackupType
+from sqlharbor_operator.accounting import FULL_REQUIRED_CODES
 from sqlharbor_operator.resolve import Resolved
 from sqlharbor_operator.scheduling import parse_duration
 
 Decision = tuple[BackupType | None, JobReason, str | None]
 
+#: status.chain.fullRequired (operator reason) → the engine error code that caused it
+_CAUSE = {reason: code for code, reason in FULL_REQUIRED_CODES.items()}
+
+
+def chain_state(status: ProtectedDatabaseStatus | None, resolved: Resolved) -> autoheal.ChainState:
+    db = resolved.database
+    chain = status.chain if status else None
+    last_full = status.last_full if status else None
+
+    def lsn(value: str | None) -> int | None:
+        return int(value) if value else None
+
+    return autoheal.ChainState(
+        recovery_model=db.recovery_model,
+        database_guid=db.database_guid,
+        database_name=db.name,
+        has_full=last_full is not None,
+        last_full_finish=last_full.time if last_full else None,
+        last_full_checkpoint_lsn=lsn(chain.base_checkpoint_lsn) if chain else None,
+        last_log_lsn=lsn(chain.last_lsn) if chain else None,
+        last_error_code=_CAUSE.get(chain.full_required) if chain and chain.full_required else None,
+        recovery_model_at_last_backup=chain.recovery_model if chain else None,
+        database_guid_at_last_backup=chain.database_guid if chain else None,
+        read_only=db.read_only,
+    )
+
 
 def heal(
     requested: BackupType, status: ProtectedDatabaseStatus | None, resolved: Resolved, now: datetime
 ) -> Decision:
-    db = resolved.database
-    chain = status.chain if status else None
-    last_full = status.last_full if status else None
-    full = BackupType.FULL
-    if last_full is None:
-        reason = JobReason.SCHEDULED if requested is full else JobReason.AUTO_HEAL
-        return full, reason, "NoFullBackup: no full backup yet"
-    if chain is not None and chain.full_required:
-        return full, JobReason.AUTO_HEAL, f"{chain.full_required}: {chain.full_required_message}"
-    if chain is not None and chain.database_guid and chain.database_guid != db.database_guid:
-        return (
-            full,
-            JobReason.AUTO_HEAL,
-            ("DatabaseOverwritten: the database GUID changed (it was restored over or recreated)"),
-        )
-    if (
-        chain is not None
-        and chain.recovery_model is not None
-        and chain.recovery_model is not db.recovery_model
-        and requested is not full
-    ):
-        return (
-            full,
-            JobReason.AUTO_HEAL,
-            (
-                f"RecoveryModelChanged: recovery model changed from {chain.recovery_model.value} "
-                f"to {db.recovery_model.value}"
-            ),
-        )
-    max_age = parse_duration(resolved.policy.spec.max_full_age)
-    if requested is not full and now - last_full.time > max_age:
-        return (
-            full,
-            JobReason.AUTO_HEAL,
-            (
-                "FullTooOld: the last full is older than maxFullAge "
-                + resolved.policy.spec.max_full_age
-            ),
-        )
-    if requested is BackupType.LOG and db.recovery_model is RecoveryModel.SIMPLE:
+    policy = autoheal.HealPolicy(max_full_age=parse_duration(resolved.policy.spec.max_full_age))
+    decision = autoheal.decide(requested, chain_state(status, resolved), now, policy)
+    if decision.backup_type is None:
         return None, JobReason.SCHEDULED, None
-    if requested is not full and (db.read_only or db.name.lower() == "master"):
-        return None, JobReason.SCHEDULED, None
-    return requested, JobReason.SCHEDULED, None
+    first_full = decision.reason is autoheal.Reason.NO_FULL_BACKUP and requested is BackupType.FULL
+    if decision.is_heal and not first_full:
+        return (
+            decision.backup_type,
+            JobReason.AUTO_HEAL,
+            (f"{decision.reason.value}: {decision.message}"),
+        )
+    return decision.backup_type, JobReason.SCHEDULED, None
