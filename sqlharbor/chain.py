@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ from typing import Generic, TypeVar
 from sqlharbor.backupset import BackupRecord, BackupType
 
 T = TypeVar("T")
+
+_FIRST_LSN = operator.attrgetter("first_lsn")
+_LAST_LSN = operator.attrgetter("last_lsn")
+_FINISH = operator.attrgetter("finish")
+_SIZE = operator.attrgetter("size_bytes")
+_KIND = operator.attrgetter("backup_type")
+_COPY_ONLY = operator.attrgetter("is_copy_only")
+_GUID = operator.attrgetter("database_guid")
 
 
 @dataclass(frozen=True)
@@ -144,33 +153,45 @@ class ChainIndex(Generic[T]):
     """A history arranged for bisection; items are records or anything holding one."""
 
     def __init__(self, items: Iterable[T], record_of: Callable[[T], BackupRecord]) -> None:
+        # C-level passes only (map, compress, itemgetter) and one sort by first LSN: a year
+        # of one-minute logs is half a million items, arriving in any order.
         self.record_of = record_of
-        logs: dict[str, list[T]] = defaultdict(list)
-        fulls: list[T] = []
-        diffs: list[T] = []
-        for item in items:
-            record = record_of(item)
-            if record.backup_type is BackupType.LOG:
-                if not record.is_copy_only:
-                    logs[record.database_guid].append(item)
-            elif record.backup_type is BackupType.FULL:
-                fulls.append(item)
-            else:
-                diffs.append(item)
-        self.logs = {guid: _LogRun(run, record_of) for guid, run in logs.items()}
-        self.fulls = fulls
+        unsorted = list(items)
+        unsorted_records = list(map(record_of, unsorted))
+        firsts = list(map(_FIRST_LSN, unsorted_records))
+        order = sorted(range(len(unsorted)), key=firsts.__getitem__)
+        if all(map(operator.lt, order, order[1:])):  # already in order
+            ordered, records = unsorted, unsorted_records
+        else:
+            ordered, records = _pick(unsorted, order), _pick(unsorted_records, order)
+        is_log = list(map(operator.is_, map(_KIND, records), itertools.repeat(BackupType.LOG)))
+        in_chain = list(map(operator.and_, is_log, map(operator.not_, map(_COPY_ONLY, records))))
+        guids = list(map(_GUID, records))
+        self.logs: dict[str, _LogRun[T]] = {}
+        for guid in set(itertools.compress(guids, in_chain)):
+            mask = in_chain
+            if len(set(guids)) > 1:
+                mask = list(
+                    map(operator.and_, in_chain, map(operator.eq, guids, itertools.repeat(guid)))
+                )
+            self.logs[guid] = _LogRun(
+                list(itertools.compress(ordered, mask)), list(itertools.compress(records, mask))
+            )
+        bases = [i for i in itertools.compress(range(len(records)), map(operator.not_, is_log))]
+        self.fulls = [ordered[i] for i in bases if records[i].backup_type is BackupType.FULL]
         diff_bases = {
             (r.database_guid, r.checkpoint_lsn): full
-            for full in fulls
+            for full in self.fulls
             if (r := record_of(full)).is_differential_base
         }
         #: every restorable differential, with its full
         self.differentials: list[tuple[T, T]] = []
-        for diff in diffs:
-            r = record_of(diff)
-            full = diff_bases.get((r.database_guid, r.differential_base_lsn or -1))
-            if full is not None:
-                self.differentials.append((full, diff))
+        for i in bases:
+            r = records[i]
+            if r.backup_type is BackupType.DIFFERENTIAL:
+                base = diff_bases.get((r.database_guid, r.differential_base_lsn or -1))
+                if base is not None:
+                    self.differentials.append((base, ordered[i]))
 
     def bases(self) -> Iterable[tuple[tuple[T, ...], BackupRecord]]:
         """Every restorable base: (the steps it takes, the record it ends with)."""
@@ -184,7 +205,7 @@ class ChainIndex(Generic[T]):
         start = None if run is None else run.covering(base.last_lsn)
         if run is None or start is None:
             return Reach(None, None, base.finish, restored_position(base))
-        end = run.chain_end[start]
+        end = run.chain_end(start)
         last = run.records[end]
         return Reach(start, end, max(base.finish, last.finish), restored_position(last))
 
@@ -199,21 +220,24 @@ class ChainIndex(Generic[T]):
 class _LogRun(Generic[T]):
     """One incarnation's non-copy-only logs sorted by LSN, with chain ends and prefix sizes."""
 
-    def __init__(self, items: list[T], record_of: Callable[[T], BackupRecord]) -> None:
-        items.sort(key=lambda item: record_of(item).first_lsn)
+    def __init__(self, items: list[T], records: list[BackupRecord]) -> None:
         self.items = items
-        self.records = [record_of(item) for item in items]
-        self.first_lsns = [r.first_lsn for r in self.records]
-        self.last_lsns = [r.last_lsn for r in self.records]
-        self.finishes = [r.finish for r in self.records]
-        self.size_prefix = [0, *itertools.accumulate(r.size_bytes for r in self.records)]
-        n = len(self.records)
-        self.chain_end = [0] * n
-        end = n - 1
-        for i in range(n - 1, -1, -1):
-            if i < n - 1 and self.first_lsns[i + 1] != self.last_lsns[i]:
-                end = i
-            self.chain_end[i] = end
+        self.records = records
+        self.first_lsns = list(map(_FIRST_LSN, records))
+        self.last_lsns = list(map(_LAST_LSN, records))
+        self.finishes = list(map(_FINISH, records))
+        self.size_prefix = [0, *itertools.accumulate(map(_SIZE, records))]
+        #: indexes of logs the next log does not continue (the ends of chains)
+        self.breaks = list(
+            itertools.compress(
+                range(len(records)), map(operator.ne, self.first_lsns[1:], self.last_lsns)
+            )
+        )
+
+    def chain_end(self, i: int) -> int:
+        """The index of the last log of the chain holding log ``i``."""
+        j = bisect.bisect_left(self.breaks, i)
+        return self.breaks[j] if j < len(self.breaks) else len(self.records) - 1
 
     def covering(self, lsn: int) -> int | None:
         """The first log with ``first_lsn <= lsn <= last_lsn``, if any."""
@@ -223,12 +247,16 @@ class _LogRun(Generic[T]):
         return None
 
     def chain_spans(self) -> list[tuple[int, int]]:
-        spans = []
-        i = 0
-        while i < len(self.records):
-            spans.append((i, self.chain_end[i]))
-            i = self.chain_end[i] + 1
-        return spans
+        starts = [0, *(b + 1 for b in self.breaks)]
+        ends = [*self.breaks, len(self.records) - 1]
+        return [(start, end) for start, end in zip(starts, ends, strict=True) if start <= end]
+
+
+def _pick(values: list[T], positions: list[int]) -> list[T]:
+    """``[values[i] for i in positions]``, in C."""
+    if len(positions) < 2:
+        return [values[i] for i in positions]
+    return list(operator.itemgetter(*positions)(values))
 
 
 def split_chains(records: Iterable[BackupRecord]) -> list[LogChain]:

@@ -13,9 +13,11 @@ of one-minute logs plans in well under a second.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryPoint
 from sqlharbor.chain import ChainIndex, LsnRange, TimeWindow, lsn_ranges_of, windows_of
@@ -97,73 +99,123 @@ class RestorePlan:
         return sum(p.record.size_bytes for p in self.steps)
 
 
+class RestorePlanner:
+    """Plans over one history; the index is built once, so each further plan is a few
+    bisections (keep one per database while its catalog does not change)."""
+
+    def __init__(self, points: Sequence[RecoveryPoint]) -> None:
+        self._points = points
+        self._index = _index(points)
+
+    def window(self) -> list[TimeWindow]:
+        return windows_of(self._index)
+
+    def lsn_ranges(self) -> list[LsnRange]:
+        return lsn_ranges_of(self._index)
+
+    def plan(self, target: RestoreTarget) -> RestorePlan:
+        """The cheapest plan that restores exactly to ``target``; ``PlanError`` if none can."""
+        index, points = self._index, self._points
+        if isinstance(target, datetime):
+            target = AtTime(target)
+        if isinstance(target, AtTime):
+            if target.time.tzinfo is None:
+                raise ValueError("restore target times must be timezone-aware")
+            return _at_time(index, target.time, None, stop=True)
+        if isinstance(target, AtLsn):
+            return _at_lsn(index, target, points)
+        if isinstance(target, AtRecoveryPoint):
+            return _at_point(index, target.id, points)
+        windows = windows_of(index)
+        if not windows:
+            raise PlanError("There are no restorable recovery points.", code=NO_BACKUPS)
+        return _at_time(index, windows[-1].end, None, stop=False)
+
+
 def recovery_window(points: Sequence[RecoveryPoint]) -> list[TimeWindow]:
     """The restorable time intervals, oldest first; a log gap splits them."""
-    return windows_of(_index(points))
+    return RestorePlanner(points).window()
 
 
 def recovery_lsn_ranges(points: Sequence[RecoveryPoint]) -> list[LsnRange]:
     """The restorable LSN positions per database incarnation."""
-    return lsn_ranges_of(_index(points))
+    return RestorePlanner(points).lsn_ranges()
 
 
 def plan_restore(points: Sequence[RecoveryPoint], target: RestoreTarget) -> RestorePlan:
     """The cheapest plan that restores exactly to ``target``; ``PlanError`` if none can."""
-    index = _index(points)
-    if isinstance(target, datetime):
-        target = AtTime(target)
-    if isinstance(target, AtTime):
-        if target.time.tzinfo is None:
-            raise ValueError("restore target times must be timezone-aware")
-        return _at_time(index, target.time, None, stop=True)
-    if isinstance(target, AtLsn):
-        return _at_lsn(index, target, points)
-    if isinstance(target, AtRecoveryPoint):
-        return _at_point(index, target.id, points)
-    windows = windows_of(index)
-    if not windows:
-        raise PlanError("There are no restorable recovery points.", code=NO_BACKUPS)
-    return _at_time(index, windows[-1].end, None, stop=False)
+    return RestorePlanner(points).plan(target)
 
 
 def _index(points: Sequence[RecoveryPoint]) -> ChainIndex[RecoveryPoint]:
     return ChainIndex(points, _record_of)
 
 
-def _record_of(point: RecoveryPoint) -> BackupRecord:
-    return point.record
+_record_of: Callable[[RecoveryPoint], BackupRecord] = operator.attrgetter("record")
 
 
 _Cost = tuple[int, int, float]
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A base and the run of logs after it, costed without building the plan."""
+
+    cost: _Cost
+    steps: tuple[RecoveryPoint, ...]
+    guid: str
+    logs: tuple[int, int] | None  # log indexes, inclusive
+
+
+def _candidate(
+    index: ChainIndex[RecoveryPoint],
+    steps: tuple[RecoveryPoint, ...],
+    base: BackupRecord,
+    logs: tuple[int, int] | None,
+) -> _Candidate:
+    size = sum(p.record.size_bytes for p in steps)
+    count = len(steps)
+    if logs is not None:
+        run = index.logs[base.database_guid]
+        size += run.size_prefix[logs[1] + 1] - run.size_prefix[logs[0]]
+        count += logs[1] - logs[0] + 1
+    return _Candidate((count, size, -base.finish.timestamp()), steps, base.database_guid, logs)
+
+
+def _steps(index: ChainIndex[RecoveryPoint], best: _Candidate) -> tuple[RecoveryPoint, ...]:
+    if best.logs is None:
+        return best.steps
+    run = index.logs[best.guid]
+    return (*best.steps, *run.items[best.logs[0] : best.logs[1] + 1])
+
+
 def _at_time(
     index: ChainIndex[RecoveryPoint], when: datetime, guid: str | None, *, stop: bool
 ) -> RestorePlan:
-    best: tuple[_Cost, RestorePlan] | None = None
+    candidates = []
     for steps, base in index.bases():
         if base.finish > when or (guid is not None and base.database_guid != guid):
             continue
         reach = index.reach(base)
         if when > reach.end:
             continue
-        logs: list[RecoveryPoint] = []
+        logs = None
         if when > base.finish and reach.first_log is not None and reach.last_log is not None:
             run = index.logs[base.database_guid]
             last = bisect.bisect_left(run.finishes, when, reach.first_log, reach.last_log + 1)
-            logs = run.items[reach.first_log : last + 1]
-        plan = RestorePlan(
-            steps=(*steps, *logs),
-            stop_time=when if logs and stop else None,
-            stop_lsn=None,
-            database_guid=base.database_guid,
-            target_time=when,
-        )
-        best = _cheaper(best, plan, base.finish.timestamp())
+            logs = (reach.first_log, last)
+        candidates.append(_candidate(index, steps, base, logs))
+    best = min(candidates, key=lambda c: c.cost, default=None)
     if best is None:
-        windows = windows_of(index)
-        raise _outside([(w.start, w.end) for w in windows], when, when.isoformat(), "time")
-    return best[1]
+        spans = [(w.start, w.end) for w in windows_of(index)]
+        raise _outside(spans, when, when.isoformat(), "time")
+    return RestorePlan(
+        steps=_steps(index, best),
+        stop_time=when if best.logs is not None and stop else None,
+        stop_lsn=None,
+        database_guid=best.guid,
+        target_time=when,
+    )
 
 
 def _at_lsn(
@@ -174,7 +226,7 @@ def _at_lsn(
         if not points:
             raise PlanError("There are no restorable recovery points.", code=NO_BACKUPS)
         guid = max(points, key=lambda p: p.record.finish).record.database_guid
-    best: tuple[_Cost, RestorePlan] | None = None
+    candidates = []
     for steps, base in index.bases():
         position = base.last_lsn - 1
         if base.database_guid != guid or position > target.lsn:
@@ -182,23 +234,23 @@ def _at_lsn(
         reach = index.reach(base)
         if target.lsn > reach.end_position:
             continue
-        logs: list[RecoveryPoint] = []
+        logs = None
         if target.lsn > position and reach.first_log is not None and reach.last_log is not None:
             run = index.logs[guid]
             last = bisect.bisect_right(run.last_lsns, target.lsn, reach.first_log, reach.last_log)
-            logs = run.items[reach.first_log : last + 1]
-        plan = RestorePlan(
-            steps=(*steps, *logs),
-            stop_time=None,
-            stop_lsn=target.lsn if logs else None,
-            database_guid=guid,
-            target_lsn=target.lsn,
-        )
-        best = _cheaper(best, plan, base.finish.timestamp())
+            logs = (reach.first_log, last)
+        candidates.append(_candidate(index, steps, base, logs))
+    best = min(candidates, key=lambda c: c.cost, default=None)
     if best is None:
-        ranges = [(r.first, r.last) for r in lsn_ranges_of(index) if r.database_guid == guid]
-        raise _outside(ranges, target.lsn, f"LSN {target.lsn}", "LSN")
-    return best[1]
+        spans = [(r.first, r.last) for r in lsn_ranges_of(index) if r.database_guid == guid]
+        raise _outside(spans, target.lsn, f"LSN {target.lsn}", "LSN")
+    return RestorePlan(
+        steps=_steps(index, best),
+        stop_time=None,
+        stop_lsn=target.lsn if best.logs is not None else None,
+        database_guid=guid,
+        target_lsn=target.lsn,
+    )
 
 
 def _at_point(
@@ -228,21 +280,11 @@ def _at_point(
     return plan
 
 
-def _cheaper(
-    best: tuple[_Cost, RestorePlan] | None, plan: RestorePlan, base_finish: float
-) -> tuple[_Cost, RestorePlan]:
-    cost = (len(plan.steps), plan.total_bytes, -base_finish)
-    if best is None or cost < best[0]:
-        return cost, plan
-    return best
+_V = TypeVar("_V", datetime, int)
 
 
-_V = datetime | int
-
-
-def _outside(spans: Sequence[tuple[_V, _V]], target: _V, describe: object, unit: str) -> PlanError:
+def _outside(spans: Sequence[tuple[_V, _V]], target: _V, label: str, unit: str) -> PlanError:
     """The error for an unreachable target, naming the nearest restorable points."""
-    label = describe() if callable(describe) else str(target)
     if not spans:
         return PlanError("There are no restorable recovery points.", code=NO_BACKUPS)
     starts = [start for start, _ in spans]
