@@ -1,0 +1,157 @@
+"""Auto-heal decisions and the agent's chain checks (``sqlharbor.autoheal``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sqlharbor.autoheal import (
+    ChainState,
+    HealPolicy,
+    Reason,
+    check_differential_base,
+    check_log_continuity,
+    decide,
+)
+from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
+
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+HEALTHY = ChainState(
+    recovery_model=RecoveryModel.FULL,
+    database_guid="G1",
+    database_name="sales",
+    has_full=True,
+    last_full_finish=NOW - timedelta(days=1),
+    last_full_checkpoint_lsn=100,
+    recovery_model_at_last_backup=RecoveryModel.FULL,
+    database_guid_at_last_backup="G1",
+)
+
+
+@pytest.mark.parametrize(
+    ("requested", "changes", "expected", "reason"),
+    [
+        (BackupType.LOG, {}, BackupType.LOG, Reason.SCHEDULED),
+        (BackupType.DIFFERENTIAL, {}, BackupType.DIFFERENTIAL, Reason.SCHEDULED),
+        (
+            BackupType.LOG,
+            {"has_full": False, "last_full_finish": None},
+            BackupType.FULL,
+            Reason.NO_FULL_BACKUP,
+        ),
+        (
+            BackupType.LOG,
+            {"last_error_code": "UserErrorSQLLSNValidationFailure"},
+            BackupType.FULL,
+            Reason.LOG_CHAIN_BROKEN,
+        ),
+        (
+            BackupType.DIFFERENTIAL,
+            {"last_error_code": "UserErrorParentFullBackupMissing"},
+            BackupType.FULL,
+            Reason.PARENT_FULL_MISSING,
+        ),
+        (
+            BackupType.LOG,
+            {"recovery_model_at_last_backup": RecoveryModel.SIMPLE},
+            BackupType.FULL,
+            Reason.RECOVERY_MODEL_CHANGED,
+        ),
+        (BackupType.LOG, {"database_guid": "G2"}, BackupType.FULL, Reason.DATABASE_OVERWRITTEN),
+        (
+            BackupType.LOG,
+            {"last_full_finish": NOW - timedelta(days=16)},
+            BackupType.FULL,
+            Reason.FULL_TOO_OLD,
+        ),
+        (
+            BackupType.LOG,
+            {
+                "recovery_model": RecoveryModel.SIMPLE,
+                "recovery_model_at_last_backup": RecoveryModel.SIMPLE,
+            },
+            None,
+            Reason.SIMPLE_RECOVERY,
+        ),
+        (BackupType.LOG, {"recovery_model": RecoveryModel.SIMPLE}, None, Reason.SIMPLE_RECOVERY),
+        (
+            BackupType.DIFFERENTIAL,
+            {"database_name": "master"},
+            BackupType.FULL,
+            Reason.SYSTEM_DATABASE,
+        ),
+        (BackupType.LOG, {"database_name": "MASTER"}, None, Reason.SYSTEM_DATABASE),
+        (BackupType.LOG, {"read_only": True}, None, Reason.READ_ONLY),
+        (BackupType.DIFFERENTIAL, {"read_only": True}, None, Reason.READ_ONLY),
+        (BackupType.FULL, {"read_only": True}, BackupType.FULL, Reason.SCHEDULED),
+        (BackupType.FULL, {"database_guid": "G2"}, BackupType.FULL, Reason.SCHEDULED),
+    ],
+)
+def test_decisions(
+    requested: BackupType, changes: dict, expected: BackupType | None, reason: Reason
+) -> None:
+    decision = decide(requested, replace(HEALTHY, **changes), NOW)
+    assert decision.backup_type is expected
+    assert decision.reason is reason
+    assert decision.message
+    assert decision.error_code is None
+
+
+def test_simple_log_message_and_on_demand_refusal() -> None:
+    state = replace(
+        HEALTHY,
+        recovery_model=RecoveryModel.SIMPLE,
+        recovery_model_at_last_backup=RecoveryModel.SIMPLE,
+    )
+    skipped = decide(BackupType.LOG, state, NOW)
+    assert "database uses SIMPLE recovery: log backups are skipped; fulls only" in skipped.message
+    refused = decide(BackupType.LOG, state, NOW, on_demand=True)
+    assert refused.backup_type is None
+    assert refused.error_code == "UserErrorSQLPODoesNotSupportBackupType"
+
+
+def test_policy_sets_the_full_age_limit() -> None:
+    state = replace(HEALTHY, last_full_finish=NOW - timedelta(days=3))
+    assert decide(BackupType.LOG, state, NOW).backup_type is BackupType.LOG
+    strict = HealPolicy(max_full_age=timedelta(days=2))
+    decision = decide(BackupType.LOG, state, NOW, strict)
+    assert decision.reason is Reason.FULL_TOO_OLD
+    assert decision.is_heal
+
+
+def _log(first: int, last: int) -> BackupRecord:
+    return BackupRecord(
+        database_name="sales",
+        database_guid="G1",
+        backup_type=BackupType.LOG,
+        is_copy_only=False,
+        first_lsn=first,
+        last_lsn=last,
+        checkpoint_lsn=last - 1,
+        database_backup_lsn=100,
+        differential_base_lsn=None,
+        start=NOW,
+        finish=NOW,
+        recovery_model=RecoveryModel.FULL,
+    )
+
+
+def test_log_continuity() -> None:
+    assert check_log_continuity(200, _log(200, 250)).ok
+    assert check_log_continuity(210, _log(200, 250)).ok  # first log after a base
+    broken = check_log_continuity(200, _log(230, 250))
+    assert not broken.ok
+    assert broken.code == "UserErrorSQLLSNValidationFailure"
+    assert "230" in broken.message
+    assert "200" in broken.message
+    assert check_log_continuity(None, _log(200, 250)).code == "UserErrorParentFullBackupMissing"
+
+
+def test_differential_base_moved() -> None:
+    diff = replace(_log(300, 310), backup_type=BackupType.DIFFERENTIAL, differential_base_lsn=100)
+    assert check_differential_base(100, diff).ok
+    moved = check_differential_base(90, diff)
+    assert not moved.ok
+    assert moved.code == "UserErrorSQLLSNValidationFailure"
