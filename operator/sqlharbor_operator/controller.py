@@ -28,7 +28,7 @@ from sqlharbor.api import (
 from sqlharbor.backupset import BackupType, RecoveryModel
 from sqlharbor.errors import SqlHarborError
 from sqlharbor.kube import KubeClient
-from sqlharbor_operator import accounting
+from sqlharbor_operator import accounting, autoprotect, metrics
 from sqlharbor_operator.dispatch import DueBackup, batches, job_body
 from sqlharbor_operator.health import assess
 from sqlharbor_operator.resolve import Problem, Resolved, resolve
@@ -85,6 +85,7 @@ class Controller:
         await self._fail_jobs_of_dead_agents(now)
         await self._account_finished_jobs()
         await self._dispatch(now)
+        await self._auto_protect()
         await self._refresh_status(now)
         await self._collect_garbage()
         await self._restores.tick(self._state, now)
@@ -161,6 +162,7 @@ class Controller:
             result = results.get(entry.name)
             if result is not None and result.phase is JobPhase.SUCCEEDED:
                 new = accounting.apply_success(current, result, name, job.spec.copy_only)
+                metrics.observe_result(ns, job.spec.type.value, succeeded=True)
                 self._retry_after.pop(key, None)
             else:
                 if result is None or result.error is None:
@@ -171,6 +173,7 @@ class Controller:
                     )
                     result = DatabaseResult(name=entry.name, phase=JobPhase.FAILED, error=err)
                 new = accounting.apply_failure(current, result, completed)
+                metrics.observe_result(ns, job.spec.type.value, succeeded=False)
                 failures = new.consecutive_failures or 1
                 self._retry_after[key] = self._clock() + timedelta(
                     seconds=min(300, 5 * 2 ** min(failures, 6))
@@ -330,6 +333,7 @@ class Controller:
             log.warning("status of %s/%s: %s", key[0], key[1], exc)
             return
         self._written[key] = {"body": comparable, "reason": reason}
+        metrics.observe_status(key[0], key[1], status)
         self._set_status(key, status)
 
     async def _event(self, pd: ProtectedDatabase, reason: str, note: str, type_: str) -> None:
@@ -349,6 +353,26 @@ class Controller:
             type_=type_,
             reporter="operator",
         )
+
+    # -- auto-protection ------------------------------------------------------------------
+    async def _auto_protect(self) -> None:
+        for (ns, _), instance in list(self._state.instances.items()):
+            existing = [pd for (pns, _), pd in self._state.databases.items() if pns == ns]
+            for body in autoprotect.to_create(instance, existing):
+                try:
+                    created = await self._call(self._client.create, "ProtectedDatabase", ns, body)
+                except SqlHarborError as exc:
+                    log.info("auto-protection of %s: %s", body["spec"]["databaseName"], exc)
+                    continue
+                pd = self._state.upsert("ProtectedDatabase", created)
+                if pd is not None:
+                    await self._event(
+                        pd,
+                        "AutoProtected",
+                        f"database {body['spec']['databaseName']!r} discovered on "
+                        f"{instance.metadata.name} is now protected",
+                        "Normal",
+                    )
 
     # -- garbage collection -------------------------------------------------------------
     async def _collect_garbage(self) -> None:

@@ -29,9 +29,14 @@ import click
     show_default=True,
     help="How often the scheduler looks for due backups.",
 )
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
 @click.option("--log-level", default="INFO", show_default=True)
 def main(
-    kubeconfig: Path | None, namespaces: tuple[str, ...], tick_seconds: float, log_level: str
+    kubeconfig: Path | None,
+    namespaces: tuple[str, ...],
+    tick_seconds: float,
+    metrics_port: int | None,
+    log_level: str,
 ) -> None:
     """Reconcile sqlharbor resources: schedule backups, track recovery points and health."""
     import kopf
@@ -45,6 +50,11 @@ def main(
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     logging.getLogger("azure").setLevel(logging.WARNING)
     from sqlharbor_operator import handlers  # noqa: F401  (registers the handlers)
+
+    if metrics_port is not None:
+        from sqlharbor_operator import metrics
+
+        metrics.serve(metrics_port)
 
     kopf.run(
         standalone=True,

@@ -284,3 +284,49 @@ def test_bad_references_show_conditions_that_say_what_is_wrong(e2e: E2E) -> None
         assert words in cond["message"], (name, cond)
         assert e2e.pd_status(name)["health"] == "Unhealthy"
     assert e2e.jobs() == [], "nothing is dispatched for unresolved databases"
+
+
+def test_auto_protection_protects_new_databases(e2e: E2E) -> None:
+    e2e.apply_vault_and_policy(**FAST)
+    identity = e2e.instance("sim1", "vm1", {"app": "FULL", "scratch_tmp": "SIMPLE"})
+    e2e.stack.apply(
+        [
+            {
+                "apiVersion": "sqlharbor.io/v1alpha1",
+                "kind": "SqlInstance",
+                "metadata": {"name": "sim1"},
+                "spec": {
+                    "host": "vm1",
+                    "engine": "simulated",
+                    "autoProtection": {
+                        "enabled": True,
+                        "policyRef": {"name": "demo-fast"},
+                        "exclude": ["scratch_*"],
+                    },
+                },
+            }
+        ]
+    )
+    e2e.stack.start_operator()
+    e2e.start_agent("vm1", ["sim1"])
+
+    def auto_protected() -> list[dict[str, Any]]:
+        items, _ = e2e.stack.client.list_raw(
+            "ProtectedDatabase", e2e.namespace, label_selector="sqlharbor.io/auto-protected"
+        )
+        return items
+
+    first = e2e.wait("the discovered database is protected", auto_protected)
+    assert [pd["spec"]["databaseName"] for pd in first] == ["app"]
+    # a database created later is picked up by the next discovery
+    e2e.stack.seed(e2e.root, identity, ["late=FULL"])
+    e2e.wait("the new database is protected", lambda: len(auto_protected()) == 2)
+    names = sorted(pd["spec"]["databaseName"] for pd in auto_protected())
+    assert names == ["app", "late"]
+    e2e.wait(
+        "a full of the new database",
+        lambda: any(
+            "lastFull" in (pd.get("status") or {}) and pd["spec"]["databaseName"] == "late"
+            for pd in auto_protected()
+        ),
+    )

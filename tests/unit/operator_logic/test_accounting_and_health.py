@@ -156,3 +156,64 @@ def test_logs_of_many_databases_share_jobs_of_at_most_fifty() -> None:
     assert body["spec"]["type"] == "Log"
     assert body["metadata"]["labels"]["sqlharbor.io/instance"] == "i1"
     assert body["spec"]["databases"][0]["expectedLastLsn"] == "100"
+
+
+def _instance(
+    databases: list[str], *, exclude: list[str] | None = None, enabled: bool = True
+) -> object:
+    from sqlharbor.api import SqlInstance
+
+    return SqlInstance.model_validate(
+        {
+            "kind": "SqlInstance",
+            "metadata": {"name": "sql1", "namespace": "ns"},
+            "spec": {
+                "host": "vm1",
+                "autoProtection": {
+                    "enabled": enabled,
+                    "policyRef": {"name": "std"},
+                    "exclude": exclude or [],
+                },
+            },
+            "status": {
+                "databases": [
+                    {
+                        "name": n,
+                        "databaseGuid": f"00000000-0000-0000-0000-{i:012d}",
+                        "recoveryModel": "FULL",
+                        "state": "ONLINE",
+                    }
+                    for i, n in enumerate(databases)
+                ]
+            },
+        }
+    )
+
+
+def test_auto_protection_creates_what_is_missing_and_respects_exclusions() -> None:
+    from sqlharbor_operator.autoprotect import resource_name, to_create
+
+    from sqlharbor.api import ProtectedDatabase
+
+    instance = _instance(
+        ["master", "tempdb", "model", "Sales", "scratch_1", "Ops 'HQ'"], exclude=["scratch_*"]
+    )
+    already = ProtectedDatabase.model_validate(
+        {
+            "kind": "ProtectedDatabase",
+            "metadata": {"name": "x", "namespace": "ns"},
+            "spec": {
+                "instanceRef": {"name": "sql1"},
+                "databaseName": "master",
+                "policyRef": {"name": "other"},
+            },
+        }
+    )
+    bodies = to_create(instance, [already])
+    names = sorted(b["spec"]["databaseName"] for b in bodies)
+    assert names == ["Ops 'HQ'", "Sales"]
+    meta = next(b["metadata"] for b in bodies if b["spec"]["databaseName"] == "Ops 'HQ'")
+    assert meta["name"] == resource_name("sql1", "Ops 'HQ'")
+    assert meta["name"].startswith("sql1-ops-hq-")
+    assert meta["labels"]["sqlharbor.io/auto-protected"] == "true"
+    assert to_create(_instance(["Sales"], enabled=False), []) == []
