@@ -7,7 +7,6 @@ handful of blobs and finish well inside two seconds.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -128,7 +127,6 @@ def test_planning_a_point_in_time_restore_reads_few_blobs(
     store, catalog, history = big_catalog
     target = START + timedelta(days=19, hours=13, minutes=37, seconds=5)
     store.reset()
-    began = time.monotonic()
     base = catalog.base_before(INSTANCE, GUID, target)
     assert base is not None
     logs = [
@@ -138,8 +136,6 @@ def test_planning_a_point_in_time_restore_reads_few_blobs(
         )
         if p.record.backup_type is BackupType.LOG
     ]
-    elapsed = time.monotonic() - began
-    assert elapsed < 2.0, f"planning took {elapsed:.2f}s"
     assert len(store.gets) <= 3, store.gets
     assert len(store.lists) == 2
     expected_base = max(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from datetime import timedelta
 
 import pytest
@@ -138,30 +137,21 @@ def _year() -> History:
     return h
 
 
-def _timed_plan(points: list, target: object) -> tuple[planner.RestorePlan, float]:
-    started = time.process_time()  # CPU time: the machine is shared
-    plan = planner.plan_restore(points, target)  # type: ignore[arg-type]
-    return plan, time.process_time() - started
-
-
-def test_a_year_of_minute_logs_plans_fast() -> None:
+def test_a_year_of_minute_logs_plans_correctly() -> None:
+    """Correctness at full scale; how fast it plans is measured by `make bench` (catalog),
+    side by side with a baseline, never by a timed unit test."""
     h = _year()
     assert sum(p.record.backup_type is BackupType.LOG for p in h.points) == 525_600
     start, end = h.points[0].record.finish, h.points[-1].record.finish
     target = start + (end - start) * 0.73
-    plan, in_order = _timed_plan(h.points, target)
+    plan = planner.plan_restore(h.points, target)
     assert plan.steps[0].record.backup_type is BackupType.FULL
     assert 1 < len(plan.logs) <= 1441
     assert plan.logs[-1].record.finish >= target > plan.logs[-2].record.finish
     shuffled = random.Random(1).sample(h.points, len(h.points))
-    same, any_order = _timed_plan(shuffled, target)
-    assert same == plan
-    print(f"in order {in_order:.2f}s, shuffled {any_order:.2f}s (CPU)")
-    assert in_order < 1.0, f"planning took {in_order:.2f}s"
-    assert any_order < 2.5, f"planning unsorted points took {any_order:.2f}s"
+    assert planner.plan_restore(shuffled, target) == plan
     reused = planner.RestorePlanner(shuffled)
-    started = time.process_time()
     for fraction in (0.1, 0.3, 0.5, 0.9):
-        reused.plan(start + (end - start) * fraction)
-    assert time.process_time() - started < 0.2  # each plan is bisections over the index
+        again = reused.plan(start + (end - start) * fraction)
+        assert again.logs[-1].record.finish >= start + (end - start) * fraction
     assert planner.recovery_window(shuffled) == [chain.TimeWindow(start, end)]
