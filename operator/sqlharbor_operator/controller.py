@@ -31,6 +31,7 @@ from sqlharbor.kube import KubeClient
 from sqlharbor_operator import accounting, autoprotect, metrics
 from sqlharbor_operator.dispatch import DueBackup, batches, job_body
 from sqlharbor_operator.health import assess
+from sqlharbor_operator.pruning import RetentionPass
 from sqlharbor_operator.resolve import Problem, Resolved, resolve
 from sqlharbor_operator.restores import RestorePlanner, vault_catalog_opener
 from sqlharbor_operator.scheduling import due, parse_duration
@@ -53,6 +54,7 @@ class Controller:
         state: State,
         *,
         tick_seconds: float = 1.0,
+        retention_interval: timedelta = timedelta(minutes=10),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._client = client
@@ -61,7 +63,9 @@ class Controller:
         self._clock = clock
         self._retry_after: dict[Key, datetime] = {}
         self._written: dict[Key, dict[str, Any]] = {}
-        self._restores = RestorePlanner(client, vault_catalog_opener(client))
+        opener = vault_catalog_opener(client)
+        self._restores = RestorePlanner(client, opener)
+        self._retention = RetentionPass(opener, retention_interval, self._after_pruning)
 
     async def run(self) -> None:
         while True:
@@ -89,6 +93,7 @@ class Controller:
         await self._refresh_status(now)
         await self._collect_garbage()
         await self._restores.tick(self._state, now)
+        await self._retention.tick(self._state, now)
 
     # -- liveness -----------------------------------------------------------------------
     async def _fail_jobs_of_dead_agents(self, now: datetime) -> None:
@@ -353,6 +358,24 @@ class Controller:
             type_=type_,
             reporter="operator",
         )
+
+    def _after_pruning(self, key: Key, earliest: datetime | None, kept: int, deleted: int) -> None:
+        pd = self._state.databases.get(key)
+        if pd is None or pd.status is None:
+            return
+        status = pd.status.model_copy(deep=True)
+        status.recovery_points = kept
+        window = status.recovery_window
+        if (
+            window is not None
+            and earliest is not None
+            and (window.earliest is None or earliest > window.earliest)
+        ):
+            window.earliest = earliest
+            window.earliest_text = accounting.rfc3339(earliest)
+        self._set_status(key, status)
+        if deleted:
+            log.info("retention deleted %d recovery point(s) of %s/%s", deleted, *key)
 
     # -- auto-protection ------------------------------------------------------------------
     async def _auto_protect(self) -> None:

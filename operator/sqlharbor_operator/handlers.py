@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -38,7 +39,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     client = KubeClient.from_kubeconfig(os.environ.get("KUBECONFIG"))
     tick = float(os.environ.get("SQLHARBOR_TICK_SECONDS", "1"))
     STATE.wakeup = asyncio.Event()
-    controller = Controller(client, STATE, tick_seconds=tick)
+    retention = timedelta(seconds=float(os.environ.get("SQLHARBOR_RETENTION_SECONDS", "600")))
+    controller = Controller(client, STATE, tick_seconds=tick, retention_interval=retention)
     _tasks.append(asyncio.create_task(controller.run(), name="sqlharbor-controller"))
 
 

@@ -29,12 +29,20 @@ import click
     show_default=True,
     help="How often the scheduler looks for due backups.",
 )
+@click.option(
+    "--retention-seconds",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="How often recovery points the policies no longer keep are deleted from the vaults.",
+)
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
 @click.option("--log-level", default="INFO", show_default=True)
 def main(
     kubeconfig: Path | None,
     namespaces: tuple[str, ...],
     tick_seconds: float,
+    retention_seconds: float,
     metrics_port: int | None,
     log_level: str,
 ) -> None:
@@ -44,6 +52,7 @@ def main(
     if kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(kubeconfig)
     os.environ["SQLHARBOR_TICK_SECONDS"] = str(tick_seconds)
+    os.environ["SQLHARBOR_RETENTION_SECONDS"] = str(retention_seconds)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

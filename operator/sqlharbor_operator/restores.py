@@ -30,6 +30,7 @@ from sqlharbor.restoreplan import (
     plan,
     plan_status,
 )
+from sqlharbor.vault import Catalog
 from sqlharbor_operator.resolve import instance_served
 from sqlharbor_operator.state import Key, State
 
@@ -332,13 +333,13 @@ class RestorePlanner:
         log.info("RestoreJob %s/%s: %s", ns, name, body["message"])
 
 
-def vault_catalog_opener(client: KubeClient) -> CatalogOpener:
+def vault_catalog_opener(client: KubeClient) -> Callable[[BackupVault], Catalog]:
     """Open a vault's catalog with the operator's access to its storage Secret (cached)."""
     from sqlharbor.restoreplan import open_catalog
 
-    cache: dict[tuple[str, str, int | None], CatalogReader] = {}
+    cache: dict[tuple[str, str, int | None], Catalog] = {}
 
-    def opener(vault: BackupVault) -> CatalogReader:
+    def opener(vault: BackupVault) -> Catalog:
         key = (vault.metadata.namespace or "", vault.metadata.name, vault.metadata.generation)
         if key not in cache:
             cache[key] = open_catalog(vault, client.secret_value)

@@ -188,6 +188,23 @@ class Catalog:
                 lines.setdefault(name, []).append(line)
         self._map(lambda item: self._append_lines(*item), list(lines.items()))
 
+    def delete_point(self, instance: str, database_guid: str, recovery_point_id: str) -> bool:
+        """Delete a recovery point without the key: the manifest FIRST (the point disappears
+        at once), then its data blobs, then a tombstone in the index.  False when it was
+        already gone.  Keeping what retained points depend on is the caller's duty."""
+        name = self._layout.manifest_blob(instance, database_guid, recovery_point_id)
+        try:
+            manifest = Manifest.from_json(self._store.get(name), name=name)
+        except BlobNotFound:
+            return False
+        self._store.delete(name)
+        for part in range(manifest.blob_count):
+            self._store.delete(
+                self._layout.data_blob(instance, database_guid, recovery_point_id, part)
+            )
+        self.remove(instance, manifest.recovery_point())
+        return True
+
     def remove(self, instance: str, point: RecoveryPoint) -> None:
         """Append tombstones for a deleted point (its manifest is already gone)."""
         line = tombstone_line(point.id)

@@ -167,12 +167,11 @@ class Vault:
 
         Chain-awareness (keep what retained points depend on) is the caller's duty.
         """
-        manifest = self.manifest(instance, database_guid, recovery_point_id)
-        layout = self.layout
-        self.store.delete(layout.manifest_blob(instance, database_guid, recovery_point_id))
-        for part in range(manifest.blob_count):
-            self.store.delete(layout.data_blob(instance, database_guid, recovery_point_id, part))
-        self.catalog.remove(instance, manifest.recovery_point())
+        if not self.catalog.delete_point(instance, database_guid, recovery_point_id):
+            raise RecoveryPointNotFound(
+                f"recovery point {recovery_point_id} of database {database_guid} "
+                f"on {instance} does not exist"
+            )
         log.info(
             "deleted recovery point %s of %s on %s", recovery_point_id, database_guid, instance
         )
