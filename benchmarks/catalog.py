@@ -1,0 +1,192 @@
+"""Benchmark 5: the vault catalog at a year of one-minute log backups.
+
+525,600 log points (plus a weekly full and daily differentials) are written straight
+into the catalog (``Catalog.add_points``, no backups).  Then, on Azurite: planning a
+point-in-time restore (``Catalog.base_before`` + ``Catalog.list_points`` +
+``sqlharbor.planner.plan_restore``) and reading the recovery window
+(``Catalog.window``), each timed and with its blob reads and listings counted.
+Targets: <= 2 s and at most a few hundred blob reads each.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+from benchmarks.common import Azurite, Config, Result, median, spread
+from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.planner import AtTime, plan_restore
+from sqlharbor.vault import AzureBlobStore, BlobInfo, Catalog, Layout
+from sqlharbor.vault.layout import new_recovery_point_id
+
+NAME = "catalog"
+INSTANCE = "VM01\\SQL2022"
+GUID = "0b3c9d7e-1111-4222-8333-944455556666"
+START = datetime(2025, 1, 1, tzinfo=UTC)
+MAX_READS = 300
+FULL_ONLY = frozenset({BackupType.FULL})
+
+
+class CountingStore:
+    """Delegates to a real store and counts the reads the catalog makes."""
+
+    def __init__(self, inner: AzureBlobStore):
+        self.inner = inner
+        self.reads = 0
+        self.lists = 0
+
+    def stage_block(self, name: str, block_id: str, data: bytes | bytearray | memoryview) -> None:
+        self.inner.stage_block(name, block_id, data)
+
+    def commit_blocks(self, name: str, block_ids: Sequence[str]) -> None:
+        self.inner.commit_blocks(name, block_ids)
+
+    def put(
+        self, name: str, data: bytes | bytearray | memoryview, *, if_absent: bool = False
+    ) -> None:
+        self.inner.put(name, data, if_absent=if_absent)
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        self.reads += 1
+        return self.inner.get(name, offset, length)
+
+    def exists(self, name: str) -> bool:
+        self.reads += 1
+        return self.inner.exists(name)
+
+    def list(self, prefix: str) -> Iterator[BlobInfo]:
+        self.lists += 1
+        return self.inner.list(prefix)
+
+    def delete(self, name: str) -> None:
+        self.inner.delete(name)
+
+    def append(self, name: str, data: bytes | bytearray | memoryview) -> None:
+        self.inner.append(name, data)
+
+
+def _point(kind: BackupType, start: datetime, first: int, last: int, base: int) -> RecoveryPoint:
+    finish = start + (timedelta(minutes=20) if kind is not BackupType.LOG else timedelta(seconds=3))
+    record = BackupRecord(
+        database_name="Orders",
+        database_guid=GUID,
+        backup_type=kind,
+        is_copy_only=False,
+        first_lsn=first,
+        last_lsn=last,
+        checkpoint_lsn=first + 5,
+        database_backup_lsn=base,
+        differential_base_lsn=None if kind is BackupType.FULL else base + 5,
+        start=start,
+        finish=finish,
+        recovery_model=RecoveryModel.FULL,
+        size_bytes=1 << 20,
+    )
+    return RecoveryPoint(new_recovery_point_id(kind, start), record)
+
+
+def history(days: int) -> list[RecoveryPoint]:
+    """One log a minute for ``days`` days; a full every Sunday 01:00, differentials daily."""
+    points: list[RecoveryPoint] = []
+    lsn = 1_000_000_000_000_000_000_000
+    full_lsn = lsn
+    step = timedelta(minutes=1)
+    moment = START
+    end = START + timedelta(days=days)
+    while moment < end:
+        if moment == START or (moment.hour == 1 and moment.minute == 0):
+            weekly = moment.weekday() == 6 or moment == START
+            kind = BackupType.FULL if weekly else BackupType.DIFFERENTIAL
+            if kind is BackupType.FULL:
+                full_lsn = lsn
+            # a base ends 20 minutes later, at the LSN the log has reached by then
+            points.append(_point(kind, moment, lsn, lsn + 20 * 100, full_lsn))
+        points.append(_point(BackupType.LOG, moment, lsn, lsn + 100, full_lsn))
+        lsn += 100
+        moment += step
+    return points
+
+
+def run(config: Config) -> Result:
+    result = Result(NAME)
+    days = config.pick(365, 30, 2)
+    queries = config.pick(5, 3, 1)
+    with Azurite(config.workdir / "azurite-catalog") as azurite:
+        inner = AzureBlobStore.from_connection_string(azurite.connection_string, "catalog-bench")
+        store = CountingStore(inner)
+        catalog = Catalog(store, Layout("bench"))
+        began = time.perf_counter()
+        points = history(days)
+        built = time.perf_counter() - began
+        catalog.register(INSTANCE, "Orders", GUID)
+        catalog.add_points(INSTANCE, points)
+        written = time.perf_counter() - began - built
+        logs = sum(p.record.backup_type is BackupType.LOG for p in points)
+        result.details.update(
+            days=days,
+            points=len(points),
+            log_points=logs,
+            build_seconds=built,
+            write_seconds=written,
+        )
+        rng = random.Random(1)
+        plan_times: list[float] = []
+        plan_reads: list[int] = []
+        plan_lists: list[int] = []
+        chain_lengths: list[int] = []
+        for _ in range(queries):
+            offset = rng.uniform(0.2, 0.95) * days * 86400
+            target = START + timedelta(seconds=offset)
+            store.reads = store.lists = 0
+            t0 = time.perf_counter()
+            base = catalog.base_before(INSTANCE, GUID, target)
+            assert base is not None
+            full = catalog.base_before(INSTANCE, GUID, target, types=FULL_ONLY)
+            assert full is not None
+            bases = catalog.bases(INSTANCE, GUID, full.record.finish, target)
+            logs_after = catalog.list_points(
+                INSTANCE, GUID, base.record.finish, target + timedelta(minutes=5)
+            )
+            plan = plan_restore([*bases, *logs_after], AtTime(target))
+            plan_times.append(time.perf_counter() - t0)
+            plan_reads.append(store.reads)
+            plan_lists.append(store.lists)
+            chain_lengths.append(len(plan.logs))
+        window_times: list[float] = []
+        window_reads: list[int] = []
+        for _ in range(queries):
+            store.reads = store.lists = 0
+            t0 = time.perf_counter()
+            window = catalog.window(INSTANCE, GUID)
+            window_times.append(time.perf_counter() - t0)
+            window_reads.append(store.reads + store.lists)
+            assert window.latest is not None
+    result.add(
+        f"plan point-in-time restore ({logs:,} log points)",
+        median(plan_times),
+        "s",
+        target="<= 2 s",
+        met=max(plan_times) <= 2.0,
+        spread=spread(plan_times),
+        note=f"blob reads {max(plan_reads)} + listings {max(plan_lists)} (max); "
+        f"chain {median(chain_lengths):.0f} logs",
+    )
+    result.add(
+        "plan: blob reads",
+        float(max(plan_reads) + max(plan_lists)),
+        "reads",
+        target=f"<= {MAX_READS}",
+        met=max(plan_reads) + max(plan_lists) <= MAX_READS,
+    )
+    result.add(
+        "recovery window",
+        median(window_times),
+        "s",
+        target="<= 2 s",
+        met=max(window_times) <= 2.0,
+        spread=spread(window_times, 3),
+        note=f"{max(window_reads)} blob reads+listings; catalog written in {written:.0f} s",
+    )
+    return result
