@@ -34,7 +34,7 @@ def run(config: Config) -> Result:
 
     result = Result(NAME)
     count = config.pick(200, 10, 3)
-    duration = config.pick(300.0, 120.0, 20.0)
+    duration = config.pick(240.0, 120.0, 20.0)
     interval = config.pick(5.0, 5.0, 2.0)
     rate = max(5.0, count / 4)
     workdir = config.workdir / f"rpo-{uuid.uuid4().hex[:6]}"

@@ -163,6 +163,22 @@ def write_markdown(path: Path, results: Sequence[Result], header: dict[str, Any]
     path.write_text(before + block + after)
 
 
+def merge_results(
+    path: Path, fresh: list[dict[str, Any]], header: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """This run's results plus the earlier results of benchmarks that did not run now."""
+    for item in fresh:
+        item.update(mode=header["mode"], finished=header["finished"])
+    try:
+        earlier = json.loads(path.read_text()).get("results", [])
+    except (OSError, ValueError):
+        earlier = []
+    names = {item["name"] for item in fresh}
+    kept = [item for item in earlier if item.get("name") not in names]
+    order = {name: i for i, name in enumerate(BENCHMARKS)}
+    return sorted([*kept, *fresh], key=lambda item: order.get(item.get("name", ""), 99))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     names = selected(args.only)
@@ -178,20 +194,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}",
         "benchmarks": names,
     }
-    document = {
-        **header,
-        "results": [
-            {
-                "name": r.name,
-                "seconds": r.seconds,
-                "error": r.error,
-                "metrics": [m.as_dict() for m in r.metrics],
-                "details": r.details,
-            }
-            for r in results
-        ],
-    }
-    (out / "results.json").write_text(json.dumps(document, indent=2, default=str))
+    fresh: list[dict[str, Any]] = [
+        {
+            "name": r.name,
+            "seconds": r.seconds,
+            "error": r.error,
+            "metrics": [m.as_dict() for m in r.metrics],
+            "details": r.details,
+        }
+        for r in results
+    ]
+    path = out / "results.json"
+    document = {**header, "results": merge_results(path, fresh, header)}
+    path.write_text(json.dumps(document, indent=2, default=str))
     print("\n" + table(results, config.mode))
     print(f"\nresults: {out / 'results.json'}")
     if not args.no_markdown:
