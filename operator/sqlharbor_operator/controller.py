@@ -329,9 +329,10 @@ class Controller:
                 if same and old_ready is not None and old_ready.last_transition_time
                 else self._clock().isoformat()
             )
-        body = dict(wire)
-        for field in ("lastFull", "lastDifferential", "lastLog", "lastError", "chain"):
-            body.setdefault(field, None)  # merge patch: clear what is gone
+        # A merge patch keeps whatever it does not mention: send explicit nulls so that a
+        # cleared field (chain.fullRequired after a healing full, lastError after a
+        # success) is removed on the server too, at every depth.
+        body = _with_nulls(status.model_dump(mode="json", by_alias=True), wire)
         try:
             await self._call(self._client.patch_status, "ProtectedDatabase", key[0], key[1], body)
         except SqlHarborError as exc:
@@ -424,3 +425,10 @@ def decide(
     from sqlharbor_operator.heal import heal
 
     return heal(requested, status, resolved, now)
+
+
+def _with_nulls(full: Any, wire: Any) -> Any:
+    """``wire`` (what to write) plus an explicit null for every field ``full`` has as None."""
+    if isinstance(full, dict) and isinstance(wire, dict):
+        return {k: (_with_nulls(v, wire[k]) if k in wire else None) for k, v in full.items()}
+    return wire

@@ -22,10 +22,29 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
 #: A Kubernetes object name (RFC 1123 subdomain).
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-#: Five cron fields (minute hour day-of-month month day-of-week) or a @macro.
+
+
+#: Five cron fields (minute hour day-of-month month day-of-week), each a list of values,
+#: ranges and steps within the field's range; or a @macro.  (RE2: no look-arounds.)
+def _cron_field(value: str) -> str:
+    item = rf"(\*|{value}(-{value})?)(/[0-9]{{1,2}})?"
+    return rf"{item}(,{item})*"
+
+
+_MONTHS = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
+_DAYS = "SUN|MON|TUE|WED|THU|FRI|SAT"
 CRON_PATTERN = (
-    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
-    r"|([0-9*/,\-]+\s+){2}[0-9*/,\-?LW]+\s+[0-9A-Za-z*/,\-]+\s+[0-9A-Za-z*/,\-?L#]+)$"
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+    + r"\s+".join(
+        [
+            _cron_field(r"[0-5]?[0-9]"),
+            _cron_field(r"(2[0-3]|[01]?[0-9])"),
+            _cron_field(r"(3[01]|[12][0-9]|0?[1-9])"),
+            _cron_field(rf"(1[0-2]|0?[1-9]|{_MONTHS})"),
+            _cron_field(rf"([0-7]|{_DAYS})"),
+        ]
+    )
+    + r")$"
 )
 #: An LSN as SQL Server prints it: numeric(25,0), kept as a decimal string (wider than int64).
 LSN_PATTERN = r"^[0-9]{1,25}$"

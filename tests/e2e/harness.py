@@ -62,4 +62,24 @@ class E2E:
         return items
 
     def wait(self, what: str, condition: Callable[[], Any], timeout: float = 120) -> Any:
-        return self.stack.wait_for(what, condition, timeout)
+        try:
+            return self.stack.wait_for(what, condition, timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- failed jobs\n{self.failures()}") from None
+
+    def failures(self) -> str:
+        lines = []
+        for job in self.jobs():
+            status = job.get("status") or {}
+            if status.get("phase") == "Failed":
+                lines.append(f"{job['metadata']['name']}: {status.get('error')}")
+        jobs = sorted(self.jobs(), key=lambda j: j["metadata"]["creationTimestamp"])
+        lines.append("--- jobs")
+        for job in jobs[-8:]:
+            st = job.get("status") or {}
+            lines.append(f"{job['metadata']['name']} {job['spec']['reason']} {st.get('phase')} "
+                         f"{job['spec'].get('reasonMessage', '')}")
+        items, _ = self.stack.client.list_raw("ProtectedDatabase", self.namespace)
+        for item in items:
+            lines.append(f"--- {item['metadata']['name']}: {item.get('status')}")
+        return "\n".join(lines[-40:])

@@ -109,9 +109,16 @@ def _backup(
         record = ctx.engine.backup(
             BackupRequest(db.name, backup_type, copy_only=job.spec.copy_only), writer
         )
-        manifest = writer.commit(record)
     except BaseException:
         writer.abort()
+        raise
+    try:
+        manifest = writer.commit(record)
+    except BaseException as exc:
+        writer.abort()
+        lost = _lost_chain_link(db.name, record, exc)
+        if lost is not None:
+            raise lost from exc
         raise
     result = DatabaseResult(
         name=db.name,
@@ -146,6 +153,24 @@ def _backup(
             }
         )
     return result
+
+
+def _lost_chain_link(name: str, record: BackupRecord, exc: BaseException) -> ChainError | None:
+    """The engine finished a chain backup (SQL Server recorded it: a log is truncated, a full
+    moved the differential base) but its bytes never reached the vault: the chain is broken."""
+    if record.is_copy_only or record.backup_type is BackupType.DIFFERENTIAL:
+        return None
+    cause = exc.message if isinstance(exc, SqlHarborError) else type(exc).__name__
+    what = (
+        "the log was truncated"
+        if record.backup_type is BackupType.LOG
+        else "the differential base moved"
+    )
+    return ChainError(
+        f"{record.backup_type.value.lower()} backup of '{name}' (LSN {record.first_lsn}-"
+        f"{record.last_lsn}) was taken but could not be stored ({cause}); {what}, so the chain "
+        "is broken and the next backup will be a full"
+    )
 
 
 def _find_database(engine: Engine, name: str) -> Any:
