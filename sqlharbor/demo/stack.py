@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from sqlharbor.devenv.controlplane import ControlPlane
-from sqlharbor.errors import PermanentError
+from sqlharbor.errors import PermanentError, TemporaryError
 from sqlharbor.kube import KubeClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -250,7 +250,10 @@ class Stack:
             for process in self.processes:
                 if process.name in ("operator",) and not process.alive():
                     raise PermanentError(f"{process.name} exited:\n{process.tail()}")
-            last = condition()
+            try:
+                last = condition()
+            except TemporaryError:  # e.g. the API server restarting under the test
+                last = None
             if last:
                 return last
             time.sleep(interval)
