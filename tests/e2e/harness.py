@@ -77,8 +77,10 @@ class E2E:
         lines.append("--- jobs")
         for job in jobs[-8:]:
             st = job.get("status") or {}
-            lines.append(f"{job['metadata']['name']} {job['spec']['reason']} {st.get('phase')} "
-                         f"{job['spec'].get('reasonMessage', '')}")
+            lines.append(
+                f"{job['metadata']['name']} {job['spec']['reason']} {st.get('phase')} "
+                f"{job['spec'].get('reasonMessage', '')}"
+            )
         items, _ = self.stack.client.list_raw("ProtectedDatabase", self.namespace)
         for item in items:
             lines.append(f"--- {item['metadata']['name']}: {item.get('status')}")
