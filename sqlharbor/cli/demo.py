@@ -15,18 +15,29 @@ NAMESPACE = "sqlharbor-demo"
 
 
 def _protected(stack: Any) -> bool:
+    """Every database has a full; every FULL-recovery one has at least three log backups in
+    the vault (counted in the vault's catalog, not guessed from status)."""
+    from sqlharbor.api import BackupVault
+    from sqlharbor.backupset import BackupType
     from sqlharbor.demo.scenario import INSTANCES
+    from sqlharbor.restoreplan import open_catalog
 
     items, _ = stack.client.list_raw("ProtectedDatabase", stack.namespace)
     if len(items) < sum(len(i.databases) for i in INSTANCES):
         return False
+    identities = {i.name: i.vault_identity for i in INSTANCES}
+    vault = stack.client.get(BackupVault, stack.namespace, "demo-vault")
+    catalog = open_catalog(vault, stack.client.secret_value)
     for item in items:
         status = item.get("status") or {}
-        if "lastFull" not in status:
+        if "lastFull" not in status or not status.get("databaseGuid"):
             return False
-        simple = status.get("recoveryModel") == "SIMPLE"
-        logs = int(status.get("recoveryPoints", 0)) - 1
-        if not simple and ("lastLog" not in status or logs < 3):
+        if status.get("recoveryModel") == "SIMPLE":
+            continue
+        points = catalog.list_points(
+            identities[item["spec"]["instanceRef"]["name"]], status["databaseGuid"]
+        )
+        if sum(p.record.backup_type is BackupType.LOG for p in points) < 3:
             return False
     return True
 
