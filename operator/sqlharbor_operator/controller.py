@@ -36,7 +36,7 @@ from sqlharbor_operator.resolve import Problem, Resolved, resolve
 from sqlharbor_operator.restores import RestorePlanner, vault_catalog_opener
 from sqlharbor_operator.scheduling import due, parse_duration
 from sqlharbor_operator.state import Key, State
-from sqlharbor_operator.validation import validate_policies, validate_vaults
+from sqlharbor_operator.validation import Validator
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class Controller:
         self._clock = clock
         self._retry_after: dict[Key, datetime] = {}
         self._written: dict[Key, dict[str, Any]] = {}
+        self._validator = Validator(client)
         opener = vault_catalog_opener(client)
         self._restores = RestorePlanner(client, opener)
         self._retention = RetentionPass(opener, retention_interval, self._after_pruning)
@@ -84,8 +85,8 @@ class Controller:
 
     async def tick(self) -> None:
         now = self._clock()
-        await validate_vaults(self._client, self._state, now)
-        await validate_policies(self._client, self._state)
+        await self._validator.vaults(self._state, now)
+        await self._validator.policies(self._state)
         await self._fail_jobs_of_dead_agents(now)
         await self._account_finished_jobs()
         await self._dispatch(now)

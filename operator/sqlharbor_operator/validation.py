@@ -9,7 +9,7 @@ never logged, stored in status, or kept.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlharbor.api import BackupVault, ConditionStatus, VaultPhase
@@ -19,8 +19,8 @@ from sqlharbor.vault import KeyEncryptionKey
 from sqlharbor_operator.scheduling import InvalidPolicy, validate_policy
 from sqlharbor_operator.state import Key, State
 
-_validated: dict[Key, tuple[int | None, str]] = {}
-_policies: dict[Key, tuple[int | None, str, int]] = {}
+#: A valid vault is checked again at most this often (a Secret can change under it).
+REVALIDATE = timedelta(seconds=60)
 
 
 def _check_vault(client: KubeClient, vault: BackupVault) -> tuple[bool, str, str | None]:
@@ -42,64 +42,84 @@ def _check_vault(client: KubeClient, vault: BackupVault) -> tuple[bool, str, str
     return True, "credentials and key-encryption key found", kek.key_id
 
 
-async def validate_vaults(client: KubeClient, state: State, now: datetime) -> None:
-    for key, vault in list(state.vaults.items()):
-        ok, message, key_id = await asyncio.to_thread(_check_vault, client, vault)
-        fingerprint = f"{ok}|{message}|{key_id}"
-        if _validated.get(key) == (vault.metadata.generation, fingerprint):
-            continue
-        phase = VaultPhase.AVAILABLE if ok else VaultPhase.UNAVAILABLE
-        status: dict[str, Any] = {
-            "phase": phase.value,
-            "message": message,
-            "keyId": key_id,
-            "lastValidated": now.isoformat(),
-            "observedGeneration": vault.metadata.generation,
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": (ConditionStatus.TRUE if ok else ConditionStatus.FALSE).value,
-                    "reason": "Validated" if ok else "InvalidSecret",
-                    "message": message,
-                    "lastTransitionTime": now.isoformat(),
-                }
-            ],
-        }
-        try:
-            await asyncio.to_thread(client.patch_status, "BackupVault", key[0], key[1], status)
-        except SqlHarborError:
-            continue
-        _validated[key] = (vault.metadata.generation, fingerprint)
-        state.upsert("BackupVault", {**vault.to_wire(), "status": status})
+class Validator:
+    """Remembers what it last wrote so that status is written only when a result changes."""
 
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
+        self._vaults: dict[Key, tuple[int | None, str]] = {}
+        self._checked: dict[Key, tuple[int | None, datetime]] = {}
+        self._policies: dict[Key, tuple[int | None, str, int]] = {}
 
-async def validate_policies(client: KubeClient, state: State) -> None:
-    users: dict[Key, int] = {}
-    for (ns, _), pd in state.databases.items():
-        users[(ns, pd.spec.policy_ref.name)] = users.get((ns, pd.spec.policy_ref.name), 0) + 1
-    for key, policy in list(state.policies.items()):
-        try:
-            validate_policy(policy.spec)
-            ok, reason, message = True, "Valid", "schedules and time zone are valid"
-        except InvalidPolicy as exc:
-            ok, reason, message = False, "InvalidPolicy", str(exc)
-        count = users.get(key, 0)
-        if _policies.get(key) == (policy.metadata.generation, message, count):
-            continue
-        status = {
-            "observedGeneration": policy.metadata.generation,
-            "protectedDatabases": count,
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True" if ok else "False",
-                    "reason": reason,
-                    "message": message,
-                }
-            ],
-        }
-        try:
-            await asyncio.to_thread(client.patch_status, "BackupPolicy", key[0], key[1], status)
-        except SqlHarborError:
-            continue
-        _policies[key] = (policy.metadata.generation, message, count)
+    async def vaults(self, state: State, now: datetime) -> None:
+        for key, vault in list(state.vaults.items()):
+            last = self._checked.get(key)
+            if (
+                last is not None
+                and last[0] == vault.metadata.generation
+                and (now - last[1] < REVALIDATE)
+            ):
+                continue
+            self._checked[key] = (vault.metadata.generation, now)
+            ok, message, key_id = await asyncio.to_thread(_check_vault, self._client, vault)
+            fingerprint = f"{ok}|{message}|{key_id}"
+            if self._vaults.get(key) == (vault.metadata.generation, fingerprint):
+                continue
+            phase = VaultPhase.AVAILABLE if ok else VaultPhase.UNAVAILABLE
+            status: dict[str, Any] = {
+                "phase": phase.value,
+                "message": message,
+                "keyId": key_id,
+                "lastValidated": now.isoformat(),
+                "observedGeneration": vault.metadata.generation,
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": (ConditionStatus.TRUE if ok else ConditionStatus.FALSE).value,
+                        "reason": "Validated" if ok else "InvalidSecret",
+                        "message": message,
+                        "lastTransitionTime": now.isoformat(),
+                    }
+                ],
+            }
+            try:
+                await asyncio.to_thread(
+                    self._client.patch_status, "BackupVault", key[0], key[1], status
+                )
+            except SqlHarborError:
+                continue
+            self._vaults[key] = (vault.metadata.generation, fingerprint)
+            state.upsert("BackupVault", {**vault.to_wire(), "status": status})
+
+    async def policies(self, state: State) -> None:
+        users: dict[Key, int] = {}
+        for (ns, _), pd in state.databases.items():
+            users[(ns, pd.spec.policy_ref.name)] = users.get((ns, pd.spec.policy_ref.name), 0) + 1
+        for key, policy in list(state.policies.items()):
+            try:
+                validate_policy(policy.spec)
+                ok, reason, message = True, "Valid", "schedules and time zone are valid"
+            except InvalidPolicy as exc:
+                ok, reason, message = False, "InvalidPolicy", str(exc)
+            count = users.get(key, 0)
+            if self._policies.get(key) == (policy.metadata.generation, message, count):
+                continue
+            status = {
+                "observedGeneration": policy.metadata.generation,
+                "protectedDatabases": count,
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True" if ok else "False",
+                        "reason": reason,
+                        "message": message,
+                    }
+                ],
+            }
+            try:
+                await asyncio.to_thread(
+                    self._client.patch_status, "BackupPolicy", key[0], key[1], status
+                )
+            except SqlHarborError:
+                continue
+            self._policies[key] = (policy.metadata.generation, message, count)

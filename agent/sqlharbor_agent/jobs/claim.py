@@ -57,7 +57,8 @@ def fail_orphan(client: KubeClient, kind: str, obj: dict[str, Any], session: Ses
         "error": {
             "code": "AgentRestarted",
             "message": f"the agent restarted (session {previous} ended) while this job was "
-            "running; no partial recovery point is visible; the operator schedules it again",
+            "running; nothing it wrote is visible (a recovery point exists only once its "
+            "manifest is committed); backups are scheduled again, restores can be re-applied",
             "remediation": "None needed; check the agent's logs if this repeats.",
             "time": now,
         },
