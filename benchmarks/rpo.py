@@ -117,7 +117,8 @@ def run(config: Config) -> Result:
         target="<= 60 s",
         met=p99 <= 60,
         note=f"median {median(samples):.0f} s, max {max(samples):.0f} s over {len(samples)} "
-        f"samples / {duration:.0f} s; all protected after {first_protected:.0f} s; jobs {phases}; "
+        f"samples / {duration:.0f} s; all protected after {first_protected:.0f} s; "
+        f"jobs kept after GC {phases}; "
         f"peak RSS operator {peaks['operator'] / 1e6:.0f} MB, agent {peaks['agent'] / 1e6:.0f} MB",
     )
     return result
