@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -304,13 +305,17 @@ class Controller:
                     ],
                 }
             )
+            metrics.observe_status(key[0], key[1], status)
             await self._write_status(key, pd, status, verdict.reason)
 
     async def _write_status(
         self, key: Key, pd: ProtectedDatabase, status: ProtectedDatabaseStatus, reason: str
     ) -> None:
         wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        comparable = {k: v for k, v in wire.items() if k not in ("rpo", "rpoSeconds")}
+        # a string snapshot: immune to the transition times stamped into ``wire`` below
+        comparable = json.dumps(
+            {k: v for k, v in wire.items() if k not in ("rpo", "rpoSeconds")}, sort_keys=True
+        )
         previous = self._written.get(key)
         if previous is not None and previous["body"] == comparable:
             return
@@ -340,7 +345,6 @@ class Controller:
             log.warning("status of %s/%s: %s", key[0], key[1], exc)
             return
         self._written[key] = {"body": comparable, "reason": reason}
-        metrics.observe_status(key[0], key[1], status)
         self._set_status(key, status)
 
     async def _event(self, pd: ProtectedDatabase, reason: str, note: str, type_: str) -> None:

@@ -1,7 +1,9 @@
 """kopf registration: watch events feed ``State``; start-up configures kopf and starts the
 controller loop.
 
-Only ``@kopf.on.event`` handlers are used: they write nothing (no finalizers, no
+Only ``@kopf.on.event`` handlers are used, all ``async`` so that they run on the event
+loop's thread, never concurrently with the controller (kopf runs sync handlers on a thread
+pool).  They write nothing (no finalizers, no
 last-handled-configuration annotations, no handler progress), so the operator's API writes
 are exactly the ones the controller makes on purpose.
 """
@@ -57,7 +59,7 @@ async def stop(**_: Any) -> None:
 
 
 def _register(kind: str, plural: str) -> None:
-    def on_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+    async def on_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         meta = body.get("metadata", {})
         if event.get("type") == "DELETED":
             STATE.remove(kind, meta.get("namespace", ""), meta.get("name", ""))
@@ -73,7 +75,7 @@ for _kind in KINDS:
 
 
 @kopf.on.event("coordination.k8s.io", "v1", "leases", labels={"sqlharbor.io/agent": kopf.PRESENT})
-def watch_leases(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+async def watch_leases(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     meta = body.get("metadata", {})
     key = (meta.get("namespace", ""), meta.get("labels", {}).get("sqlharbor.io/agent", ""))
     if event.get("type") == "DELETED":
