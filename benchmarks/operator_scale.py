@@ -368,6 +368,8 @@ def run(config: Config) -> Result:
             f"{n} databases: operator API writes per database per hour (15 min logs)",
             r["writes_per_db_hour_at_15min"],
             "writes",
+            target="<= 6",
+            met=r["writes_per_db_hour_at_15min"] <= 6,
             note=f"measured at 60 s logs: {r['writes_per_db_hour_at_60s']:.0f}/db/h "
             f"({r['operator_writes']:.0f} operator writes in {r['window_seconds']:.0f} s: "
             f"{r['backup_driven_writes']:.0f} backup-driven for {r['database_backups']} db "
@@ -378,11 +380,19 @@ def run(config: Config) -> Result:
             f"{n} databases: due -> job created, p99",
             r["lag_p99"],
             "s",
+            target="<= 5 s",
+            met=r["lag_p99"] <= 5,
             note=f"p50 {r['lag_p50']:.1f} s over {r['lag_samples']} log backups"
             if r["lag_p50"] is not None
             else "no samples",
         )
-        result.add(f"{n} databases: operator peak RSS", r["operator_peak_rss"] / 1e6, "MB")
+        result.add(
+            f"{n} databases: operator peak RSS",
+            r["operator_peak_rss"] / 1e6,
+            "MB",
+            target="<= 500 MB (at 10,000)",
+            met=r["operator_peak_rss"] / 1e6 <= 500,
+        )
         result.add(
             f"{n} databases: settle after operator restart",
             r["settle_after_restart_seconds"],
