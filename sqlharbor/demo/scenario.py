@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlharbor.api import API_VERSION
+from sqlharbor.api import API_VERSION, SqlInstanceSpec
 
 
 @dataclass(frozen=True)
@@ -18,9 +18,8 @@ class DemoInstance:
 
     @property
     def vault_identity(self) -> str:
-        if self.instance_name == "MSSQLSERVER":
-            return self.host
-        return f"{self.host}\\{self.instance_name}"
+        spec = SqlInstanceSpec(host=self.host, instance_name=self.instance_name)
+        return spec.vault_identity
 
 
 INSTANCES = (

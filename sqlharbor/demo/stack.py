@@ -200,38 +200,11 @@ class Stack:
         rate: float = 5.0,
         row_size: int = 2048,
     ) -> Process:
-        args = [
-            "-m",
-            "sqlharbor_agent",
-            "simulate",
-            "--root",
-            str(root),
-            "--instance",
-            instance,
-            "--rate",
-            str(rate),
-            "--row-size",
-            str(row_size),
-        ]
-        for db in databases:
-            args += ["--database", db]
+        args = [*_simulate_args(root, instance, databases, rate), "--row-size", str(row_size)]
         return self._spawn(f"workload-{name}", args)
 
     def seed(self, root: Path, instance: str, databases: Sequence[str]) -> None:
-        args = [
-            sys.executable,
-            "-m",
-            "sqlharbor_agent",
-            "simulate",
-            "--root",
-            str(root),
-            "--instance",
-            instance,
-            "--rate",
-            "0",
-        ]
-        for db in databases:
-            args += ["--database", db]
+        args = [sys.executable, *_simulate_args(root, instance, databases, rate=0)]
         subprocess.run(args, check=True, capture_output=True, timeout=60)
 
     def stop(self) -> None:
@@ -259,6 +232,24 @@ class Stack:
             time.sleep(interval)
         logs = "\n".join(f"--- {p.name}\n{p.tail(15)}" for p in self.processes)
         raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+
+
+def _simulate_args(root: Path, instance: str, databases: Sequence[str], rate: float) -> list[str]:
+    """``python -m sqlharbor_agent simulate`` arguments (without the interpreter)."""
+    args = [
+        "-m",
+        "sqlharbor_agent",
+        "simulate",
+        "--root",
+        str(root),
+        "--instance",
+        instance,
+        "--rate",
+        str(rate),
+    ]
+    for db in databases:
+        args += ["--database", db]
+    return args
 
 
 def _secret(name: str, data: Mapping[str, str]) -> dict[str, Any]:

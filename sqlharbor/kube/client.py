@@ -130,11 +130,7 @@ class KubeClient:
         field_selector: str | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         plural = KINDS_BY_NAME[kind].plural
-        kwargs: dict[str, Any] = {}
-        if label_selector:
-            kwargs["label_selector"] = label_selector
-        if field_selector:
-            kwargs["field_selector"] = field_selector
+        kwargs = _present(label_selector=label_selector, field_selector=field_selector)
         result = self._call(
             f"list {kind} in {namespace}",
             self.custom.list_namespaced_custom_object,
@@ -235,13 +231,12 @@ class KubeClient:
     ) -> Iterator[WatchEvent]:
         """Yield events until the server closes the watch (then list again and re-watch)."""
         plural = KINDS_BY_NAME[kind].plural
-        kwargs: dict[str, Any] = {"timeout_seconds": timeout_seconds, "allow_watch_bookmarks": True}
-        if resource_version:
-            kwargs["resource_version"] = resource_version
-        if field_selector:
-            kwargs["field_selector"] = field_selector
-        if label_selector:
-            kwargs["label_selector"] = label_selector
+        kwargs = _present(
+            resource_version=resource_version,
+            field_selector=field_selector,
+            label_selector=label_selector,
+        )
+        kwargs.update(timeout_seconds=timeout_seconds, allow_watch_bookmarks=True)
         w = k8s_watch.Watch()
         try:
             for event in w.stream(
@@ -311,6 +306,11 @@ class KubeClient:
         )
         with contextlib.suppress(Exception):
             self.events.create_namespaced_event(namespace, body)
+
+
+def _present(**options: str | None) -> dict[str, Any]:
+    """The options that were given (empty or None ones are left out of the API call)."""
+    return {name: value for name, value in options.items() if value}
 
 
 def _kind_of(model: type[Resource[Any, Any]]) -> str:
