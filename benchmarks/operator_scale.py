@@ -1,33 +1,43 @@
 """Benchmark 4: the real operator at scale on the real API server, with a load agent.
 
-For each size N: N ProtectedDatabases over N/20 SqlInstances, a policy with a daily full
-and a log interval of 60 s (the 15-minute policy shortened 15x so a few minutes show
-several rounds), the real operator process (``python -m sqlharbor_operator``), and a load
-agent inside the harness that renews a Lease, keeps SqlInstance status served (session +
-20 discovered databases each), and finishes every BackupJob at once with plausible
-results (increasing fake LSNs).  Measured:
+For each size N, on a control plane of its own: N ProtectedDatabases over N/20
+SqlInstances, a policy with a daily full (twelve hours away from now) and the real
+15-minute log interval (quick and tiny runs shorten it), the real operator process
+(``python -m sqlharbor_operator``), and a load agent inside the harness that renews a
+Lease, keeps SqlInstance status served (session + 20 discovered databases each), and
+finishes every BackupJob at once with plausible results (increasing fake LSNs).
+
+Steady state from the first minute: the load agent reports each database's first full as
+finished at a moment spread evenly over the last interval (database i of N: ``i/N`` of an
+interval ago), so log backups come due at an even rate from then on instead of all at once
+fifteen minutes later.  Measured:
 
 - API writes (``apiserver_request_total`` POST/PATCH/PUT/DELETE from ``/metrics``, before
   and after a steady window) minus the load agent's own writes, per protected database
-  per hour: as measured at the 60 s interval, and for the 15-minute policy as the writes
-  that do not depend on backups (per hour, as measured) plus 4 backups per database per
-  hour x the backup-driven writes (BackupJob POSTs + one status fold per backup);
+  per hour at the 15-minute policy: the writes that do not depend on backups (per hour,
+  as measured) plus 4 backups per database per hour x the backup-driven writes per
+  database backup (BackupJob POSTs + one status fold per backup).  At the real interval
+  this is the measured rate; a shortened interval (quick/tiny) is scaled the same way;
 - lag between a log backup's due time (last finish + interval) and the moment its
   BackupJob appears (seen through the load agent's watch): p50/p99;
 - operator peak RSS (VmHWM);
-- settle time after a restart: the operator is stopped until every database is overdue,
-  restarted, and timed until every database has a new job.
+- settle time after a restart: the operator is stopped for an outage (60 s full), the
+  databases that came due meanwhile are the backlog, and the time from the restart until
+  every one of them has a new job is the settle time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -37,16 +47,30 @@ from benchmarks.plane import control_plane
 
 NAME = "operator"
 PER_INSTANCE = 20
-INTERVAL = 60  # seconds (the 15-minute policy shortened 15x)
+REAL_INTERVAL = 900  # seconds: the 15-minute log policy the targets are stated for
 SCALE_TO_15_MIN = 4  # log backups per database per hour at 15 minutes
 AGENT_ID = "loadagent"
 API = "sqlharbor.io/v1alpha1"
 WRITE_VERBS = ("POST", "PATCH", "PUT", "DELETE")
+#: What the operator writes (the API server's own leases and endpoints are not counted).
+OPERATOR_RESOURCES = (
+    "backupjobs",
+    "backuppolicies",
+    "backupvaults",
+    "events",
+    "protecteddatabases",
+    "restorejobs",
+    "sqlinstances",
+)
 
 
-def api_writes(kubeconfig: str) -> float:
-    """Sum of apiserver_request_total over the write verbs."""
-    return sum(api_writes_by_resource(kubeconfig).values())
+@dataclass(frozen=True)
+class Shape:
+    """How one size is run: the log interval, the steady window and the restart outage."""
+
+    interval: int
+    window: float
+    outage: float
 
 
 def api_writes_by_resource(kubeconfig: str) -> dict[str, float]:
@@ -78,21 +102,25 @@ def api_writes_by_resource(kubeconfig: str) -> dict[str, float]:
 class LoadAgent:
     """Serves every instance of the namespace and finishes every BackupJob at once."""
 
-    def __init__(self, client: Any, namespace: str, instances: dict[str, list[str]]):
+    def __init__(self, client: Any, namespace: str, instances: dict[str, list[str]], interval: int):
         from sqlharbor.kube.leases import renew
 
         self._renew = renew
         self.client = client
         self.namespace = namespace
         self.instances = instances
+        self.interval = interval
+        # first full of database i of N "finished" i/N of an interval ago: even due times
+        names = [f"{inst}-{db}" for inst, dbs in instances.items() for db in dbs]
+        self.backdate = {pd: interval * i / len(names) for i, pd in enumerate(names)}
         self.session = uuid.uuid4().hex[:12]
-        self.writes = 0
+        self.writes = 0  # to the sqlharbor.io resources (leases are not counted)
         self.lsn: dict[str, int] = {}
         self.finished: dict[str, datetime] = {}  # protected database -> last finish
         self.seen: list[tuple[float, str, str, list[str]]] = []  # (time, type, job, pds)
         self.lags: list[tuple[float, float]] = []  # (seen time, lag seconds) of log backups
         self.stop = threading.Event()
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._heartbeat, daemon=True),
             threading.Thread(target=self._jobs, daemon=True),
@@ -100,7 +128,6 @@ class LoadAgent:
 
     def start(self) -> None:
         self._renew(self.client, self.namespace, AGENT_ID, self.session, 30)
-        self.writes += 1
         self.register()
         for thread in self._threads:
             thread.start()
@@ -138,11 +165,9 @@ class LoadAgent:
 
     def _heartbeat(self) -> None:
         while not self.stop.wait(5):
-            try:
+            # keep beating: a missed renewal is within the lease
+            with contextlib.suppress(Exception):
                 self._renew(self.client, self.namespace, AGENT_ID, self.session, 30)
-                self.writes += 1
-            except Exception:  # keep beating; a missed renewal is within the lease
-                pass
 
     def _jobs(self) -> None:
         while not self.stop.is_set():
@@ -167,17 +192,19 @@ class LoadAgent:
         spec = job["spec"]
         kind = spec["type"]
         pds = [d.get("protectedDatabase") or d["name"] for d in spec["databases"]]
-        with self._lock:
+        with self.lock:
             if kind == "Log":
                 for pd in pds:
                     previous = self.finished.get(pd)
                     if previous is not None:
-                        due = previous.timestamp() + INTERVAL
+                        due = previous.timestamp() + self.interval
                         self.lags.append((seen, seen - due))
             self.seen.append((seen, kind, job["metadata"]["name"], pds))
-        now = datetime.now(UTC)
         results = []
         for db, pd in zip(spec["databases"], pds, strict=True):
+            now = datetime.now(UTC)
+            if kind == "Full" and pd not in self.finished:
+                now -= timedelta(seconds=self.backdate.get(pd, 0.0))
             guid = str(
                 uuid.uuid5(uuid.NAMESPACE_DNS, f"{spec['instanceRef']['name']}/{db['name']}")
             )
@@ -203,6 +230,7 @@ class LoadAgent:
                 }
             )
             self.finished[pd] = now
+        now = datetime.now(UTC)
         status = {
             "phase": "Succeeded",
             "agentSession": f"{AGENT_ID}/{self.session}",
@@ -233,11 +261,12 @@ def _changing_fields(stack: Any) -> dict[str, list[Any]]:
     }
 
 
-def _docs(instances: dict[str, list[str]]) -> Iterable[dict[str, Any]]:
+def _docs(instances: dict[str, list[str]], interval: int) -> Iterable[dict[str, Any]]:
     from sqlharbor.demo import scenario
 
+    full_hour = (datetime.now(UTC).hour + 12) % 24  # no scheduled full during the run
     yield scenario.vault(container=f"scale-{uuid.uuid4().hex[:8]}")
-    yield scenario.policy(full="0 0 * * *", differential=None, log=f"{INTERVAL}s")
+    yield scenario.policy(full=f"0 {full_hour} * * *", differential=None, log=f"{interval}s")
     for name, databases in instances.items():
         yield {
             "apiVersion": API,
@@ -249,11 +278,24 @@ def _docs(instances: dict[str, list[str]]) -> Iterable[dict[str, Any]]:
             yield scenario.protected_database(name, db)
 
 
-def measure(config: Config, plane: Any, count: int, window: float) -> dict[str, Any]:
+def _folded(stack: Any) -> int:
+    """How many ProtectedDatabases show a full in their status (the operator folded it)."""
+    items, _ = stack.client.list_raw("ProtectedDatabase", stack.namespace)
+    return sum(1 for item in items if (item.get("status") or {}).get("lastFull"))
+
+
+def measure(config: Config, count: int, shape: Shape) -> dict[str, Any]:
+    """One size on a control plane of its own (objects of an earlier size would stay:
+    without kube-controller-manager a namespace never finishes deleting)."""
+    workdir = config.workdir / f"scale-{count}-{uuid.uuid4().hex[:6]}"
+    with control_plane(workdir / "plane") as plane:
+        return _measure(plane, workdir, count, shape)
+
+
+def _measure(plane: Any, workdir: Path, count: int, shape: Shape) -> dict[str, Any]:
     from sqlharbor.demo.stack import Stack
 
-    workdir = config.workdir / f"scale-{count}-{uuid.uuid4().hex[:6]}"
-    stack = Stack(plane, f"bench-scale-{count}-{uuid.uuid4().hex[:4]}", workdir)
+    stack = Stack(plane, f"bench-scale-{count}", workdir)
     stack.create_namespace()
     kubeconfig = str(plane.kubeconfig)
     instances = {
@@ -261,156 +303,198 @@ def measure(config: Config, plane: Any, count: int, window: float) -> dict[str, 
         for i in range(max(1, count // PER_INSTANCE))
     }
     total = sum(len(v) for v in instances.values())
-    agent = LoadAgent(stack.client, stack.namespace, instances)
-    out: dict[str, Any] = {"databases": total, "instances": len(instances)}
+    agent = LoadAgent(stack.client, stack.namespace, instances, shape.interval)
+    out: dict[str, Any] = {
+        "databases": total,
+        "instances": len(instances),
+        "interval_seconds": shape.interval,
+        "outage_seconds": shape.outage,
+    }
     try:
         stack.install_vault_secrets()
         began = time.monotonic()
-        docs = list(_docs(instances))
+        docs = list(_docs(instances, shape.interval))
         for start in range(0, len(docs), 500):
             stack.kubectl("create", "-f", "-", stdin=yaml.safe_dump_all(docs[start : start + 500]))
         out["create_seconds"] = time.monotonic() - began
         agent.start()
         operator = stack.start_operator()
         began = time.monotonic()
-
-        def all_full() -> bool:
-            return (
-                len({pd for _, kind, _, pds in agent.seen if kind == "Full" for pd in pds}) >= total
-            )
-
         stack.wait_for(
-            "a full for every database", all_full, timeout=max(300, total * 0.5), interval=1
+            "every database's first full folded into its status",
+            lambda: _folded(stack) >= total,
+            timeout=max(300, total * 0.1),
+            interval=2,
         )
         out["first_fulls_seconds"] = time.monotonic() - began
-        time.sleep(INTERVAL + 5)  # into the log rhythm
-        by0 = api_writes_by_resource(kubeconfig)
-        writes0, mine0, t0 = sum(by0.values()), agent.writes, time.time()
-        backups0 = sum(len(p) for *_, p in agent.seen)
-        time.sleep(window)
-        by1 = api_writes_by_resource(kubeconfig)
-        writes1, mine1, t1 = sum(by1.values()), agent.writes, time.time()
-        out["writes_by_resource"] = {
-            k: v - by0.get(k, 0.0) for k, v in sorted(by1.items()) if v - by0.get(k, 0.0)
-        }
-        backups1 = sum(len(p) for *_, p in agent.seen)
-        operator_writes = (writes1 - writes0) - (mine1 - mine0)
-        hours = (t1 - t0) / 3600
-        db_backups = backups1 - backups0
-        per_backup = operator_writes / max(1, db_backups)
-        # Backup-driven writes: the job POSTs plus one status fold per database backup; the
-        # rest (status refreshes, events, ...) does not depend on the log interval.
-        delta = out["writes_by_resource"]
-        job_posts = delta.get("POST backupjobs", 0.0)
-        backup_driven = job_posts + db_backups
-        periodic = max(0.0, operator_writes - backup_driven)
-        per_db_hour_15 = periodic / total / hours + SCALE_TO_15_MIN * backup_driven / max(
-            1, db_backups
-        )
-        lags = [lag for seen, lag in agent.lags if t0 <= seen <= t1]
-        out.update(
-            window_seconds=t1 - t0,
-            api_writes=writes1 - writes0,
-            agent_writes=mine1 - mine0,
-            operator_writes=operator_writes,
-            database_backups=db_backups,
-            writes_per_db_hour_at_60s=operator_writes / total / hours,
-            writes_per_db_backup=per_backup,
-            backup_driven_writes=backup_driven,
-            periodic_writes=periodic,
-            writes_per_db_hour_at_15min=per_db_hour_15,
-            lag_p50=median(lags) if lags else None,
-            lag_p99=percentile(lags, 99) if lags else None,
-            lag_samples=len(lags),
-            operator_peak_rss=proc_peak_rss_bytes(operator.popen.pid),
-        )
+        out.update(_steady_window(stack, agent, kubeconfig, total, shape.window))
+        out["operator_peak_rss"] = proc_peak_rss_bytes(operator.popen.pid)
         out["status_fields_changing"] = _changing_fields(stack)
-        # restart: stop until every database is overdue, then time the catch-up
         operator.stop()
         stack.processes.remove(operator)
-        time.sleep(INTERVAL + 2)
-        restarted = time.time()
-        operator = stack.start_operator()
-
-        def caught_up() -> bool:
-            fresh = {pd for seen, _, _, pds in agent.seen if seen >= restarted for pd in pds}
-            return len(fresh) >= total
-
-        stack.wait_for(
-            "a job for every database after the restart",
-            caught_up,
-            timeout=max(300, total * 0.5),
-            interval=0.5,
-        )
-        out["settle_after_restart_seconds"] = time.time() - restarted
-        out["operator_peak_rss_after_restart"] = proc_peak_rss_bytes(operator.popen.pid)
+        out.update(_settle(stack, agent, shape))
     finally:
         agent.close()
         stack.stop()
-        stack.kubectl("delete", "namespace", stack.namespace, "--wait=false", check=False)
     return out
+
+
+def _steady_window(
+    stack: Any, agent: LoadAgent, kubeconfig: str, total: int, window: float
+) -> dict[str, Any]:
+    """API writes, backups and due->job lag over ``window`` seconds of steady state."""
+    by0 = api_writes_by_resource(kubeconfig)
+    mine0, t0 = agent.writes, time.time()
+    backups0 = sum(len(p) for *_, p in agent.seen)
+    time.sleep(window)  # the measurement window itself, not a wait for a condition
+    by1 = api_writes_by_resource(kubeconfig)
+    mine1, t1 = agent.writes, time.time()
+    delta = {k: v - by0.get(k, 0.0) for k, v in sorted(by1.items()) if v - by0.get(k, 0.0)}
+    api = sum(v for k, v in delta.items() if k.split()[1].split("/")[0] in OPERATOR_RESOURCES)
+    operator_writes = api - (mine1 - mine0)
+    hours = (t1 - t0) / 3600
+    db_backups = sum(len(p) for *_, p in agent.seen) - backups0
+    # Backup-driven writes: a job's create and garbage collection plus one status fold per
+    # database backup; the rest (status refreshes, events, ...) does not depend on the
+    # log interval.
+    jobs = delta.get("POST backupjobs", 0.0) + delta.get("DELETE backupjobs", 0.0)
+    backup_driven = jobs + db_backups
+    periodic = max(0.0, operator_writes - backup_driven)
+    per_db_hour_15 = periodic / total / hours + SCALE_TO_15_MIN * backup_driven / max(1, db_backups)
+    # a log taken early (aligned with another database's, see scheduling.log_alignment)
+    # was not late: its lateness is 0
+    raw = [lag for seen, lag in agent.lags if t0 <= seen <= t1]
+    lags = [max(0.0, lag) for lag in raw]
+    return {
+        "logs_taken_early": sum(1 for lag in raw if lag < 0),
+        "writes_by_resource": delta,
+        "window_seconds": t1 - t0,
+        "api_writes": api,
+        "agent_writes": mine1 - mine0,
+        "operator_writes": operator_writes,
+        "database_backups": db_backups,
+        "writes_per_db_hour_measured": operator_writes / total / hours,
+        "writes_per_db_backup": operator_writes / max(1, db_backups),
+        "backup_driven_writes": backup_driven,
+        "periodic_writes": periodic,
+        "writes_per_db_hour_at_15min": per_db_hour_15,
+        "lag_p50": median(lags) if lags else None,
+        "lag_p99": percentile(lags, 99) if lags else None,
+        "lag_samples": len(lags),
+    }
+
+
+def _settle(stack: Any, agent: LoadAgent, shape: Shape) -> dict[str, Any]:
+    """Restart after an outage; time until every database that came due during it (the
+    backlog) has a new job.  The operator is already stopped."""
+    time.sleep(shape.outage)  # the outage is the thing measured against, not a wait
+    restarted = time.time()
+    with agent.lock:
+        backlog = {
+            pd
+            for pd, last in agent.finished.items()
+            if last.timestamp() + shape.interval <= restarted
+        }
+    operator = stack.start_operator()
+
+    def caught_up() -> bool:
+        with agent.lock:
+            fresh = {pd for seen, _, _, pds in agent.seen if seen >= restarted for pd in pds}
+        return backlog <= fresh
+
+    stack.wait_for(
+        "a job for every database that came due during the outage",
+        caught_up,
+        timeout=max(300, len(backlog) * 0.5),
+        interval=0.5,
+    )
+    return {
+        "settle_after_restart_seconds": time.time() - restarted,
+        "restart_backlog": len(backlog),
+        "operator_peak_rss_after_restart": proc_peak_rss_bytes(operator.popen.pid),
+    }
 
 
 def run(config: Config) -> Result:
     result = Result(NAME)
-    sizes = config.pick((1000, 3000), (100, 300), (40,))
+    sizes = config.pick((1000, 10000), (100, 1000), (40,))
     if os.environ.get("SQLHARBOR_BENCH_SCALE_SIZES"):  # e.g. "1000" or "1000,10000"
         sizes = tuple(int(n) for n in os.environ["SQLHARBOR_BENCH_SCALE_SIZES"].split(","))
-    window = config.pick(150.0, 120.0, 30.0)
-    runs: list[dict[str, Any]] = []
-    with control_plane(config.workdir / "plane-scale") as plane:
-        for count in sizes:
-            runs.append(measure(config, plane, count, window))
+    shape = config.pick(
+        Shape(interval=REAL_INTERVAL, window=180.0, outage=60.0),
+        Shape(interval=120, window=90.0, outage=20.0),
+        Shape(interval=30, window=30.0, outage=30.0),
+    )
+    runs = [measure(config, count, shape) for count in sizes]
     result.details["runs"] = runs
     for r in runs:
-        n = r["databases"]
-        result.add(
-            f"{n} databases: operator API writes per database per hour (15 min logs)",
-            r["writes_per_db_hour_at_15min"],
-            "writes",
-            target="<= 6",
-            met=r["writes_per_db_hour_at_15min"] <= 6,
-            note=f"measured at 60 s logs: {r['writes_per_db_hour_at_60s']:.0f}/db/h "
-            f"({r['operator_writes']:.0f} operator writes in {r['window_seconds']:.0f} s: "
-            f"{r['backup_driven_writes']:.0f} backup-driven for {r['database_backups']} db "
-            f"backups, {r['periodic_writes']:.0f} not; 15-min figure = periodic + 4/h x "
-            f"backup-driven)",
-        )
-        result.add(
-            f"{n} databases: due -> job created, p99",
-            r["lag_p99"],
-            "s",
-            target="<= 5 s",
-            met=r["lag_p99"] <= 5,
-            note=f"p50 {r['lag_p50']:.1f} s over {r['lag_samples']} log backups"
-            if r["lag_p50"] is not None
-            else "no samples",
-        )
-        result.add(
-            f"{n} databases: operator peak RSS",
-            r["operator_peak_rss"] / 1e6,
-            "MB",
-            target="<= 500 MB (at 10,000)",
-            met=r["operator_peak_rss"] / 1e6 <= 500,
-        )
-        result.add(
-            f"{n} databases: settle after operator restart",
-            r["settle_after_restart_seconds"],
-            "s",
-            note=f"first fulls for all took {r['first_fulls_seconds']:.0f} s; "
-            f"creating the objects {r['create_seconds']:.0f} s",
-        )
+        _rows(result, r)
     if len(runs) >= 2:
-        small, large = runs[0], runs[-1]
-        factor = large["databases"] / small["databases"]
-        growth = large["writes_per_db_backup"] / small["writes_per_db_backup"]
-        result.add(
-            f"growth {small['databases']} -> {large['databases']} databases ({factor:.0f}x)",
-            large["operator_peak_rss"] / small["operator_peak_rss"],
-            "x RSS",
-            note=f"writes per db backup x{growth:.2f}; "
-            f"lag p99 {small['lag_p99']:.1f} -> {large['lag_p99']:.1f} s; settle "
-            f"{small['settle_after_restart_seconds']:.0f} -> "
-            f"{large['settle_after_restart_seconds']:.0f} s",
-        )
+        _growth(result, runs[0], runs[-1])
     return result
+
+
+def _rows(result: Result, r: dict[str, Any]) -> None:
+    n = r["databases"]
+    measured = r["writes_per_db_hour_measured"]
+    result.add(
+        f"{n} databases: operator API writes per database per hour (15 min logs)",
+        r["writes_per_db_hour_at_15min"],
+        "writes",
+        target="<= 6",
+        met=r["writes_per_db_hour_at_15min"] <= 6,
+        note=f"measured at {r['interval_seconds']} s logs: {measured:.1f}/db/h "
+        f"({r['operator_writes']:.0f} operator writes in {r['window_seconds']:.0f} s: "
+        f"{r['backup_driven_writes']:.0f} backup-driven for {r['database_backups']} db "
+        f"backups, {r['periodic_writes']:.0f} not)",
+    )
+    result.add(
+        f"{n} databases: due -> job created, p99",
+        r["lag_p99"],
+        "s",
+        target="<= 5 s",
+        met=r["lag_p99"] is not None and r["lag_p99"] <= 5,
+        note=f"p50 {r['lag_p50']:.2f} s over {r['lag_samples']} log backups "
+        f"({r['logs_taken_early']} taken early with an instance-mate's, counted as 0)"
+        if r["lag_p50"] is not None
+        else "no samples",
+    )
+    result.add(
+        f"{n} databases: operator peak RSS",
+        r["operator_peak_rss"] / 1e6,
+        "MB",
+        target="<= 500 MB (at 10,000)",
+        met=r["operator_peak_rss"] / 1e6 <= 500,
+    )
+    result.add(
+        f"{n} databases: settle after a {r['outage_seconds']:.0f} s operator outage",
+        r["settle_after_restart_seconds"],
+        "s",
+        note=f"{r['restart_backlog']} databases came due meanwhile; first fulls for all "
+        f"folded in {r['first_fulls_seconds']:.0f} s; creating the objects "
+        f"{r['create_seconds']:.0f} s",
+    )
+
+
+def _growth(result: Result, small: dict[str, Any], large: dict[str, Any]) -> None:
+    factor = large["databases"] / small["databases"]
+    per_backup = large["writes_per_db_backup"] / small["writes_per_db_backup"]
+    rss = large["operator_peak_rss"] / small["operator_peak_rss"]
+    result.add(
+        f"growth {small['databases']} -> {large['databases']} databases ({factor:.0f}x): RSS",
+        rss,
+        "x",
+        target=f"<= {factor:.0f}x (linear)",
+        met=rss <= factor,
+        note=f"writes per db backup x{per_backup:.2f}; lag p99 "
+        f"{small['lag_p99'] or 0:.2f} -> {large['lag_p99'] or 0:.2f} s; settle "
+        f"{small['settle_after_restart_seconds']:.0f} s ({small['restart_backlog']} due) -> "
+        f"{large['settle_after_restart_seconds']:.0f} s ({large['restart_backlog']} due)",
+    )
+    result.add(
+        f"growth {small['databases']} -> {large['databases']} databases: writes per db backup",
+        per_backup,
+        "x",
+        target="<= 1x (constant per database)",
+        met=per_backup <= 1.1,
+    )

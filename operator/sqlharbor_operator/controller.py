@@ -35,7 +35,7 @@ from sqlharbor_operator.health import assess
 from sqlharbor_operator.pruning import RetentionPass
 from sqlharbor_operator.resolve import Problem, Resolved, resolve
 from sqlharbor_operator.restores import RestorePlanner, vault_catalog_opener
-from sqlharbor_operator.scheduling import due, parse_duration
+from sqlharbor_operator.scheduling import due, log_alignment, parse_duration
 from sqlharbor_operator.state import Key, State
 from sqlharbor_operator.validation import Validator
 
@@ -207,6 +207,7 @@ class Controller:
             item = self._due_backup(key, pd, now)
             if item is not None:
                 due_now.append(item)
+        due_now += self._aligned_logs(due_now, now)
         for batch in batches(due_now):
             body = job_body(batch)
             try:
@@ -227,7 +228,28 @@ class Controller:
                         pd, "AutoHeal", f"next backup is a full: {item.reason_message}", "Normal"
                     )
 
-    def _due_backup(self, key: Key, pd: ProtectedDatabase, now: datetime) -> DueBackup | None:
+    def _aligned_logs(self, due_now: list[DueBackup], now: datetime) -> list[DueBackup]:
+        """Log backups taken early, in the same job as a log backup due now on the same
+        instance (see ``scheduling.log_alignment``): databases of an instance fall into
+        step, so log backups of N databases cost one job per interval, not N."""
+        instances = {(i.namespace, i.instance) for i in due_now if i.backup_type is BackupType.LOG}
+        if not instances:
+            return []
+        taken = {(i.namespace, i.protected_database) for i in due_now}
+        early: list[DueBackup] = []
+        for key, pd in self._state.databases.items():
+            if key in taken or (key[0], pd.spec.instance_ref.name) not in instances:
+                continue
+            item = self._due_backup(key, pd, now, early=True)
+            if item is not None:
+                early.append(item)
+        return early
+
+    def _due_backup(
+        self, key: Key, pd: ProtectedDatabase, now: datetime, *, early: bool = False
+    ) -> DueBackup | None:
+        """The backup ``pd`` needs now; with ``early``, only a scheduled log backup that
+        falls within the policy's alignment window."""
         if pd.spec.suspend or key in self._state.busy:
             return None
         if self._retry_after.get(key, now) > now:
@@ -235,11 +257,15 @@ class Controller:
         resolved = resolve(self._state, pd, now)
         if isinstance(resolved, Problem):
             return None
-        requested = due(resolved.policy.spec, pd.status, resolved.database.recovery_model, now)
+        spec = resolved.policy.spec
+        horizon = now + log_alignment(spec) if early else now
+        requested = due(spec, pd.status, resolved.database.recovery_model, horizon)
         if requested.backup_type is None:
             return None
+        if early and requested.backup_type is not BackupType.LOG:
+            return None
         backup_type, reason, message = decide(requested.backup_type, pd.status, resolved, now)
-        if backup_type is None:
+        if backup_type is None or (early and backup_type is not BackupType.LOG):
             return None
         chain = pd.status.chain if pd.status else None
         compression = resolved.policy.spec.compression
