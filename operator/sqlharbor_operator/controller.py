@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 HISTORY_LIMIT = 3  # finished jobs kept per instance, type and outcome (like CronJob's)
 
 
+#: Status writes in flight at once (the default thread pool runs them).
+WRITE_CONCURRENCY = 8
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -63,7 +68,7 @@ class Controller:
         self._tick = tick_seconds
         self._clock = clock
         self._retry_after: dict[Key, datetime] = {}
-        self._written: dict[Key, dict[str, Any]] = {}
+        self._written: dict[Key, tuple[bytes, str]] = {}  # (status digest, reason)
         self._validator = Validator(client)
         opener = vault_catalog_opener(client)
         self._restores = RestorePlanner(client, opener)
@@ -289,6 +294,7 @@ class Controller:
 
     # -- status -------------------------------------------------------------------------
     async def _refresh_status(self, now: datetime) -> None:
+        writes: list[Coroutine[Any, Any, None]] = []
         for key, pd in list(self._state.databases.items()):
             status = pd.status or ProtectedDatabaseStatus()
             resolved = resolve(self._state, pd, now)
@@ -332,20 +338,40 @@ class Controller:
                 }
             )
             metrics.observe_status(key[0], key[1], status)
-            await self._write_status(key, pd, status, verdict.reason)
+            write = self._status_write(key, pd, status, verdict.reason)
+            if write is not None:
+                writes.append(write)
+        await bounded(writes, WRITE_CONCURRENCY)
+
+    def _status_write(
+        self, key: Key, pd: ProtectedDatabase, status: ProtectedDatabaseStatus, reason: str
+    ) -> Coroutine[Any, Any, None] | None:
+        """The write of ``status`` (and its Event), or None when the server has it."""
+        wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        # a digest of a string snapshot: immune to the transition times stamped into
+        # ``wire`` later, and 16 bytes per database instead of the whole status
+        comparable = hashlib.blake2b(
+            json.dumps(
+                {k: v for k, v in wire.items() if k not in ("rpo", "rpoSeconds")}, sort_keys=True
+            ).encode(),
+            digest_size=16,
+        ).digest()
+        previous = self._written.get(key)
+        if previous is not None and previous[0] == comparable:
+            return None
+        return self._write_status(key, pd, status, reason, wire, comparable)
 
     async def _write_status(
-        self, key: Key, pd: ProtectedDatabase, status: ProtectedDatabaseStatus, reason: str
+        self,
+        key: Key,
+        pd: ProtectedDatabase,
+        status: ProtectedDatabaseStatus,
+        reason: str,
+        wire: dict[str, Any],
+        comparable: bytes,
     ) -> None:
-        wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        # a string snapshot: immune to the transition times stamped into ``wire`` below
-        comparable = json.dumps(
-            {k: v for k, v in wire.items() if k not in ("rpo", "rpoSeconds")}, sort_keys=True
-        )
         previous = self._written.get(key)
-        if previous is not None and previous["body"] == comparable:
-            return
-        if previous is not None and previous["reason"] != reason:
+        if previous is not None and previous[1] != reason:
             await self._event(
                 pd,
                 reason,
@@ -370,7 +396,7 @@ class Controller:
         except SqlHarborError as exc:
             log.warning("status of %s/%s: %s", key[0], key[1], exc)
             return
-        self._written[key] = {"body": comparable, "reason": reason}
+        self._written[key] = (comparable, reason)
         self._set_status(key, status)
 
     async def _event(self, pd: ProtectedDatabase, reason: str, note: str, type_: str) -> None:
@@ -456,6 +482,18 @@ def decide(
     from sqlharbor_operator.heal import heal
 
     return heal(requested, status, resolved, now)
+
+
+async def bounded(calls: Iterable[Awaitable[None]], limit: int) -> None:
+    """Await ``calls`` with at most ``limit`` in flight (a burst of 10,000 status writes
+    one after another is 10,000 round trips end to end)."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Awaitable[None]) -> None:
+        async with gate:
+            await call
+
+    await asyncio.gather(*(one(call) for call in calls))
 
 
 def _with_nulls(full: Any, wire: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -36,8 +37,16 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     settings.posting.level = logging.WARNING
     settings.peering.standalone = True
+    # a per-object worker holds its last event body while it idles: with 10,000 databases
+    # written in a burst, kopf's default 5 s keeps thousands of them alive at once
+    settings.queueing.idle_timeout = 0.5
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
+    # the controller's API calls run on the default pool (asyncio.to_thread); its default
+    # size on a 2-core VM is 6, fewer than the status writes it keeps in flight
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=16, thread_name_prefix="sqlharbor-api")
+    )
     client = KubeClient.from_kubeconfig(os.environ.get("KUBECONFIG"))
     tick = float(os.environ.get("SQLHARBOR_TICK_SECONDS", "1"))
     STATE.wakeup = asyncio.Event()

@@ -48,7 +48,10 @@ def _state(last_logs: dict[tuple[str, str], datetime]) -> State:
     with a full an hour ago and its last log at the given time."""
     state = State()
     vault_spec = {
-        "azureBlob": {"container": "vault1", "credentials": {"secretRef": {"name": "s", "key": "k"}}},
+        "azureBlob": {
+            "container": "vault1",
+            "credentials": {"secretRef": {"name": "s", "key": "k"}},
+        },
         "encryption": {"keySecretRef": {"name": "k", "key": "k"}},
     }
     state.upsert("BackupVault", _obj("BackupVault", "v", vault_spec, {"phase": "Available"}))
