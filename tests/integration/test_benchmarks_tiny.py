@@ -1,6 +1,6 @@
-"""The Azurite-backed benchmarks run end to end at their tiny size (the numbers are not
-checked: only that the harness works).  The control-plane benchmarks (operator, rpo) are
-exercised by ``make bench``."""
+"""The benchmarks run end to end at their tiny size (the numbers are not checked: only that
+the harness works): the Azurite-backed ones, and the operator benchmark on a control plane
+of its own.  The RPO benchmark is exercised by ``make bench``."""
 
 from __future__ import annotations
 
@@ -37,3 +37,16 @@ def test_tiny_run_of_the_azurite_benchmarks(tmp_path: Path) -> None:
         assert result["error"] is None
         assert all(m["value"] is not None for m in result["metrics"])
     assert "| catalog | tiny | plan: blob reads |" in markdown.read_text()
+
+
+@pytest.mark.e2e
+def test_tiny_run_of_the_operator_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["--tiny", "--out", str(out), "--no-markdown", "--only", "operator"]
+    assert bench_run.main(args) == 0
+    [result] = json.loads((out / "results.json").read_text())["results"]
+    assert result["error"] is None
+    [run] = result["details"]["runs"]
+    assert run["database_backups"] > 0, "the load agent finished log backups in the window"
+    assert run["lag_samples"] > 0
+    assert run["restart_backlog"] > 0, "the outage left databases due"

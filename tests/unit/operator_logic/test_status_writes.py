@@ -30,20 +30,40 @@ class FakeClient:
         raise AssertionError("not used")
 
 
-def test_unchanged_status_is_not_written_again() -> None:
+def _state(status: dict[str, Any] | None = None) -> State:
     state = State()
-    state.upsert(
-        "ProtectedDatabase",
-        {
-            "kind": "ProtectedDatabase",
-            "metadata": {"name": "sales", "namespace": "ns", "generation": 1},
-            "spec": {
-                "instanceRef": {"name": "i"},
-                "databaseName": "sales",
-                "policyRef": {"name": "missing"},
-            },
+    body: dict[str, Any] = {
+        "kind": "ProtectedDatabase",
+        "metadata": {"name": "sales", "namespace": "ns", "generation": 1},
+        "spec": {
+            "instanceRef": {"name": "i"},
+            "databaseName": "sales",
+            "policyRef": {"name": "missing"},
         },
-    )
+    }
+    if status is not None:
+        body["status"] = status
+    state.upsert("ProtectedDatabase", body)
+    return state
+
+
+def test_a_restarted_operator_does_not_rewrite_what_the_server_holds() -> None:
+    first = FakeClient()
+    asyncio.run(Controller(first, _state(), clock=lambda: T0)._refresh_status(T0))
+    [(_, _, written)] = first.patches
+    held = {k: v for k, v in written.items() if v is not None}  # as the server keeps it
+    later = T0 + timedelta(minutes=5)
+    again = FakeClient()
+    asyncio.run(Controller(again, _state(held), clock=lambda: later)._refresh_status(later))
+    assert again.patches == [], "same status (transition time and RPO aside): no write"
+    changed = FakeClient()
+    held["observedGeneration"] = 0
+    asyncio.run(Controller(changed, _state(held), clock=lambda: later)._refresh_status(later))
+    assert len(changed.patches) == 1, "a status that differs is written"
+
+
+def test_unchanged_status_is_not_written_again() -> None:
+    state = _state()
     client = FakeClient()
     now = [T0]
     controller = Controller(client, state, clock=lambda: now[0])
