@@ -46,16 +46,29 @@ class RetentionPass:
         self._interval = interval
         self._report = report
         self._next: datetime | None = None
+        self._running: asyncio.Task[None] | None = None
 
-    async def tick(self, state: State, now: datetime) -> None:
+    async def tick(self, state: State, now: datetime) -> asyncio.Task[None] | None:
+        """Start a pass in the background when one is due (and none is running); the
+        controller's tick does not wait for it: a pass over 10,000 databases' catalogs
+        takes minutes, and due backups must not wait behind it."""
+        if self._running is not None and not self._running.done():
+            return None
         if self._next is not None and now < self._next:
-            return
+            return None
         self._next = now + self._interval
+        self._running = asyncio.create_task(self.run(state, now), name="sqlharbor-retention")
+        return self._running
+
+    async def run(self, state: State, now: datetime) -> None:
+        """One pass over every protected database."""
         for key, pd in list(state.databases.items()):
             try:
                 await self._prune(state, key, pd, now)
             except SqlHarborError as exc:
                 log.warning("retention of %s/%s: %s", key[0], key[1], exc)
+            except Exception:  # one database must not end the pass for the others
+                log.exception("retention of %s/%s failed", key[0], key[1])
 
     async def _prune(self, state: State, key: Key, pd: ProtectedDatabase, now: datetime) -> None:
         ns = key[0]

@@ -112,7 +112,13 @@ def test_old_points_are_pruned_and_status_learns_the_new_earliest() -> None:
         lambda *args: reports.append(args),
     )
     now = points[-1].record.finish + timedelta(minutes=1)
-    asyncio.run(pass_.tick(_state(), now))
+
+    async def tick_and_wait(at: datetime) -> None:
+        task = await pass_.tick(_state(), at)
+        if task is not None:
+            await task
+
+    asyncio.run(tick_and_wait(now))
     assert catalog.deleted, "ten days of points with two days of retention: old ones go"
     oldest_kept = min(p.record.finish for p in catalog.points.values())
     assert oldest_kept >= now - timedelta(days=2, hours=1)
@@ -124,5 +130,5 @@ def test_old_points_are_pruned_and_status_learns_the_new_earliest() -> None:
     assert earliest >= oldest_kept
     # the pass runs again only after its interval
     catalog.deleted.clear()
-    asyncio.run(pass_.tick(_state(), now + timedelta(minutes=1)))
+    asyncio.run(tick_and_wait(now + timedelta(minutes=1)))
     assert catalog.deleted == []
