@@ -205,9 +205,11 @@ class Controller:
             self._set_status(key, new)
 
     def _set_status(self, key: Key, status: ProtectedDatabaseStatus) -> None:
+        """A status change not yet on the server (written by ``_refresh_status``)."""
         pd = self._state.databases.get(key)
         if pd is not None:
             self._state.databases[key] = pd.model_copy(update={"status": status})
+            self._state.unwritten[key] = status
 
     # -- scheduling ---------------------------------------------------------------------
     async def _dispatch(self, now: datetime) -> None:
@@ -344,6 +346,8 @@ class Controller:
             metrics.observe_status(key[0], key[1], status)
             if len(writes) < WRITES_PER_TICK:
                 write = self._status_write(key, pd, status, verdict.reason)
+                if write is None and self._state.unwritten.get(key) is pd.status:
+                    del self._state.unwritten[key]  # the server holds it already
                 if write is not None:
                     writes.append(write)
         await bounded(writes, WRITE_CONCURRENCY)
@@ -401,7 +405,10 @@ class Controller:
             log.warning("status of %s/%s: %s", key[0], key[1], exc)
             return
         self._written[key] = (comparable, reason)
-        self._set_status(key, status)
+        current = self._state.databases.get(key)
+        if current is not None and current.status is pd.status:  # nothing new meanwhile
+            self._state.databases[key] = current.model_copy(update={"status": status})
+            self._state.unwritten.pop(key, None)
 
     async def _event(self, pd: ProtectedDatabase, reason: str, note: str, type_: str) -> None:
         regarding = {

@@ -18,6 +18,7 @@ from sqlharbor.api import (
     BackupPolicy,
     BackupVault,
     ProtectedDatabase,
+    ProtectedDatabaseStatus,
     RestoreJob,
     SqlInstance,
 )
@@ -48,6 +49,10 @@ class State:
     busy: dict[Key, str] = field(default_factory=dict)
     accounted: set[str] = field(default_factory=set)  # job uids folded into status
     invalid: dict[Key, str] = field(default_factory=dict)  # objects that failed to parse
+    #: ProtectedDatabase statuses the controller changed (a backup folded in, retention)
+    #: and has not written yet: a watch event carrying the server's older status must not
+    #: undo them (the job they came from is accounted once, never again).
+    unwritten: dict[Key, ProtectedDatabaseStatus] = field(default_factory=dict)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def table(self, kind: str) -> dict[Key, Any]:
@@ -69,10 +74,14 @@ class State:
             self.invalid[key] = f"{kind} {key[1]}: {exc.errors()[0]['msg']}"
             return None
         self.invalid.pop(key, None)
+        if kind == "ProtectedDatabase" and key in self.unwritten:
+            obj = obj.model_copy(update={"status": self.unwritten[key]})
         self.table(kind)[key] = obj
         self.wakeup.set()
         return obj
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
         self.table(kind).pop((namespace, name), None)
+        if kind == "ProtectedDatabase":
+            self.unwritten.pop((namespace, name), None)
         self.wakeup.set()

@@ -80,3 +80,37 @@ def test_unchanged_status_is_not_written_again() -> None:
     assert body["health"] == "Unhealthy"
     assert body["conditions"][0]["reason"] == "PolicyNotFound"
     assert body["lastError"] is None, "absent fields are sent as null (merge patch clears them)"
+
+
+def test_a_change_not_yet_written_survives_an_older_watch_event() -> None:
+    """A folded backup lives only in memory until its write; the echo of an earlier write
+    arriving meanwhile must not undo it (the job is accounted once, never again)."""
+    from sqlharbor.api import ProtectedDatabaseStatus
+
+    state = _state()
+    key = ("ns", "sales")
+    echo = {
+        "kind": "ProtectedDatabase",
+        "metadata": {"name": "sales", "namespace": "ns", "generation": 1},
+        "spec": {
+            "instanceRef": {"name": "i"},
+            "databaseName": "sales",
+            "policyRef": {"name": "missing"},
+        },
+        "status": {"health": "Pending"},
+    }
+    client = FakeClient()
+    controller = Controller(client, state, clock=lambda: T0)
+    controller._set_status(key, ProtectedDatabaseStatus(recovery_points=7))
+    state.upsert("ProtectedDatabase", echo)
+    status = state.databases[key].status
+    assert status is not None
+    assert status.recovery_points == 7
+    asyncio.run(controller._refresh_status(T0))
+    [(_, _, body)] = client.patches
+    assert body["recoveryPoints"] == 7
+    assert key not in state.unwritten, "written: the server's events count again"
+    state.upsert("ProtectedDatabase", echo)
+    status = state.databases[key].status
+    assert status is not None
+    assert status.recovery_points is None
