@@ -231,7 +231,7 @@ class Controller:
             job_name = created["metadata"]["name"]
             for item in batch:
                 self._state.busy[(item.namespace, item.protected_database)] = job_name
-            self._state.upsert("BackupJob", created)
+            self._state.add_created("BackupJob", created)
             if batch[0].reason is JobReason.AUTO_HEAL:
                 for item in batch:
                     pd = self._state.databases[(item.namespace, item.protected_database)]
@@ -456,7 +456,7 @@ class Controller:
                 except SqlHarborError as exc:
                     log.info("auto-protection of %s: %s", body["spec"]["databaseName"], exc)
                     continue
-                pd = self._state.upsert("ProtectedDatabase", created)
+                pd = self._state.add_created("ProtectedDatabase", created)
                 if pd is not None:
                     await self._event(
                         pd,

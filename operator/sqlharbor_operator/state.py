@@ -80,6 +80,14 @@ class State:
         self.wakeup.set()
         return obj
 
+    def add_created(self, kind: str, body: dict[str, Any]) -> Any:
+        """What a create call returned, unless the watch got there first: its events run on
+        the event loop while the call is in flight, so what it holds may already be newer
+        (a BackupJob the agent finished at once)."""
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        held = self.table(kind).get(key)
+        return held if held is not None else self.upsert(kind, body)
+
     def remove(self, kind: str, namespace: str, name: str) -> None:
         self.table(kind).pop((namespace, name), None)
         if kind == "ProtectedDatabase":

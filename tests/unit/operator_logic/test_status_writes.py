@@ -114,3 +114,27 @@ def test_a_change_not_yet_written_survives_an_older_watch_event() -> None:
     status = state.databases[key].status
     assert status is not None
     assert status.recovery_points is None
+
+
+def test_a_create_answer_never_replaces_what_the_watch_delivered_meanwhile() -> None:
+    """The agent may finish a job before the operator's create call returns: the watch's
+    Succeeded version must win over the create answer (else the job is never accounted)."""
+    state = State()
+    job: dict[str, Any] = {
+        "kind": "BackupJob",
+        "metadata": {"name": "i-full-x", "namespace": "ns", "uid": "u1"},
+        "spec": {
+            "instanceRef": {"name": "i"},
+            "vaultRef": {"name": "v"},
+            "type": "Full",
+            "databases": [{"name": "sales", "protectedDatabase": "sales"}],
+        },
+    }
+    state.upsert("BackupJob", {**job, "status": {"phase": "Succeeded"}})  # from the watch
+    state.add_created("BackupJob", job)  # the create call's answer, older
+    status = state.jobs[("ns", "i-full-x")].status
+    assert status is not None
+    assert status.phase is not None
+    assert status.phase.value == "Succeeded"
+    state.add_created("BackupJob", {**job, "metadata": {**job["metadata"], "name": "new"}})
+    assert ("ns", "new") in state.jobs, "a create the watch has not delivered yet is added"
