@@ -262,11 +262,13 @@ def _changing_fields(stack: Any) -> dict[str, list[Any]]:
     }
 
 
-def _docs(instances: dict[str, list[str]], interval: int) -> Iterable[dict[str, Any]]:
+def _docs(
+    instances: dict[str, list[str]], interval: int, container: str
+) -> Iterable[dict[str, Any]]:
     from sqlharbor.demo import scenario
 
     full_hour = (datetime.now(UTC).hour + 12) % 24  # no scheduled full during the run
-    yield scenario.vault(container=f"scale-{uuid.uuid4().hex[:8]}")
+    yield scenario.vault(container=container)
     yield scenario.policy(full=f"0 {full_hour} * * *", differential=None, log=f"{interval}s")
     for name, databases in instances.items():
         yield {
@@ -304,6 +306,7 @@ def measure(config: Config, count: int, shape: Shape) -> dict[str, Any]:
 
 def _measure(plane: Any, workdir: Path, count: int, shape: Shape) -> dict[str, Any]:
     from sqlharbor.demo.stack import Stack
+    from sqlharbor.vault import AzureBlobStore
 
     stack = Stack(plane, f"bench-scale-{count}", workdir)
     stack.create_namespace()
@@ -322,8 +325,12 @@ def _measure(plane: Any, workdir: Path, count: int, shape: Shape) -> dict[str, A
     }
     try:
         stack.install_vault_secrets()
+        # the load agent writes no backups, so the container is made here: the retention
+        # pass then lists every database's (empty) catalog as it would in production
+        container = f"scale-{uuid.uuid4().hex[:8]}"
+        AzureBlobStore.from_connection_string(plane.blob_connection_string, container)
         began = time.monotonic()
-        _create(stack, list(_docs(instances, shape.interval)))
+        _create(stack, list(_docs(instances, shape.interval, container)))
         out["create_seconds"] = time.monotonic() - began
         agent.start()
         operator = stack.start_operator()

@@ -4,7 +4,8 @@ policy no longer keeps (chain-aware: nothing a retained point depends on), delet
 (manifest first, so a point disappears atomically; no key needed), and moves the
 database's earliest restorable time and point count in status.
 
-Called by ``Controller.tick``; a failing vault is logged and retried next interval.
+Called by ``Controller.tick``; a failing vault is logged (once per vault when the whole
+vault fails: container missing, access denied) and retried next interval.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlharbor import planner, retention
 from sqlharbor.api import BackupPolicy, BackupVault, ProtectedDatabase
 from sqlharbor.errors import SqlHarborError
-from sqlharbor.vault import Catalog
+from sqlharbor.vault import Catalog, ContainerNotFound, VaultAccessDenied
 from sqlharbor_operator.state import Key, State
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,33 @@ def rules_of(policy: BackupPolicy) -> retention.Rules:
         yearly=r.yearly.count if r.yearly else None,
         zone=policy.spec.time_zone,
     )
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What one database's pruning needs, resolved from the operator's state."""
+
+    key: Key
+    vault_key: Key
+    vault: BackupVault
+    policy: BackupPolicy
+    identity: str
+    guid: str
+
+
+def _target(state: State, key: Key, pd: ProtectedDatabase) -> _Target | None:
+    """None while the database is not resolvable yet (no policy, instance, vault or
+    database GUID): nothing of it can be in the vault."""
+    ns = key[0]
+    policy = state.policies.get((ns, pd.spec.policy_ref.name))
+    instance = state.instances.get((ns, pd.spec.instance_ref.name))
+    guid = pd.status.database_guid if pd.status else None
+    vault_ref = pd.spec.vault_ref or (policy.spec.vault_ref if policy else None)
+    vault_key = (ns, vault_ref.name) if vault_ref else None
+    vault = state.vaults.get(vault_key) if vault_key else None
+    if policy is None or instance is None or guid is None or vault is None or vault_key is None:
+        return None
+    return _Target(key, vault_key, vault, policy, instance.spec.vault_identity, guid)
 
 
 class RetentionPass:
@@ -61,30 +90,33 @@ class RetentionPass:
         return self._running
 
     async def run(self, state: State, now: datetime) -> None:
-        """One pass over every protected database."""
+        """One pass over every protected database.  A failure of a whole vault (its
+        container missing, access denied) is logged once and the vault's other databases
+        are skipped for this pass: they would only fail the same way, a line each."""
+        skipped: set[Key] = set()
         for key, pd in list(state.databases.items()):
+            target = _target(state, key, pd)
+            if target is None or target.vault_key in skipped:
+                continue
+            vault = target.vault_key
             try:
-                await self._prune(state, key, pd, now)
+                await self._prune(target, now)
+            except ContainerNotFound:
+                skipped.add(vault)
+                log.info("retention: vault %s/%s has no container yet (no backup landed)", *vault)
+            except VaultAccessDenied as exc:
+                skipped.add(vault)
+                log.warning("retention: vault %s/%s skipped this pass: %s", *vault, exc)
             except SqlHarborError as exc:
                 log.warning("retention of %s/%s: %s", key[0], key[1], exc)
             except Exception:  # one database must not end the pass for the others
                 log.exception("retention of %s/%s failed", key[0], key[1])
 
-    async def _prune(self, state: State, key: Key, pd: ProtectedDatabase, now: datetime) -> None:
-        ns = key[0]
-        policy = state.policies.get((ns, pd.spec.policy_ref.name))
-        instance = state.instances.get((ns, pd.spec.instance_ref.name))
-        guid = pd.status.database_guid if pd.status else None
-        if policy is None or instance is None or guid is None:
-            return
-        vault_ref = pd.spec.vault_ref or policy.spec.vault_ref
-        vault = state.vaults.get((ns, vault_ref.name)) if vault_ref else None
-        if vault is None:
-            return
-        catalog = self._open(vault)
-        identity = instance.spec.vault_identity
+    async def _prune(self, target: _Target, now: datetime) -> None:
+        catalog = self._open(target.vault)
+        identity, guid = target.identity, target.guid
         points = await asyncio.to_thread(catalog.list_points, identity, guid)
-        selection = retention.select(points, rules_of(policy), now)
+        selection = retention.select(points, rules_of(target.policy), now)
         deleted = 0
         for point in selection.delete:
             if await asyncio.to_thread(catalog.delete_point, identity, guid, point.id):
@@ -92,4 +124,4 @@ class RetentionPass:
         kept = [p for p in points if p.id in selection.keep]
         windows = planner.recovery_window(kept) if kept else []
         earliest = windows[0].start if windows else None
-        self._report(key, earliest, len(kept), deleted)
+        self._report(target.key, earliest, len(kept), deleted)

@@ -22,6 +22,7 @@ from sqlharbor.vault.store import (
     BlobInfo,
     BlobNotFound,
     BlobStore,
+    ContainerNotFound,
     RetryPolicy,
     VaultAccessDenied,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Catalog",
     "ChunkCodec",
     "Compression",
+    "ContainerNotFound",
     "DatabaseEntry",
     "InvalidKey",
     "InvalidName",

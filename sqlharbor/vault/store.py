@@ -54,6 +54,17 @@ class BlobNotFound(PermanentError):
     remediation = "The recovery point may have been deleted by retention; pick another one."
 
 
+class ContainerNotFound(BlobNotFound):
+    """The vault's container does not exist: nothing has been written to it yet (the
+    agent creates it with the first backup), or the BackupVault names the wrong one."""
+
+    code = "VaultContainerNotFound"
+    remediation = (
+        "Check spec.azureBlob.container of the BackupVault; the container is created by "
+        "the first backup written to it."
+    )
+
+
 class AlreadyExists(PermanentError):
     """A create-only write found the blob already there."""
 
@@ -119,6 +130,8 @@ def translate(exc: Exception, operation: str, name: str) -> Exception:
     where = f"{operation} {name!r}"
     if isinstance(exc, ResourceExistsError | ResourceModifiedError):
         return AlreadyExists(f"{where}: the blob already exists ({error_code})")
+    if isinstance(exc, ResourceNotFoundError) and error_code == "ContainerNotFound":
+        return ContainerNotFound(f"{where}: the container does not exist ({error_code})")
     if isinstance(exc, ResourceNotFoundError):
         return BlobNotFound(f"{where}: not found ({error_code})")
     if isinstance(exc, ClientAuthenticationError) or status in (401, 403):

@@ -15,6 +15,7 @@ from sqlharbor.vault import (
     AlreadyExists,
     AzureBlobStore,
     BlobNotFound,
+    ContainerNotFound,
     KeyEncryptionKey,
     Manifest,
     RecoveryPointNotFound,
@@ -191,3 +192,17 @@ def test_missing_blob_and_unreachable_service(azure_store: AzureBlobStore) -> No
     with pytest.raises(TemporaryError, match="cannot reach") as caught:
         dead.get("x")
     assert "AccountKey" not in str(caught.value)
+
+
+def test_a_missing_container_is_told_apart_from_a_missing_blob(
+    vault_azurite: str, azure_store: AzureBlobStore
+) -> None:
+    with pytest.raises(BlobNotFound) as caught:
+        azure_store.get("no/such/blob")
+    assert not isinstance(caught.value, ContainerNotFound)
+    absent = AzureBlobStore.from_connection_string(
+        vault_azurite, f"absent-{uuid.uuid4().hex[:12]}", create=False
+    )
+    with pytest.raises(ContainerNotFound, match="container does not exist") as missing:
+        list(absent.list("points/"))
+    assert missing.value.code == "VaultContainerNotFound"

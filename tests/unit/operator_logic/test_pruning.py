@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta
 
+import pytest
 from sqlharbor_operator.pruning import RetentionPass
 from sqlharbor_operator.state import State
 
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.vault import BlobNotFound, ContainerNotFound, VaultAccessDenied
 
 from .builders import GUID, T0
 
@@ -43,6 +46,15 @@ def _point(i: int, kind: BackupType, finish: datetime, first: int, last: int) ->
         RecoveryModel.FULL,
     )
     return RecoveryPoint(f"p{i:04d}", record)
+
+
+def _pass(catalog: object, reports: list[tuple[object, ...]]) -> RetentionPass:
+    """A pass over ``catalog`` (for every vault) every ten minutes, reports collected."""
+    return RetentionPass(
+        lambda vault: catalog,  # type: ignore[arg-type,return-value]
+        timedelta(minutes=10),
+        lambda *args: reports.append(args),
+    )
 
 
 def _state() -> State:
@@ -106,11 +118,7 @@ def test_old_points_are_pruned_and_status_learns_the_new_earliest() -> None:
             lsn += 10
     catalog = FakeCatalog(points)
     reports: list[tuple[object, ...]] = []
-    pass_ = RetentionPass(
-        lambda vault: catalog,  # type: ignore[arg-type,return-value]
-        timedelta(minutes=10),
-        lambda *args: reports.append(args),
-    )
+    pass_ = _pass(catalog, reports)
     now = points[-1].record.finish + timedelta(minutes=1)
 
     async def tick_and_wait(at: datetime) -> None:
@@ -132,3 +140,62 @@ def test_old_points_are_pruned_and_status_learns_the_new_earliest() -> None:
     catalog.deleted.clear()
     asyncio.run(tick_and_wait(now + timedelta(minutes=1)))
     assert catalog.deleted == []
+
+
+class FailingCatalog:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    def list_points(self, instance: str, guid: str) -> list[RecoveryPoint]:
+        self.calls += 1
+        raise self.error
+
+
+def _three_databases_on_one_vault() -> State:
+    state = _state()
+    for name in ("hr", "ops"):
+        state.upsert(
+            "ProtectedDatabase",
+            {
+                "kind": "ProtectedDatabase",
+                "metadata": {"namespace": "ns", "name": name},
+                "spec": {
+                    "instanceRef": {"name": "i"},
+                    "databaseName": name,
+                    "policyRef": {"name": "p"},
+                },
+                "status": {"databaseGuid": GUID},
+            },
+        )
+    return state
+
+
+@pytest.mark.parametrize(
+    ("error", "level"),
+    [
+        (ContainerNotFound("list 'x': the container does not exist"), logging.INFO),
+        (VaultAccessDenied("list 'x': access denied (HTTP 403)"), logging.WARNING),
+    ],
+)
+def test_a_vault_wide_failure_is_told_once_and_its_other_databases_skipped(
+    error: Exception, level: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    catalog = FailingCatalog(error)
+    reports: list[tuple[object, ...]] = []
+    pass_ = _pass(catalog, reports)
+    caplog.set_level(logging.INFO, logger="sqlharbor_operator.pruning")
+    asyncio.run(pass_.run(_three_databases_on_one_vault(), T0))
+    assert catalog.calls == 1, "the other two databases on the vault would fail the same way"
+    assert reports == []
+    (entry,) = [r for r in caplog.records if r.name == "sqlharbor_operator.pruning"]
+    assert entry.levelno == level
+    assert "ns/v" in entry.getMessage()
+
+
+def test_a_database_failure_does_not_skip_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    catalog = FailingCatalog(BlobNotFound("read 'segment': not found"))
+    pass_ = _pass(catalog, [])
+    asyncio.run(pass_.run(_three_databases_on_one_vault(), T0))
+    assert catalog.calls == 3
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 3
