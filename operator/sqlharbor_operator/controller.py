@@ -16,7 +16,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlharbor.api import (
     BackupJob,
@@ -51,6 +51,20 @@ WRITE_CONCURRENCY = 8
 #: live), which keeps a burst (10,000 first fulls, a policy edit) from holding up the
 #: dispatch of due backups for minutes.
 WRITES_PER_TICK = 200
+#: What a retention pass moves (point count, earliest restorable time) earns no write of
+#: its own: it rides along with the next write (a backup's fold, one log interval away at
+#: most) or goes alone once it has waited this long.  A pass every 10 minutes that prunes
+#: a point or two of every database would otherwise add up to 6 writes/db/h.
+DEFER_AT_MOST = timedelta(hours=1)
+
+
+class Written(NamedTuple):
+    """What the server holds of a status, as digests (see ``_digests``)."""
+
+    urgent: bytes
+    full: bytes
+    reason: str
+    at: datetime
 
 
 def utcnow() -> datetime:
@@ -72,7 +86,7 @@ class Controller:
         self._tick = tick_seconds
         self._clock = clock
         self._retry_after: dict[Key, datetime] = {}
-        self._written: dict[Key, tuple[bytes, str]] = {}  # (status digest, reason)
+        self._written: dict[Key, Written] = {}
         self._validator = Validator(client)
         opener = vault_catalog_opener(client)
         self._restores = RestorePlanner(client, opener)
@@ -345,29 +359,37 @@ class Controller:
             )
             metrics.observe_status(key[0], key[1], status)
             if len(writes) < WRITES_PER_TICK:
-                write = self._status_write(key, pd, status, verdict.reason)
-                if write is None and self._state.unwritten.get(key) is pd.status:
-                    del self._state.unwritten[key]  # the server holds it already
+                write = self._status_write(key, pd, status, verdict.reason, now)
                 if write is not None:
                     writes.append(write)
         await bounded(writes, WRITE_CONCURRENCY)
 
     def _status_write(
-        self, key: Key, pd: ProtectedDatabase, status: ProtectedDatabaseStatus, reason: str
+        self,
+        key: Key,
+        pd: ProtectedDatabase,
+        status: ProtectedDatabaseStatus,
+        reason: str,
+        now: datetime,
     ) -> Coroutine[Any, Any, None] | None:
-        """The write of ``status`` (and its Event), or None when the server has it."""
+        """The write of ``status`` (and its Event), or None when the server has it or
+        when only deferred fields changed (``DEFER_AT_MOST``)."""
         wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        comparable = _digest(wire)
+        urgent, full = _digests(wire)
         previous = self._written.get(key)
-        if previous is None and pd.status is not None:
+        if previous is None and pd.status is not None and key not in self._state.unwritten:
             # first look since the operator started: what the server holds counts as
             # written, so a restart does not rewrite every status
             held = pd.status.model_dump(mode="json", by_alias=True, exclude_none=True)
             ready = pd.status.conditions[0].reason if pd.status.conditions else ""
-            previous = self._written[key] = (_digest(held), ready or "")
-        if previous is not None and previous[0] == comparable:
+            previous = self._written[key] = Written(*_digests(held), ready or "", now)
+        if previous is not None and previous.full == full:
+            if self._state.unwritten.get(key) is pd.status:
+                del self._state.unwritten[key]  # the server holds it already
             return None
-        return self._write_status(key, pd, status, reason, wire, comparable)
+        if previous is not None and previous.urgent == urgent and now - previous.at < DEFER_AT_MOST:
+            return None  # kept in ``unwritten``: it goes with the next write
+        return self._write_status(key, pd, status, reason, wire, Written(urgent, full, reason, now))
 
     async def _write_status(
         self,
@@ -376,10 +398,10 @@ class Controller:
         status: ProtectedDatabaseStatus,
         reason: str,
         wire: dict[str, Any],
-        comparable: bytes,
+        written: Written,
     ) -> None:
         previous = self._written.get(key)
-        if previous is not None and previous[1] != reason:
+        if previous is not None and previous.reason != reason:
             await self._event(
                 pd,
                 reason,
@@ -404,7 +426,7 @@ class Controller:
         except SqlHarborError as exc:
             log.warning("status of %s/%s: %s", key[0], key[1], exc)
             return
-        self._written[key] = (comparable, reason)
+        self._written[key] = written
         current = self._state.databases.get(key)
         if current is not None and current.status is pd.status:  # nothing new meanwhile
             self._state.databases[key] = current.model_copy(update={"status": status})
@@ -495,15 +517,27 @@ def decide(
     return heal(requested, status, resolved, now)
 
 
-def _digest(wire: dict[str, Any]) -> bytes:
-    """A status's identity for the change check: without the RPO (it changes every second;
-    the metric carries it live) and the conditions' transition times (stamped at write
-    time).  16 bytes per database instead of the whole status."""
+def _digests(wire: dict[str, Any]) -> tuple[bytes, bytes]:
+    """A status's identity for the change check, without and with the fields a retention
+    pass moves (``DEFER_AT_MOST``).  Both leave out the RPO (it changes every second; the
+    metric carries it live) and the conditions' transition times (stamped at write time).
+    16 bytes each per database instead of the whole status."""
     kept = {k: v for k, v in wire.items() if k not in ("rpo", "rpoSeconds", "conditions")}
     kept["conditions"] = [
         {k: v for k, v in c.items() if k != "lastTransitionTime"}
         for c in wire.get("conditions", [])
     ]
+    full = _hash(kept)
+    kept.pop("recoveryPoints", None)
+    window = kept.get("recoveryWindow")
+    if isinstance(window, dict):
+        kept["recoveryWindow"] = {
+            k: v for k, v in window.items() if k not in ("earliest", "earliestText")
+        }
+    return _hash(kept), full
+
+
+def _hash(kept: dict[str, Any]) -> bytes:
     return hashlib.blake2b(json.dumps(kept, sort_keys=True).encode(), digest_size=16).digest()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,6 +77,7 @@ class RetentionPass:
         self._report = report
         self._next: datetime | None = None
         self._running: asyncio.Task[None] | None = None
+        self._deleted = 0
 
     async def tick(self, state: State, now: datetime) -> asyncio.Task[None] | None:
         """Start a pass in the background when one is due (and none is running); the
@@ -94,11 +96,13 @@ class RetentionPass:
         container missing, access denied) is logged once and the vault's other databases
         are skipped for this pass: they would only fail the same way, a line each."""
         skipped: set[Key] = set()
+        began, seen, self._deleted = time.monotonic(), 0, 0
         for key, pd in list(state.databases.items()):
             target = _target(state, key, pd)
             if target is None or target.vault_key in skipped:
                 continue
             vault = target.vault_key
+            seen += 1
             try:
                 await self._prune(target, now)
             except ContainerNotFound:
@@ -111,6 +115,13 @@ class RetentionPass:
                 log.warning("retention of %s/%s: %s", key[0], key[1], exc)
             except Exception:  # one database must not end the pass for the others
                 log.exception("retention of %s/%s failed", key[0], key[1])
+        log.info(
+            "retention pass: %d database(s) in %.1f s, %d point(s) deleted, %d vault(s) skipped",
+            seen,
+            time.monotonic() - began,
+            self._deleted,
+            len(skipped),
+        )
 
     async def _prune(self, target: _Target, now: datetime) -> None:
         catalog = self._open(target.vault)
@@ -124,4 +135,5 @@ class RetentionPass:
         kept = [p for p in points if p.id in selection.keep]
         windows = planner.recovery_window(kept) if kept else []
         earliest = windows[0].start if windows else None
+        self._deleted += deleted
         self._report(target.key, earliest, len(kept), deleted)

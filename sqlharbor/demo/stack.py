@@ -148,7 +148,12 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def start_operator(self, tick_seconds: float = 1.0) -> Process:
+    def start_operator(
+        self, tick_seconds: float = 1.0, retention_seconds: float | None = None
+    ) -> Process:
+        retention = (
+            [] if retention_seconds is None else ["--retention-seconds", str(retention_seconds)]
+        )
         return self._spawn(
             "operator",
             [
@@ -160,6 +165,7 @@ class Stack:
                 self.namespace,
                 "--tick-seconds",
                 str(tick_seconds),
+                *retention,
             ],
         )
 

@@ -50,3 +50,9 @@ def test_tiny_run_of_the_operator_benchmark(tmp_path: Path) -> None:
     assert run["database_backups"] > 0, "the load agent finished log backups in the window"
     assert run["lag_samples"] > 0
     assert run["restart_backlog"] > 0, "the outage left databases due"
+    assert run["retention_passes"] >= 1, "a retention pass ran in the window"
+    status_writes = run["writes_by_resource"].get("PATCH protecteddatabases/status", 0)
+    assert status_writes <= run["database_backups"], (
+        "a pass resets every point count (the load agent's vault is empty): that change "
+        "rides along with the folds, it does not cost a write of its own"
+    )

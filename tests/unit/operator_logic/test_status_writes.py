@@ -138,3 +138,44 @@ def test_a_create_answer_never_replaces_what_the_watch_delivered_meanwhile() -> 
     assert status.phase.value == "Succeeded"
     state.add_created("BackupJob", {**job, "metadata": {**job["metadata"], "name": "new"}})
     assert ("ns", "new") in state.jobs, "a create the watch has not delivered yet is added"
+
+
+def test_what_retention_moves_rides_along_with_the_next_write() -> None:
+    """A retention pass every 10 minutes moves the point count (and the earliest
+    restorable time) of nearly every database: that alone must not cost a write each."""
+    from sqlharbor_operator.controller import DEFER_AT_MOST
+
+    key = ("ns", "sales")
+    first = FakeClient()
+    asyncio.run(Controller(first, _state(), clock=lambda: T0)._refresh_status(T0))
+    held = {k: v for k, v in first.patches[0][2].items() if v is not None}
+    state, client = _state(held), FakeClient()
+    now = T0 + timedelta(minutes=1)
+    controller = Controller(client, state, clock=lambda: now)
+    asyncio.run(controller._refresh_status(now))
+    controller._after_pruning(key, None, 7, 3)
+    asyncio.run(controller._refresh_status(now + timedelta(minutes=10)))
+    assert client.patches == [], "only the point count changed: no write of its own"
+    assert key in state.unwritten, "still to be written"
+    state.upsert(  # something that matters: a new generation to observe
+        "ProtectedDatabase",
+        {
+            "kind": "ProtectedDatabase",
+            "metadata": {"name": "sales", "namespace": "ns", "generation": 2},
+            "spec": {
+                "instanceRef": {"name": "i"},
+                "databaseName": "sales",
+                "policyRef": {"name": "missing"},
+            },
+            "status": held,
+        },
+    )
+    asyncio.run(controller._refresh_status(now + timedelta(minutes=11)))
+    [(_, _, body)] = client.patches
+    assert (body["observedGeneration"], body["recoveryPoints"]) == (2, 7), "rode along"
+    controller._after_pruning(key, None, 5, 2)
+    asyncio.run(controller._refresh_status(now + timedelta(minutes=12)))
+    assert len(client.patches) == 1
+    asyncio.run(controller._refresh_status(now + timedelta(minutes=11) + DEFER_AT_MOST))
+    assert len(client.patches) == 2, "waited long enough: written alone"
+    assert client.patches[1][2]["recoveryPoints"] == 5
