@@ -188,9 +188,12 @@ def test_a_vault_wide_failure_is_told_once_and_its_other_databases_skipped(
     asyncio.run(pass_.run(_three_databases_on_one_vault(), T0))
     assert catalog.calls == 1, "the other two databases on the vault would fail the same way"
     assert reports == []
-    (entry,) = [r for r in caplog.records if r.name == "sqlharbor_operator.pruning"]
+    *told, summary = [r for r in caplog.records if r.name == "sqlharbor_operator.pruning"]
+    (entry,) = told
     assert entry.levelno == level
     assert "ns/v" in entry.getMessage()
+    assert "1 database(s)" in summary.getMessage()
+    assert "1 vault(s) skipped" in summary.getMessage()
 
 
 def test_a_database_failure_does_not_skip_the_others(caplog: pytest.LogCaptureFixture) -> None:

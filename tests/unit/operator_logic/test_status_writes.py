@@ -30,11 +30,11 @@ class FakeClient:
         raise AssertionError("not used")
 
 
-def _state(status: dict[str, Any] | None = None) -> State:
-    state = State()
+def _body(status: dict[str, Any] | None = None, generation: int = 1) -> dict[str, Any]:
+    """The ProtectedDatabase "sales" as the watch delivers it (its policy is missing)."""
     body: dict[str, Any] = {
         "kind": "ProtectedDatabase",
-        "metadata": {"name": "sales", "namespace": "ns", "generation": 1},
+        "metadata": {"name": "sales", "namespace": "ns", "generation": generation},
         "spec": {
             "instanceRef": {"name": "i"},
             "databaseName": "sales",
@@ -43,7 +43,12 @@ def _state(status: dict[str, Any] | None = None) -> State:
     }
     if status is not None:
         body["status"] = status
-    state.upsert("ProtectedDatabase", body)
+    return body
+
+
+def _state(status: dict[str, Any] | None = None) -> State:
+    state = State()
+    state.upsert("ProtectedDatabase", _body(status))
     return state
 
 
@@ -89,16 +94,7 @@ def test_a_change_not_yet_written_survives_an_older_watch_event() -> None:
 
     state = _state()
     key = ("ns", "sales")
-    echo = {
-        "kind": "ProtectedDatabase",
-        "metadata": {"name": "sales", "namespace": "ns", "generation": 1},
-        "spec": {
-            "instanceRef": {"name": "i"},
-            "databaseName": "sales",
-            "policyRef": {"name": "missing"},
-        },
-        "status": {"health": "Pending"},
-    }
+    echo = _body({"health": "Pending"})
     client = FakeClient()
     controller = Controller(client, state, clock=lambda: T0)
     controller._set_status(key, ProtectedDatabaseStatus(recovery_points=7))
@@ -157,19 +153,8 @@ def test_what_retention_moves_rides_along_with_the_next_write() -> None:
     asyncio.run(controller._refresh_status(now + timedelta(minutes=10)))
     assert client.patches == [], "only the point count changed: no write of its own"
     assert key in state.unwritten, "still to be written"
-    state.upsert(  # something that matters: a new generation to observe
-        "ProtectedDatabase",
-        {
-            "kind": "ProtectedDatabase",
-            "metadata": {"name": "sales", "namespace": "ns", "generation": 2},
-            "spec": {
-                "instanceRef": {"name": "i"},
-                "databaseName": "sales",
-                "policyRef": {"name": "missing"},
-            },
-            "status": held,
-        },
-    )
+    # something that matters: a new generation to observe
+    state.upsert("ProtectedDatabase", _body(held, generation=2))
     asyncio.run(controller._refresh_status(now + timedelta(minutes=11)))
     [(_, _, body)] = client.patches
     assert (body["observedGeneration"], body["recoveryPoints"]) == (2, 7), "rode along"
