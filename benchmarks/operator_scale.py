@@ -50,13 +50,16 @@ import yaml
 
 from benchmarks.common import Config, Result, median, percentile, proc_peak_rss_bytes
 from benchmarks.plane import control_plane
+from sqlharbor.api import API_VERSION, DatabaseResult, JobPhase, contract
+from sqlharbor.backupset import BackupType
+from sqlharbor.errors import Conflict
 
 NAME = "operator"
 PER_INSTANCE = 20
 REAL_INTERVAL = 900  # seconds: the 15-minute log policy the targets are stated for
 SCALE_TO_15_MIN = 4  # log backups per database per hour at 15 minutes
 AGENT_ID = "loadagent"
-API = "sqlharbor.io/v1alpha1"
+API = API_VERSION
 WRITE_VERBS = ("POST", "PATCH", "PUT", "DELETE")
 #: What the operator writes (the API server's own leases and endpoints are not counted).
 OPERATOR_RESOURCES = (
@@ -124,7 +127,7 @@ class LoadAgent:
         # first full of database i of N "finished" i/N of an interval ago: even due times
         names = [f"{inst}-{db}" for inst, dbs in instances.items() for db in dbs]
         self.backdate = {pd: interval * i / len(names) for i, pd in enumerate(names)}
-        self.session = uuid.uuid4().hex[:12]
+        self.session = contract.AgentSession(AGENT_ID, uuid.uuid4().hex[:12])
         self.writes = 0  # to the sqlharbor.io resources (leases are not counted)
         self.lsn: dict[str, int] = {}
         self.finished: dict[str, datetime] = {}  # protected database -> last finish
@@ -138,7 +141,7 @@ class LoadAgent:
         ]
 
     def start(self) -> None:
-        self._renew(self.client, self.namespace, AGENT_ID, self.session, 30)
+        self._renew(self.client, self.namespace, self.session, 30)
         self.register()
         for thread in self._threads:
             thread.start()
@@ -148,10 +151,10 @@ class LoadAgent:
         from sqlharbor.backupset import DatabaseState, RecoveryModel
 
         agent = AgentInfo(
-            session_id=f"{AGENT_ID}/{self.session}",
+            session_id=self.session.token,
             version="bench",
             hostname="bench",
-            lease_name=f"sqlharbor-agent-{AGENT_ID}",
+            lease_name=contract.lease_name(AGENT_ID),
             started=datetime.now(UTC),
         ).to_wire()
         for name, databases in self.instances.items():
@@ -178,7 +181,7 @@ class LoadAgent:
         while not self.stop.wait(5):
             # keep beating: a missed renewal is within the lease
             with contextlib.suppress(Exception):
-                self._renew(self.client, self.namespace, AGENT_ID, self.session, 30)
+                self._renew(self.client, self.namespace, self.session, 30)
 
     def _jobs(self) -> None:
         while not self.stop.is_set():
@@ -197,7 +200,7 @@ class LoadAgent:
                 time.sleep(0.5)
 
     def _consider(self, job: dict[str, Any]) -> None:
-        if (job.get("status") or {}).get("phase"):
+        if contract.phase_of(job):
             return
         seen = time.time()
         spec = job["spec"]
@@ -223,36 +226,39 @@ class LoadAgent:
             last = start_lsn + 100
             self.lsn[pd] = last
             results.append(
-                {
-                    "name": db["name"],
-                    "phase": "Succeeded",
-                    "backupType": kind,
-                    "recoveryPointId": f"{kind.lower()}-{uuid.uuid4().hex[:16]}",
-                    "databaseGuid": guid,
-                    "recoveryModel": "FULL",
-                    "firstLsn": str(start_lsn),
-                    "lastLsn": str(last),
-                    "checkpointLsn": str(start_lsn + 5),
-                    "databaseBackupLsn": str(start_lsn),
-                    "start": now.isoformat(),
-                    "finish": now.isoformat(),
-                    "bytesRead": 1 << 20,
-                    "bytesStored": 1 << 19,
-                }
+                DatabaseResult(
+                    name=db["name"],
+                    phase=JobPhase.SUCCEEDED,
+                    backup_type=BackupType(kind),
+                    recovery_point_id=f"{kind.lower()}-{uuid.uuid4().hex[:16]}",
+                    database_guid=guid,
+                    recovery_model="FULL",
+                    first_lsn=str(start_lsn),
+                    last_lsn=str(last),
+                    checkpoint_lsn=str(start_lsn + 5),
+                    database_backup_lsn=str(start_lsn),
+                    start=now,
+                    finish=now,
+                    bytes_read=1 << 20,
+                    bytes_stored=1 << 19,
+                )
             )
             self.finished[pd] = now
+        meta = job["metadata"]
         now = datetime.now(UTC)
-        status = {
-            "phase": "Succeeded",
-            "agentSession": f"{AGENT_ID}/{self.session}",
-            "startTime": now.isoformat(),
-            "completionTime": now.isoformat(),
-            "succeeded": len(results),
-            "failed": 0,
-            "databases": results,
-        }
-        self.client.patch_status("BackupJob", self.namespace, job["metadata"]["name"], status)
-        self.writes += 1
+        try:  # the agent's two writes: the claim (against the version read), the outcome
+            self.client.patch_status(
+                "BackupJob",
+                self.namespace,
+                meta["name"],
+                contract.claim("BackupJob", self.session, now),
+                resource_version=meta["resourceVersion"],
+            )
+        except Conflict:
+            return
+        finished = contract.backup_finished(results, None, now)
+        self.client.patch_status("BackupJob", self.namespace, meta["name"], finished)
+        self.writes += 2
 
     def close(self) -> None:
         self.stop.set()

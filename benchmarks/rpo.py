@@ -16,6 +16,7 @@ from typing import Any
 
 from benchmarks.common import Config, Result, median, percentile, proc_peak_rss_bytes
 from benchmarks.plane import control_plane
+from sqlharbor.api import JobPhase, contract
 
 NAME = "rpo"
 INSTANCE = "rpo-sim"
@@ -95,7 +96,7 @@ def run(config: Config) -> Result:
             jobs, _ = stack.client.list_raw("BackupJob", stack.namespace)
             phases: dict[str, int] = {}
             for job in jobs:
-                phase = (job.get("status") or {}).get("phase") or "Pending"
+                phase = contract.phase_of(job) or JobPhase.PENDING
                 phases[phase] = phases.get(phase, 0) + 1
         finally:
             stack.stop()

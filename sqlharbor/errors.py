@@ -10,12 +10,45 @@ secrets: callers pass names, never keys or connection strings.
 
 from __future__ import annotations
 
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    """Stable error codes, each with the remediation shown when the raiser gives none."""
+
+    AGENT_LOST = "AgentLost"
+    AGENT_RESTARTED = "AgentRestarted"
+    AGENT_INTERNAL_ERROR = "AgentInternalError"
+    JOB_FAILED = "JobFailed"
+    TARGET_EXISTS = "UserErrorCannotRestoreExistingDBWithoutForceOverwrite"
+    CONFLICT = "Conflict"
+    NOT_FOUND = "NotFound"
+    TEMPORARY_FAILURE = "TemporaryFailure"
+    INTERNAL_ERROR = "InternalError"
+
+    @property
+    def remediation(self) -> str:
+        return _REMEDIATIONS[self]
+
+
+_REMEDIATIONS: dict[ErrorCode, str] = {
+    ErrorCode.AGENT_LOST: "Check that sqlharbor-agent runs on the VM.",
+    ErrorCode.AGENT_RESTARTED: "None needed; check the agent's logs if this repeats.",
+    ErrorCode.AGENT_INTERNAL_ERROR: "Check the agent's log for the stack trace and report it.",
+    ErrorCode.JOB_FAILED: "See the job's status and the agent's log.",
+    ErrorCode.TARGET_EXISTS: "Restore under a new name, or allow overwriting the target.",
+    ErrorCode.CONFLICT: "None: another writer changed the object first; read it again.",
+    ErrorCode.NOT_FOUND: "Check the name and namespace.",
+    ErrorCode.TEMPORARY_FAILURE: "None: retried automatically.",
+    ErrorCode.INTERNAL_ERROR: "Check the agent and operator logs.",
+}
+
 
 class SqlHarborError(Exception):
     """Base of every error sqlharbor raises on purpose."""
 
-    code: str = "InternalError"
-    remediation: str = "Check the agent and operator logs."
+    code: str = ErrorCode.INTERNAL_ERROR
+    remediation: str = ErrorCode.INTERNAL_ERROR.remediation
 
     def __init__(self, message: str, *, code: str | None = None, remediation: str | None = None):
         super().__init__(message)
@@ -34,9 +67,42 @@ class PermanentError(SqlHarborError):
 
 
 class TemporaryError(SqlHarborError):
-    """Retry with backoff (network, throttling, a restarting dependency)."""
+    """Retry with backoff (network, throttling, a restarting dependency); ``retry_after``
+    is the delay the other side asked for (e.g. Retry-After), when it said."""
 
-    code = "TemporaryFailure"
+    code = ErrorCode.TEMPORARY_FAILURE
+    remediation = ErrorCode.TEMPORARY_FAILURE.remediation
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        remediation: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, code=code, remediation=remediation)
+        self.retry_after = retry_after
+
+
+class NotFound(PermanentError):
+    """The object or blob does not exist."""
+
+    code = ErrorCode.NOT_FOUND
+    remediation = ErrorCode.NOT_FOUND.remediation
+
+
+class Conflict(SqlHarborError):
+    """A lost race, not a failure to retry: the object changed since it was read (a stale
+    resourceVersion), or the API server refused a status change the operator-agent
+    contract forbids (``TransitionRefused``).  Read again and decide again."""
+
+    code = ErrorCode.CONFLICT
+    remediation = ErrorCode.CONFLICT.remediation
+
+
+class TransitionRefused(Conflict):
+    """The API server's transition rules refused the write (e.g. a finished job)."""
 
 
 class IntegrityError(PermanentError):

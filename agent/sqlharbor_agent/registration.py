@@ -22,9 +22,10 @@ from sqlharbor.api import (
     ErrorInfo,
     PermissionStatus,
 )
+from sqlharbor.api.contract import lease_name
 from sqlharbor.errors import SqlHarborError
 from sqlharbor.kube import KubeClient
-from sqlharbor.kube.leases import lease_name, renew
+from sqlharbor.kube.leases import renew
 from sqlharbor_agent.engines.base import Engine
 from sqlharbor_agent.session import Session
 
@@ -48,13 +49,7 @@ class Registrar:
         self._last_digest: str | None = None
 
     def heartbeat(self) -> None:
-        renew(
-            self._client,
-            self._namespace,
-            self._session.agent_id,
-            self._session.session_id,
-            self._lease_seconds,
-        )
+        renew(self._client, self._namespace, self._session.identity, self._lease_seconds)
 
     def discover(self) -> None:
         status = self._status()

@@ -1,7 +1,8 @@
 """The agent session: a stable agent id (per VM) plus a fresh session id per process start.
 
-Jobs record ``<agentId>/<sessionId>``; a restarted agent fails the jobs its previous session
-left Running, and the operator fails jobs whose session's Lease expired.
+Jobs record ``<agentId>/<sessionId>`` (``api.contract.AgentSession``); a restarted agent
+fails the jobs its previous session left Running, and the operator fails jobs whose
+session's Lease expired.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
+from sqlharbor.api.contract import AgentSession
 from sqlharbor_agent import __version__
 
 
@@ -21,12 +23,17 @@ class Session:
     version: str = __version__
 
     @property
+    def identity(self) -> AgentSession:
+        return AgentSession(self.agent_id, self.session_id)
+
+    @property
     def token(self) -> str:
         """What jobs record as ``status.agentSession``."""
-        return f"{self.agent_id}/{self.session_id}"
+        return self.identity.token
 
     def owns(self, token: str | None) -> bool:
         return token == self.token
 
     def previous_session_of_mine(self, token: str | None) -> bool:
-        return bool(token) and token != self.token and str(token).split("/")[0] == self.agent_id
+        other = AgentSession.parse(token)
+        return other is not None and other != self.identity and other.agent_id == self.agent_id

@@ -14,9 +14,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlharbor.api import BackupJob, DatabaseResult, ErrorInfo, JobPhase, SqlInstance
+from sqlharbor.api import BackupJob, DatabaseResult, ErrorInfo, JobPhase, SqlInstance, contract
 from sqlharbor.backupset import BackupType
-from sqlharbor.errors import SqlHarborError
+from sqlharbor.errors import Conflict, SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor.vault import Compression
 from sqlharbor_agent.config import AgentConfig, InstanceConfig
@@ -25,7 +25,7 @@ from sqlharbor_agent.engines.factory import open_engine
 from sqlharbor_agent.jobs.backup import BackupContext, RecoveryPointWriter, run_backup_job
 from sqlharbor_agent.jobs.loop import JobLoop
 from sqlharbor_agent.jobs.reporter import JobReporter
-from sqlharbor_agent.jobs.restore import TARGET_LABEL, RestoreContext, run_restore_job
+from sqlharbor_agent.jobs.restore import RestoreContext, run_restore_job
 from sqlharbor_agent.registration import Registrar
 from sqlharbor_agent.session import Session
 from sqlharbor_agent.vaults import VaultResolver
@@ -87,8 +87,7 @@ class InstanceWorker:
             namespace=self.namespace,
             kind="RestoreJob",
             field_selector="",
-            label_selector=f"{TARGET_LABEL}={self._instance.name}",
-            claimable=("Planned",),
+            label_selector=f"{contract.LABEL_TARGET_INSTANCE}={self._instance.name}",
             session=self._session,
             runner=self._run_restore_job,
             workers=self._config.max_concurrent_restores,
@@ -151,7 +150,7 @@ class InstanceWorker:
             info = ErrorInfo(code=exc.code, message=exc.message, remediation=exc.remediation)
             for db in job.spec.databases:
                 reporter.set_result(DatabaseResult(name=db.name, phase=JobPhase.FAILED, error=info))
-            self._finish(reporter, ok=False, error=exc)
+            self._finish(reporter, error=exc)
             return
         level = job.spec.compression_level
 
@@ -178,28 +177,15 @@ class InstanceWorker:
 
         assert self._engine is not None
         ctx = BackupContext(engine=self._engine, open_writer=open_writer, slots=self._slots)
-        ok = run_backup_job(ctx, job, reporter)
-        self._finish(reporter, ok=ok)
+        run_backup_job(ctx, job, reporter)
+        self._finish(reporter)
 
-    def _finish(
-        self, reporter: JobReporter, *, ok: bool, error: SqlHarborError | None = None
-    ) -> None:
-        results = reporter.results()
-        failed = [r for r in results if r.error is not None]
-        extra: dict[str, Any] = {
-            "phase": "Succeeded" if ok and error is None else "Failed",
-            "completionTime": datetime.now(UTC).isoformat(),
-        }
+    def _finish(self, reporter: JobReporter, error: SqlHarborError | None = None) -> None:
+        info = None
         if error is not None:
-            extra["error"] = ErrorInfo(
-                code=error.code, message=error.message, remediation=error.remediation
-            ).to_wire()
-            extra["message"] = error.message
-        elif failed:
-            first = failed[0].error
-            assert first is not None
-            extra["error"] = first.to_wire()
-            extra["message"] = f"{len(failed)} of {len(results)} failed: {first.message}"
-        else:
-            extra["message"] = f"{len(results)} database(s) backed up"
-        reporter.final(extra)
+            info = ErrorInfo(code=error.code, message=error.message, remediation=error.remediation)
+        body = contract.backup_finished(reporter.results(), info, datetime.now(UTC))
+        try:
+            reporter.final(body)
+        except Conflict as lost:  # e.g. failed AgentLost while we were cut off
+            log.warning("the outcome of this backup job was refused: %s", lost)

@@ -14,10 +14,9 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlharbor.api import API_VERSION, ProtectedDatabase, SqlInstance
+from sqlharbor.api import API_VERSION, ProtectedDatabase, SqlInstance, contract
 
 NEVER = {"tempdb", "model"}
-LABEL = "sqlharbor.io/auto-protected"
 
 
 def resource_name(instance: str, database: str) -> str:
@@ -53,7 +52,10 @@ def to_create(instance: SqlInstance, existing: Iterable[ProtectedDatabase]) -> l
                 "metadata": {
                     "name": resource_name(name, db.name),
                     "namespace": instance.metadata.namespace,
-                    "labels": {LABEL: "true", "sqlharbor.io/instance": name},
+                    "labels": {
+                        contract.LABEL_AUTO_PROTECTED: contract.truthy_label(),
+                        contract.LABEL_INSTANCE: name,
+                    },
                 },
                 "spec": pd_spec,
             }

@@ -22,13 +22,16 @@ from sqlharbor.api import (
     BackupJob,
     Condition,
     ConditionStatus,
+    DatabaseResult,
+    ErrorInfo,
     JobPhase,
     JobReason,
     ProtectedDatabase,
     ProtectedDatabaseStatus,
+    contract,
 )
 from sqlharbor.backupset import BackupType, RecoveryModel
-from sqlharbor.errors import SqlHarborError
+from sqlharbor.errors import ErrorCode, SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor_operator import accounting, autoprotect, metrics
 from sqlharbor_operator.dispatch import DueBackup, batches, job_body
@@ -126,31 +129,10 @@ class Controller:
             status = job.status
             if status is None or status.phase is not JobPhase.RUNNING or not status.agent_session:
                 continue
-            agent_id, _, session = status.agent_session.partition("/")
-            lease = self._state.leases.get((ns, agent_id))
-            if lease is not None and lease.holder == session and not lease.expired(now):
+            leases = self._state.leases
+            if not contract.session_lost(leases, ns, status.agent_session, status.start_time, now):
                 continue
-            if (
-                lease is None
-                and status.start_time
-                and now - status.start_time < timedelta(seconds=30)
-            ):
-                continue  # lease not seen yet (operator just started)
-            message = (
-                f"agent session {status.agent_session} stopped renewing its lease while "
-                "the job was running; the backup is scheduled again"
-            )
-            body = {
-                "phase": "Failed",
-                "completionTime": now.isoformat(),
-                "message": message,
-                "error": {
-                    "code": "AgentLost",
-                    "message": message,
-                    "remediation": "Check that sqlharbor-agent runs on the VM.",
-                    "time": now.isoformat(),
-                },
-            }
+            body = contract.agent_lost("BackupJob", status.agent_session, now)
             try:
                 await self._call(
                     self._client.patch_status,
@@ -196,10 +178,11 @@ class Controller:
                 self._retry_after.pop(key, None)
             else:
                 if result is None or result.error is None:
-                    from sqlharbor.api import DatabaseResult, ErrorInfo
-
+                    code = ErrorCode.JOB_FAILED
                     err = job.status.error or ErrorInfo(
-                        code="JobFailed", message=job.status.message or "failed"
+                        code=code,
+                        message=job.status.message or "failed",
+                        remediation=code.remediation,
                     )
                     result = DatabaseResult(name=entry.name, phase=JobPhase.FAILED, error=err)
                 new = accounting.apply_failure(current, result, completed)

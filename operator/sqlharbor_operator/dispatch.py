@@ -8,13 +8,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlharbor.api import API_VERSION, BackupJobSpec, JobDatabase, JobReason, LocalObjectReference
+from sqlharbor.api import (
+    API_VERSION,
+    BackupJobSpec,
+    JobDatabase,
+    JobReason,
+    LocalObjectReference,
+    contract,
+)
 from sqlharbor.backupset import BackupType
 
 MAX_DATABASES_PER_JOB = 50
-LABEL_INSTANCE = "sqlharbor.io/instance"
-LABEL_TYPE = "sqlharbor.io/type"
-LABEL_MANAGED = "sqlharbor.io/scheduled"
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,9 @@ def job_body(batch: list[DueBackup]) -> dict[str, Any]:
             "generateName": f"{first.instance}-{first.backup_type.value.lower()}-"[:50],
             "namespace": first.namespace,
             "labels": {
-                LABEL_INSTANCE: first.instance,
-                LABEL_TYPE: first.backup_type.value,
-                LABEL_MANAGED: "true",
+                contract.LABEL_INSTANCE: first.instance,
+                contract.LABEL_BACKUP_TYPE: first.backup_type.value,
+                contract.LABEL_SCHEDULED: contract.truthy_label(),
             },
         },
         "spec": spec.to_wire(),

@@ -19,9 +19,8 @@ from typing import Any
 
 import kopf
 
-from sqlharbor.api import GROUP, KINDS, VERSION
+from sqlharbor.api import GROUP, KINDS, VERSION, contract
 from sqlharbor.kube import KubeClient
-from sqlharbor.kube.leases import LeaseInfo
 from sqlharbor_operator.controller import Controller
 from sqlharbor_operator.state import State
 
@@ -83,22 +82,15 @@ for _kind in KINDS:
     _register(_kind.kind, _kind.plural)
 
 
-@kopf.on.event("coordination.k8s.io", "v1", "leases", labels={"sqlharbor.io/agent": kopf.PRESENT})
+@kopf.on.event("coordination.k8s.io", "v1", "leases", labels={contract.LABEL_AGENT: kopf.PRESENT})
 async def watch_leases(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     meta = body.get("metadata", {})
-    key = (meta.get("namespace", ""), meta.get("labels", {}).get("sqlharbor.io/agent", ""))
+    key = (meta.get("namespace", ""), (meta.get("labels") or {}).get(contract.LABEL_AGENT, ""))
     if event.get("type") == "DELETED":
         STATE.leases.pop(key, None)
         return
-    spec = body.get("spec", {})
-    renew = spec.get("renewTime")
-    if not renew:
+    lease = contract.lease_from_object(body)
+    if lease is None:
         return
-    from datetime import datetime
-
-    STATE.leases[key] = LeaseInfo(
-        holder=spec.get("holderIdentity", ""),
-        renew_time=datetime.fromisoformat(renew.replace("Z", "+00:00")),
-        duration_seconds=int(spec.get("leaseDurationSeconds", 0)),
-    )
+    STATE.leases[key] = lease[1]
     STATE.wakeup.set()

@@ -14,6 +14,8 @@ from sqlharbor.api import (
     SqlInstance,
     VaultPhase,
 )
+from sqlharbor.api.contract import AgentSession
+from sqlharbor.errors import ErrorCode
 from sqlharbor_operator.scheduling import InvalidPolicy, validate_policy
 from sqlharbor_operator.state import State
 
@@ -43,12 +45,12 @@ def instance_served(state: State, instance: SqlInstance, now: datetime) -> Probl
         return Problem(
             "InstanceNotServed", f"no agent has registered for SqlInstance {name}: {hint}"
         )
-    agent_id, _, session = agent.session_id.partition("/")
-    lease = state.leases.get((ns, agent_id))
-    if lease is None or lease.holder != session or lease.expired(now):
+    session = AgentSession.parse(agent.session_id) or AgentSession(agent.session_id, "")
+    lease = state.leases.get((ns, session.agent_id))
+    if lease is None or not lease.held_by(session, now):
         return Problem(
-            "AgentLost",
-            f"the agent {agent_id} serving SqlInstance {name} stopped renewing its "
+            ErrorCode.AGENT_LOST,
+            f"the agent {session.agent_id} serving SqlInstance {name} stopped renewing its "
             f"heartbeat: {hint}",
         )
     return None

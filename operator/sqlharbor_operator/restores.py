@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlharbor.api import BackupVault, ErrorInfo, RestoreJob, RestorePhase, SqlInstance
+from sqlharbor.api import BackupVault, ErrorInfo, RestoreJob, RestorePhase, SqlInstance, contract
 from sqlharbor.api.jobs import RestorePlan as PlanStatus
-from sqlharbor.errors import SqlHarborError, TemporaryError
-from sqlharbor.kube import Conflict, KubeClient
+from sqlharbor.errors import Conflict, ErrorCode, SqlHarborError, TemporaryError
+from sqlharbor.kube import KubeClient
 from sqlharbor.restoreplan import (
     CatalogReader,
     SourceIdentity,
@@ -36,10 +36,6 @@ from sqlharbor_operator.state import Key, State
 
 log = logging.getLogger(__name__)
 
-TARGET_LABEL = "sqlharbor.io/target-instance"
-#: the BackupVault the plan reads from (the agent cannot read ProtectedDatabases)
-VAULT_ANNOTATION = "sqlharbor.io/vault"
-TARGET_EXISTS = "UserErrorCannotRestoreExistingDBWithoutForceOverwrite"
 #: how long a job may wait for its target instance's agent before it fails
 SERVED_GRACE = timedelta(minutes=5)
 
@@ -92,7 +88,7 @@ def decide(state: State, job: RestoreJob, now: datetime, open_catalog: CatalogOp
         existing = _discovered(instance, db_target.database_name)
         if existing is not None and not db_target.overwrite:
             return _refuse(
-                TARGET_EXISTS,
+                ErrorCode.TARGET_EXISTS,
                 f"database {existing!r} already exists on SqlInstance "
                 f"{instance.metadata.name}; the restore was refused before any data moved",
                 "Restore under a new name (target.database.databaseName), or set "
@@ -234,30 +230,11 @@ class RestorePlanner:
         status = job.status
         if status is None or not status.agent_session:
             return
-        agent_id, _, session = status.agent_session.partition("/")
-        lease = state.leases.get((key[0], agent_id))
-        if lease is not None and lease.holder == session and not lease.expired(now):
+        if not contract.session_lost(
+            state.leases, key[0], status.agent_session, status.start_time, now
+        ):
             return
-        started = status.start_time or now
-        if lease is None and now - started < timedelta(seconds=30):
-            return  # lease not seen yet (operator just started)
-        message = (
-            f"agent session {status.agent_session} stopped renewing its lease while the "
-            "restore was running; the target is left RESTORING (never ONLINE half-done)"
-        )
-        error = ErrorInfo(
-            code="AgentLost",
-            message=message,
-            remediation="Check that sqlharbor-agent runs on the VM, then create a new "
-            "RestoreJob with overwrite: true.",
-            time=now,
-        )
-        body = {
-            "phase": "Failed",
-            "completionTime": now.isoformat(),
-            "message": message,
-            "error": error.to_wire(),
-        }
+        body = contract.agent_lost("RestoreJob", status.agent_session, now)
         try:
             await asyncio.to_thread(
                 self._client.patch_status,
@@ -281,14 +258,9 @@ class RestorePlanner:
         if isinstance(decision, Wait):
             if self._waiting.get(uid) == decision.message:
                 return
-            body = {"phase": "Pending", "message": decision.message}
+            body = contract.restore_waiting(decision.message)
         elif isinstance(decision, Refused):
-            body = {
-                "phase": "Failed",
-                "completionTime": now.isoformat(),
-                "error": decision.error.to_wire(),
-                "message": decision.error.message,
-            }
+            body = contract.failed("RestoreJob", decision.error, now)
         else:
             try:
                 labelled = await asyncio.to_thread(
@@ -297,20 +269,17 @@ class RestorePlanner:
                     ns,
                     name,
                     {
-                        "labels": {TARGET_LABEL: decision.target_instance},
-                        "annotations": {VAULT_ANNOTATION: decision.vault},
+                        "labels": {contract.LABEL_TARGET_INSTANCE: decision.target_instance},
+                        "annotations": {contract.ANNOTATION_VAULT: decision.vault},
                     },
                 )
             except SqlHarborError as exc:
                 log.warning("cannot label RestoreJob %s/%s: %s", ns, name, exc)
                 return
             version = labelled["metadata"]["resourceVersion"]
-            body = {
-                "phase": "Planned",
-                "plan": decision.plan.to_wire(),
-                "message": decision.message,
-                "observedGeneration": job.metadata.generation,
-            }
+            body = contract.restore_planned(
+                decision.plan, decision.message, job.metadata.generation
+            )
         try:
             await asyncio.to_thread(
                 self._client.patch_status,
@@ -346,18 +315,3 @@ def vault_catalog_opener(client: KubeClient) -> Callable[[BackupVault], Catalog]
         return cache[key]
 
     return opener
-
-
-__all__ = [
-    "TARGET_EXISTS",
-    "TARGET_LABEL",
-    "VAULT_ANNOTATION",
-    "CatalogReader",
-    "Decision",
-    "Planned",
-    "Refused",
-    "RestorePlanner",
-    "Wait",
-    "decide",
-    "vault_catalog_opener",
-]

@@ -22,7 +22,7 @@ from sqlharbor.api import (
     RestoreJob,
     SqlInstance,
 )
-from sqlharbor.kube.leases import LeaseInfo
+from sqlharbor.api.contract import LeaseInfo
 
 Key = tuple[str, str]  # (namespace, name)
 

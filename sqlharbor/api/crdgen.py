@@ -88,6 +88,8 @@ def crd_for(kind: Kind) -> dict[str, Any]:
     spec = structural_schema(kind.spec, ".spec")
     status = structural_schema(kind.status, ".status")
     status["description"] = f"Observed state of the {kind.kind} (written by sqlharbor)."
+    if kind.phases is not None:
+        status["x-kubernetes-validations"] = kind.phases.cel_rules()
     root = {
         "type": "object",
         "description": kind.description,

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from sqlharbor.api._base import API_VERSION, GROUP, VERSION, ApiModel
+from sqlharbor.api.contract import BACKUP_JOB, RESTORE_JOB, PhaseMachine
 from sqlharbor.api.instance import SqlInstanceSpec, SqlInstanceStatus
 from sqlharbor.api.jobs import BackupJobSpec, BackupJobStatus, RestoreJobSpec, RestoreJobStatus
 from sqlharbor.api.policy import BackupPolicySpec, BackupPolicyStatus
@@ -92,6 +93,8 @@ class Kind:
     columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
     #: JSON paths usable in field selectors (agents watch only their instance's jobs).
     selectable_fields: tuple[str, ...] = ()
+    #: The phase state machine the API server enforces on status (``api.contract``).
+    phases: PhaseMachine | None = None
 
     @property
     def singular(self) -> str:
@@ -198,6 +201,7 @@ KINDS: tuple[Kind, ...] = (
             AGE,
         ),
         (".spec.instanceRef.name",),
+        BACKUP_JOB,
     ),
     Kind(
         "RestoreJob",
@@ -215,6 +219,8 @@ KINDS: tuple[Kind, ...] = (
             PrinterColumn("Message", ".status.message", priority=1),
             AGE,
         ),
+        (),
+        RESTORE_JOB,
     ),
 )
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from sqlharbor.api import RestorePhase, contract
 from sqlharbor.devenv.controlplane import ControlPlane
 
 NAMESPACE = "sqlharbor-demo"
@@ -143,11 +144,11 @@ def _prove_restore(stack: Any, *, root: Path, timeout: float = 240.0) -> None:
     def finished() -> dict[str, Any] | None:
         job = stack.client.get_raw("RestoreJob", stack.namespace, name)
         st = job.get("status") or {}
-        return dict(st) if st.get("phase") in ("Succeeded", "Failed") else None
+        return dict(st) if contract.is_finished(job) else None
 
     result = stack.wait_for(f"RestoreJob {name}", finished, timeout)
     click.echo(stack.kubectl("get", "restorejobs", check=False).stdout)
-    if result["phase"] != "Succeeded":
+    if result["phase"] != RestorePhase.SUCCEEDED:
         error = result.get("error") or {}
         raise click.ClickException(
             f"the restore failed: {error.get('code')}: {error.get('message')}"

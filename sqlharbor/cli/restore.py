@@ -16,7 +16,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from sqlharbor.api import API_VERSION
+from sqlharbor.api import API_VERSION, RestorePhase, contract
 from sqlharbor.errors import SqlHarborError
 from sqlharbor.kube import KubeClient
 
@@ -88,7 +88,6 @@ def follow(client: KubeClient, namespace: str, name: str, *, timeout: float) -> 
     try:
         while time.monotonic() < deadline:
             status = client.get_raw("RestoreJob", namespace, name).get("status") or {}
-            phase = status.get("phase")
             plan = status.get("plan")
             if plan and not announced:
                 announced = True
@@ -117,7 +116,7 @@ def follow(client: KubeClient, namespace: str, name: str, *, timeout: float) -> 
                 bar.update(max(0, done - bar.n))
                 if progress.get("message"):
                     bar.set_postfix_str(str(progress["message"])[:60], refresh=False)
-            if phase in ("Succeeded", "Failed"):
+            if contract.is_finished({"status": status}):
                 return status
             time.sleep(1.0)
     finally:
@@ -187,7 +186,7 @@ def restore(
         sys.exit(2)
     finally:
         client.close()
-    if status.get("phase") == "Succeeded":
+    if status.get("phase") == RestorePhase.SUCCEEDED:
         click.echo(f"Succeeded: {status.get('message', '')}")
         return
     error = status.get("error") or {}

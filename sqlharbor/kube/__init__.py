@@ -3,10 +3,10 @@
 Wraps the official ``kubernetes`` client: custom objects in and out as
 ``sqlharbor.api.Resource`` models, status patches with optimistic concurrency, Leases for
 agent heartbeats, Events.  API exceptions are translated here into the sqlharbor error
-tree (``NotFound``, ``Conflict``, ``TemporaryError``, ``PermanentError``).
+tree (``NotFound``, ``Conflict``, ``TransitionRefused``, ``TemporaryError``,
+``PermanentError``).
 """
 
-from sqlharbor.kube.client import Conflict, KubeClient, NotFound, WatchEvent
-from sqlharbor.kube.leases import LeaseInfo
+from sqlharbor.kube.client import KubeClient, WatchEvent
 
-__all__ = ["Conflict", "KubeClient", "LeaseInfo", "NotFound", "WatchEvent"]
+__all__ = ["KubeClient", "WatchEvent"]

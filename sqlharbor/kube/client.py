@@ -21,19 +21,16 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel
 
 from sqlharbor.api import GROUP, KINDS_BY_NAME, VERSION, Resource
-from sqlharbor.errors import PermanentError, TemporaryError
+from sqlharbor.api.contract import TRANSITION_MESSAGES, reporting_controller
+from sqlharbor.errors import (
+    Conflict,
+    NotFound,
+    PermanentError,
+    TemporaryError,
+    TransitionRefused,
+)
 
 R = TypeVar("R", bound=Resource[Any, Any])
-
-
-class NotFound(PermanentError):
-    code = "NotFound"
-
-
-class Conflict(TemporaryError):
-    """The object changed since it was read (optimistic concurrency lost)."""
-
-    code = "Conflict"
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -49,6 +46,8 @@ def _translate(exc: Exception, what: str) -> Exception:
                 code="Forbidden",
                 remediation="Check the RBAC of the service account (manifests/).",
             )
+        if exc.status == 422 and any(m in reason for m in TRANSITION_MESSAGES):
+            return TransitionRefused(f"{what}: refused ({reason})")
         if exc.status == 422 or exc.status == 400:
             return PermanentError(f"{what}: invalid ({reason})", code="Invalid")
         return TemporaryError(f"{what}: API server error {exc.status} ({reason})")
@@ -290,7 +289,7 @@ class KubeClient:
                 generate_name=f"{regarding.get('name', 'sqlharbor')}-", namespace=namespace
             ),
             event_time=now,
-            reporting_controller=f"sqlharbor.io/{reporter}",
+            reporting_controller=reporting_controller(reporter),
             reporting_instance=f"{reporter}-{uuid.getnode():x}",
             action=action,
             reason=reason,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlharbor.api import JobPhase
 from sqlharbor.demo import scenario
 from sqlharbor.demo.stack import Process, Stack
 
@@ -71,7 +72,7 @@ class E2E:
         lines = []
         for job in self.jobs():
             status = job.get("status") or {}
-            if status.get("phase") == "Failed":
+            if status.get("phase") == JobPhase.FAILED:
                 lines.append(f"{job['metadata']['name']}: {status.get('error')}")
         jobs = sorted(self.jobs(), key=lambda j: j["metadata"]["creationTimestamp"])
         lines.append("--- jobs")

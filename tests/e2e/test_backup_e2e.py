@@ -12,7 +12,9 @@ import pytest
 from sqlharbor_agent.engines.simulated import open_simulated_engine
 from sqlharbor_agent.engines.simulated.engine import Operation
 
+from sqlharbor.api import JobPhase, contract
 from sqlharbor.backupset import BackupType
+from sqlharbor.errors import ErrorCode
 from sqlharbor.vault import AzureBlobStore
 
 from .harness import E2E
@@ -34,7 +36,7 @@ def _succeeded_results(e2e: E2E) -> list[dict[str, Any]]:
         r
         for job in e2e.jobs()
         for r in (job.get("status") or {}).get("databases", [])
-        if r.get("phase") == "Succeeded"
+        if r.get("phase") == JobPhase.SUCCEEDED
     ]
 
 
@@ -123,7 +125,7 @@ def test_out_of_band_log_backup_triggers_auto_heal_full(e2e: E2E) -> None:
             if (
                 job["spec"]["reason"] == "AutoHeal"
                 and job["spec"]["type"] == "Full"
-                and (job.get("status") or {}).get("phase") == "Succeeded"
+                and (job.get("status") or {}).get("phase") == JobPhase.SUCCEEDED
             ):
                 return job
         return None
@@ -164,7 +166,9 @@ def test_killed_agent_leaves_no_partial_point_and_the_job_is_redone(e2e: E2E) ->
     def running() -> dict[str, Any] | None:
         for job in e2e.jobs():
             st = job.get("status") or {}
-            if st.get("phase") == "Running" and (st.get("progress") or {}).get("bytesDone", 0):
+            if st.get("phase") == JobPhase.RUNNING and (st.get("progress") or {}).get(
+                "bytesDone", 0
+            ):
                 return job
         return None
 
@@ -181,12 +185,12 @@ def test_killed_agent_leaves_no_partial_point_and_the_job_is_redone(e2e: E2E) ->
             e2e.stack.client.get_raw("BackupJob", e2e.namespace, name)
             .get("status", {})
             .get("phase")
-            == "Failed"
+            == JobPhase.FAILED
         ),
     )
     assert failed
     job = e2e.stack.client.get_raw("BackupJob", e2e.namespace, name)
-    assert job["status"]["error"]["code"] in ("AgentRestarted", "AgentLost")
+    assert job["status"]["error"]["code"] in (ErrorCode.AGENT_RESTARTED, ErrorCode.AGENT_LOST)
     e2e.wait(
         "a full after the restart", lambda: "lastFull" in e2e.pd_status("sim1-big"), timeout=180
     )
@@ -203,7 +207,9 @@ def test_two_agents_for_one_instance_never_run_the_same_job(e2e: E2E) -> None:
     second = e2e.start_agent("vm1-standby", ["sim1"])
     e2e.wait(
         "several finished jobs",
-        lambda: sum((j.get("status") or {}).get("phase") == "Succeeded" for j in e2e.jobs()) >= 3,
+        lambda: (
+            sum((j.get("status") or {}).get("phase") == JobPhase.SUCCEEDED for j in e2e.jobs()) >= 3
+        ),
         timeout=150,
     )
     claims: dict[str, list[str]] = {}
@@ -312,7 +318,7 @@ def test_auto_protection_protects_new_databases(e2e: E2E) -> None:
 
     def auto_protected() -> list[dict[str, Any]]:
         items, _ = e2e.stack.client.list_raw(
-            "ProtectedDatabase", e2e.namespace, label_selector="sqlharbor.io/auto-protected"
+            "ProtectedDatabase", e2e.namespace, label_selector=contract.LABEL_AUTO_PROTECTED
         )
         return items
 

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from sqlharbor_agent.engines.simulated import open_simulated_engine
 
-from sqlharbor.api import API_VERSION
+from sqlharbor.api import API_VERSION, RestorePhase, contract
 from sqlharbor.demo.stack import Stack
 from sqlharbor.devenv.controlplane import ControlPlane
 
@@ -116,7 +116,7 @@ def _apply(env: Env, doc: dict[str, Any]) -> None:
 def _finished(env: Env, name: str, timeout: float = 90) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         status = env.stack.client.get_raw("RestoreJob", env.ns, name).get("status") or {}
-        return dict(status) if status.get("phase") in ("Succeeded", "Failed") else None
+        return dict(status) if contract.is_finished({"status": status}) else None
 
     result: dict[str, Any] = env.e2e.wait(f"RestoreJob {name} to finish", done, timeout=timeout)
     return result
@@ -162,7 +162,7 @@ def test_kubectl_restore_to_another_instance_matches_source_at_that_second(env: 
         ),
     )
     status = _finished(env, "to-other")
-    assert status["phase"] == "Succeeded", status
+    assert status["phase"] == RestorePhase.SUCCEEDED, status
     plan = status["plan"]
     assert plan["steps"][0]["backupType"] == "Full"
     assert plan["steps"][-1]["backupType"] == "Log"
@@ -170,7 +170,7 @@ def test_kubectl_restore_to_another_instance_matches_source_at_that_second(env: 
     assert status["progress"]["percent"] == 100
     assert status["progress"]["bytesDone"] == status["progress"]["bytesTotal"] > 0
     labels = env.stack.client.get_raw("RestoreJob", env.ns, "to-other")["metadata"]["labels"]
-    assert labels["sqlharbor.io/target-instance"] == "sim-b"
+    assert labels[contract.LABEL_TARGET_INSTANCE] == "sim-b"
     result = _compare(env, "sales", "sales_copy", OTHER_ID)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "MATCH" in result.stdout
@@ -229,7 +229,7 @@ def test_cli_restore_and_points(env: Env) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Succeeded" in result.stdout
+    assert RestorePhase.SUCCEEDED in result.stdout
     compare = _compare(env, "sales", "sales_cli", SOURCE_ID)
     assert compare.returncode == 0, compare.stdout + compare.stderr
 
@@ -252,7 +252,7 @@ def test_restore_as_files_from_a_vault_source(env: Env, tmp_path: Path) -> None:
         ),
     )
     status = _finished(env, "as-files")
-    assert status["phase"] == "Succeeded", status
+    assert status["phase"] == RestorePhase.SUCCEEDED, status
     description = json.loads((folder / "restore-sequence.json").read_text())
     sequence = description["sequence"]
     assert [s["order"] for s in sequence] == list(range(1, len(sequence) + 1))
@@ -283,10 +283,10 @@ def test_restore_onto_existing_database_without_overwrite_is_refused(env: Env) -
         ),
     )
     status = _finished(env, "refused", timeout=30)
-    assert status["phase"] == "Failed"
+    assert status["phase"] == RestorePhase.FAILED
     assert status["error"]["code"] == "UserErrorCannotRestoreExistingDBWithoutForceOverwrite"
     assert "plan" not in status  # refused before any data moved
     assert "agentSession" not in status
     assert (engine.database("taken"), engine.rows("taken")) == before
     again = env.stack.client.get_raw("RestoreJob", env.ns, "refused")["status"]
-    assert again["phase"] == "Failed"
+    assert again["phase"] == RestorePhase.FAILED

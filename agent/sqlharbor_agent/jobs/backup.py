@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from sqlharbor.api import BackupJob, DatabaseResult, ErrorInfo, JobDatabase, JobPhase
 from sqlharbor.backupset import BackupRecord, BackupRequest, BackupType
-from sqlharbor.errors import ChainError, EngineError, PermanentError, SqlHarborError
+from sqlharbor.errors import ChainError, EngineError, ErrorCode, PermanentError, SqlHarborError
 from sqlharbor_agent.engines.base import Engine, Sink
 from sqlharbor_agent.jobs.reporter import JobReporter
 
@@ -74,7 +74,7 @@ def _one(ctx: BackupContext, job: BackupJob, db: JobDatabase, reporter: JobRepor
                 db.name,
                 started,
                 PermanentError(
-                    f"unexpected {type(exc).__name__}: {exc}", code="AgentInternalError"
+                    f"unexpected {type(exc).__name__}: {exc}", code=ErrorCode.AGENT_INTERNAL_ERROR
                 ),
             )
         reporter.set_result(result)

@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlharbor.api import BackupJob, ErrorInfo
-from sqlharbor.errors import SqlHarborError, TemporaryError
+from sqlharbor.api import ErrorInfo, JobPhase, contract
+from sqlharbor.errors import Conflict, ErrorCode, SqlHarborError, TemporaryError
 from sqlharbor.kube import KubeClient
-from sqlharbor_agent.jobs.claim import fail_orphan, phase_of, try_claim
+from sqlharbor_agent.jobs.claim import fail_orphan, try_claim
 from sqlharbor_agent.session import Session
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,13 @@ class JobLoop:
         watch_timeout: int,
         select: Callable[[dict[str, Any]], bool] | None = None,
         label_selector: str | None = None,
-        claimable: tuple[str | None, ...] = (None, "Pending"),
     ) -> None:
         self._client = client
         self._namespace = namespace
         self._kind = kind
         self._selector = field_selector
         self._labels = label_selector
-        self._claimable = claimable
+        self._claimable = contract.CLAIMABLE[kind]
         self._session = session
         self._runner = runner
         self._stop = stop
@@ -97,11 +96,11 @@ class JobLoop:
     def _consider(self, obj: dict[str, Any]) -> None:
         if not self._select(obj):
             return
-        phase = phase_of(obj)
+        phase = contract.phase_of(obj)
         uid = obj["metadata"]["uid"]
-        agent_session = (obj.get("status") or {}).get("agentSession")
-        if phase == "Running" and self._session.previous_session_of_mine(agent_session):
-            if fail_orphan(self._client, self._kind, obj, self._session):
+        agent_session = contract.session_of(obj)
+        if phase == JobPhase.RUNNING and self._session.previous_session_of_mine(agent_session):
+            if fail_orphan(self._client, self._kind, obj):
                 log.info(
                     "failed %s %s left Running by session %s",
                     self._kind,
@@ -123,23 +122,17 @@ class JobLoop:
             self._runner(obj)
         except Exception as exc:  # the job must still reach a terminal phase
             log.exception("%s %s crashed", self._kind, obj["metadata"]["name"])
+            code = ErrorCode.AGENT_INTERNAL_ERROR
             info = (
                 ErrorInfo(code=exc.code, message=exc.message, remediation=exc.remediation)
                 if isinstance(exc, SqlHarborError)
-                else ErrorInfo(code="AgentInternalError", message=type(exc).__name__)
+                else ErrorInfo(code=code, message=type(exc).__name__, remediation=code.remediation)
             )
-            status = {
-                "phase": "Failed",
-                "completionTime": datetime.now(UTC).isoformat(),
-                "error": info.to_wire(),
-                "message": info.message,
-            }
+            status = contract.failed(self._kind, info, datetime.now(UTC))
             try:
                 meta = obj["metadata"]
                 self._client.patch_status(self._kind, meta["namespace"], meta["name"], status)
+            except Conflict as lost:
+                log.warning("%s %s: %s", self._kind, obj["metadata"]["name"], lost)
             except SqlHarborError:
                 log.exception("could not record the failure of %s", obj["metadata"]["name"])
-
-
-def backup_job_of(obj: dict[str, Any]) -> BackupJob:
-    return BackupJob.model_validate(obj)

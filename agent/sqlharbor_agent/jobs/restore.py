@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlharbor.api import ErrorInfo, Progress, RestoreJob
+from sqlharbor.api import ErrorInfo, Progress, RestoreJob, contract
 from sqlharbor.api.jobs import RestorePlan
 from sqlharbor.backupset import BackupType
-from sqlharbor.errors import PermanentError, SqlHarborError
+from sqlharbor.errors import Conflict, ErrorCode, PermanentError, SqlHarborError
 from sqlharbor.vault import Manifest, Vault
 from sqlharbor_agent.engines.base import (
     Engine,
@@ -38,8 +38,6 @@ from sqlharbor_agent.engines.base import (
 
 log = logging.getLogger(__name__)
 
-TARGET_LABEL = "sqlharbor.io/target-instance"  # set by the operator when it plans
-VAULT_ANNOTATION = "sqlharbor.io/vault"
 COPY_BUFFER = 1024 * 1024
 DESCRIPTION_FILE = "restore-sequence.json"
 
@@ -132,42 +130,39 @@ def run_restore_job(ctx: RestoreContext, obj: dict[str, Any]) -> bool:
     try:
         if plan is None or not plan.steps:
             raise PermanentError("the RestoreJob has no plan", code="RestorePlanMissing")
-        vault_name = job.metadata.annotations.get(VAULT_ANNOTATION) or (
+        vault_name = job.metadata.annotations.get(contract.ANNOTATION_VAULT) or (
             job.spec.source.vault.vault_ref.name if job.spec.source.vault else None
         )
         if not vault_name:
             raise PermanentError(
-                f"RestoreJob {name} does not name its vault (annotation {VAULT_ANNOTATION})",
+                f"RestoreJob {name} does not name its vault "
+                f"(annotation {contract.ANNOTATION_VAULT})",
                 code="RestorePlanMissing",
             )
         with ctx.slots:
             message = _execute(ctx, job, plan, ctx.open_vault(vault_name), reporter)
     except SqlHarborError as exc:
-        _end(reporter, ok=False, message=exc.message, error=exc)
+        _end(reporter, exc.message, exc)
         return False
     except Exception as exc:  # an engine bug must not leave the job Running
-        error = PermanentError(f"unexpected {type(exc).__name__}", code="AgentInternalError")
+        error = PermanentError(
+            f"unexpected {type(exc).__name__}", code=ErrorCode.AGENT_INTERNAL_ERROR
+        )
         log.exception("RestoreJob %s/%s crashed", ns, name)
-        _end(reporter, ok=False, message=error.message, error=error)
+        _end(reporter, error.message, error)
         return False
-    _end(reporter, ok=True, message=message)
+    _end(reporter, message)
     return True
 
 
-def _end(
-    reporter: RestoreReporter, *, ok: bool, message: str, error: SqlHarborError | None = None
-) -> None:
-    now = datetime.now(UTC).isoformat()
-    extra: dict[str, Any] = {
-        "phase": "Succeeded" if ok else "Failed",
-        "completionTime": now,
-        "message": message,
-    }
+def _end(reporter: RestoreReporter, message: str, error: SqlHarborError | None = None) -> None:
+    info = None
     if error is not None:
-        extra["error"] = ErrorInfo(
-            code=error.code, message=error.message, remediation=error.remediation, time=now
-        ).to_wire()
-    reporter.final(extra)
+        info = ErrorInfo(code=error.code, message=error.message, remediation=error.remediation)
+    try:
+        reporter.final(contract.restore_finished(message, info, datetime.now(UTC)))
+    except Conflict as lost:  # e.g. failed AgentLost while we were cut off
+        log.warning("the outcome of this restore job was refused: %s", lost)
 
 
 def _manifests(vault: Vault, plan: RestorePlan) -> list[Manifest]:

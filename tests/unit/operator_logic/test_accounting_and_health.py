@@ -8,7 +8,7 @@ from sqlharbor_operator.accounting import apply_failure, apply_success, refresh_
 from sqlharbor_operator.dispatch import MAX_DATABASES_PER_JOB, DueBackup, batches, job_body
 from sqlharbor_operator.health import assess
 
-from sqlharbor.api import ChainHealth, Health, JobReason
+from sqlharbor.api import ChainHealth, Health, JobReason, contract
 from sqlharbor.backupset import BackupType, RecoveryModel
 
 from .builders import T0, empty, failure, result
@@ -154,7 +154,7 @@ def test_logs_of_many_databases_share_jobs_of_at_most_fifty() -> None:
     assert all(len(g) <= MAX_DATABASES_PER_JOB for g in groups)
     body = job_body(groups[0])
     assert body["spec"]["type"] == "Log"
-    assert body["metadata"]["labels"]["sqlharbor.io/instance"] == "i1"
+    assert body["metadata"]["labels"][contract.LABEL_INSTANCE] == "i1"
     assert body["spec"]["databases"][0]["expectedLastLsn"] == "100"
 
 
@@ -215,7 +215,7 @@ def test_auto_protection_creates_what_is_missing_and_respects_exclusions() -> No
     meta = next(b["metadata"] for b in bodies if b["spec"]["databaseName"] == "Ops 'HQ'")
     assert meta["name"] == resource_name("sql1", "Ops 'HQ'")
     assert meta["name"].startswith("sql1-ops-hq-")
-    assert meta["labels"]["sqlharbor.io/auto-protected"] == "true"
+    assert meta["labels"][contract.LABEL_AUTO_PROTECTED] == "true"
     assert to_create(_instance(["Sales"], enabled=False), []) == []
 
 

@@ -11,7 +11,7 @@ from sqlharbor_operator.controller import Controller
 from sqlharbor_operator.scheduling import log_alignment
 from sqlharbor_operator.state import State
 
-from sqlharbor.kube.leases import LeaseInfo
+from sqlharbor.api.contract import LeaseInfo
 
 from .builders import T0, policy
 

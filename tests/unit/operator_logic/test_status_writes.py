@@ -10,6 +10,8 @@ from typing import Any
 from sqlharbor_operator.controller import Controller
 from sqlharbor_operator.state import State
 
+from sqlharbor.api import Health, JobPhase
+
 from .builders import T0
 
 
@@ -94,7 +96,7 @@ def test_a_change_not_yet_written_survives_an_older_watch_event() -> None:
 
     state = _state()
     key = ("ns", "sales")
-    echo = _body({"health": "Pending"})
+    echo = _body({"health": Health.PENDING})
     client = FakeClient()
     controller = Controller(client, state, clock=lambda: T0)
     controller._set_status(key, ProtectedDatabaseStatus(recovery_points=7))
@@ -126,12 +128,12 @@ def test_a_create_answer_never_replaces_what_the_watch_delivered_meanwhile() -> 
             "databases": [{"name": "sales", "protectedDatabase": "sales"}],
         },
     }
-    state.upsert("BackupJob", {**job, "status": {"phase": "Succeeded"}})  # from the watch
+    state.upsert("BackupJob", {**job, "status": {"phase": JobPhase.SUCCEEDED}})  # from the watch
     state.add_created("BackupJob", job)  # the create call's answer, older
     status = state.jobs[("ns", "i-full-x")].status
     assert status is not None
     assert status.phase is not None
-    assert status.phase.value == "Succeeded"
+    assert status.phase is JobPhase.SUCCEEDED
     state.add_created("BackupJob", {**job, "metadata": {**job["metadata"], "name": "new"}})
     assert ("ns", "new") in state.jobs, "a create the watch has not delivered yet is added"
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from sqlharbor_operator.restores import (
-    TARGET_EXISTS,
     CatalogReader,
     Planned,
     Refused,
@@ -18,9 +17,10 @@ from sqlharbor_operator.restores import (
 )
 from sqlharbor_operator.state import State
 
-from sqlharbor.api import API_VERSION, BackupVault, RestoreJob
+from sqlharbor.api import API_VERSION, BackupVault, RestoreJob, RestorePhase
+from sqlharbor.api.contract import LeaseInfo
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
-from sqlharbor.kube.leases import LeaseInfo
+from sqlharbor.errors import ErrorCode
 from sqlharbor.vault import DatabaseEntry
 
 NS = "db"
@@ -170,7 +170,7 @@ def test_existing_target_without_overwrite_is_refused_before_reading_the_vault()
     job = _job(target={"database": {"instanceRef": {"name": "sim-b"}, "databaseName": "existing"}})
     decision = decide(_state(), job, NOW, _never)
     assert isinstance(decision, Refused)
-    assert decision.error.code == TARGET_EXISTS
+    assert decision.error.code == ErrorCode.TARGET_EXISTS
     assert "Existing" in decision.error.message
     assert "overwrite" in decision.error.remediation
 
@@ -279,7 +279,7 @@ def test_running_restore_of_a_dead_agent_is_failed_once() -> None:
     state = _state(served=False)
     body = _job().to_wire()
     body["status"] = {
-        "phase": "Running",
+        "phase": RestorePhase.RUNNING,
         "agentSession": "agent/s1",
         "startTime": (NOW - timedelta(minutes=5)).isoformat(),
     }
@@ -291,5 +291,5 @@ def test_running_restore_of_a_dead_agent_is_failed_once() -> None:
     assert len(client.patches) == 1
     kind, _, patch = client.patches[0]
     assert kind == "RestoreJob"
-    assert patch["phase"] == "Failed"
-    assert patch["error"]["code"] == "AgentLost"
+    assert patch["phase"] == RestorePhase.FAILED
+    assert patch["error"]["code"] == ErrorCode.AGENT_LOST

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlharbor.backupset import BackupRecord, BackupType, DatabaseState, RecoveryModel
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 
 Clock = Callable[[], datetime]
 
@@ -26,7 +26,7 @@ NOT_SUPPORTED = "UserErrorSQLPODoesNotSupportBackupType"
 PARENT_FULL_MISSING = "UserErrorParentFullBackupMissing"
 DOES_NOT_EXIST = "UserErrorSQLPODoesNotExist"
 NO_SYSADMIN = "UserErrorSQLNoSysadminMembership"
-TARGET_EXISTS = "UserErrorCannotRestoreExistingDBWithoutForceOverwrite"
+TARGET_EXISTS = ErrorCode.TARGET_EXISTS
 NOT_ONLINE = "UserErrorDatabaseNotOnline"
 ALREADY_EXISTS = "UserErrorDatabaseAlreadyExists"
 READ_ONLY = "UserErrorDatabaseReadOnly"
