@@ -1,61 +1,263 @@
-"""The exception tree shared by the operator, the agent and the CLI.
+"""The exception tree shared by the operator, the agent and the CLI, and every stable code.
 
-Two families, as in kopf: a ``PermanentError`` will fail the same way if retried (bad
-input, a broken chain, a missing permission) and ends the unit of work with a stable
-code; a ``TemporaryError`` (network, throttling, a restarting API server or Azurite)
-is retried with backoff.  Every error carries a stable ``code`` (mirroring Azure
-Backup's codes where one exists) and a human ``remediation``.  Messages never contain
-secrets: callers pass names, never keys or connection strings.
+Three families, as in kopf: a ``PermanentError`` fails the same way if retried (bad input,
+a broken chain, a missing permission); a ``TemporaryError`` (network, throttling, a
+restarting dependency) is retried with backoff, after ``retry_after`` seconds when the other
+side said; a ``Conflict`` is a lost race: read again and decide again.  Every error carries
+an ``ErrorCode`` (Azure Backup's code where one exists) and a ``remediation``: the raiser's,
+else the code's.  Messages never contain secrets: names, never keys or connection strings.
+
+SDK exceptions are translated into this tree at three boundaries only: the Kubernetes
+client (``sqlharbor.kube.client``), the blob store (``sqlharbor.vault.store``) and the SQL
+Server connection (``sqlharbor_agent.engines.sqlserver.connection``).
 """
 
 from __future__ import annotations
 
 import enum
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 
 class ErrorCode(enum.StrEnum):
-    """Stable error codes, each with the remediation shown when the raiser gives none."""
+    """Stable error codes, each with the remediation shown when the raiser gives none.
 
-    AGENT_LOST = "AgentLost"
-    AGENT_RESTARTED = "AgentRestarted"
-    AGENT_INTERNAL_ERROR = "AgentInternalError"
-    JOB_FAILED = "JobFailed"
-    TARGET_EXISTS = "UserErrorCannotRestoreExistingDBWithoutForceOverwrite"
-    CONFLICT = "Conflict"
-    NOT_FOUND = "NotFound"
-    TEMPORARY_FAILURE = "TemporaryFailure"
-    INTERNAL_ERROR = "InternalError"
+    Members are ``str`` (the wire format is the value); ``docs/error-codes.md`` lists them.
+    """
+
+    _remediation: str
+
+    def __new__(cls, value: str, remediation: str) -> ErrorCode:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member._remediation = remediation
+        return member
 
     @property
     def remediation(self) -> str:
-        return _REMEDIATIONS[self]
+        return self._remediation
+
+    # -- jobs and the operator-agent contract ---------------------------------------------
+    AGENT_LOST = "AgentLost", "Check that sqlharbor-agent runs on the VM."
+    AGENT_RESTARTED = "AgentRestarted", "None needed; check the agent's logs if this repeats."
+    AGENT_INTERNAL_ERROR = "AgentInternalError", "Report it with the agent's log (stack trace)."
+    JOB_FAILED = "JobFailed", "See the job's status and the agent's log."
+    INTERNAL_ERROR = "InternalError", "Check the agent and operator logs."
+    TEMPORARY_FAILURE = "TemporaryFailure", "None: retried automatically."
+    UNKNOWN = "Unknown", "The job failed without saying why; check the agent's log."
+
+    # -- Kubernetes API (the server's own reasons) ----------------------------------------
+    NOT_FOUND = "NotFound", "Check the name and namespace."
+    CONFLICT = "Conflict", "None: another writer changed the object first; read it again."
+    FORBIDDEN = "Forbidden", "Check the RBAC of the service account (manifests/)."
+    INVALID = "Invalid", "The API server refused the object; fix the field its message names."
+    SECRET_KEY_MISSING = "SecretKeyMissing", "Add the key to the Secret, or fix the reference."
+
+    # -- references the operator resolves (ProtectedDatabase, BackupVault, BackupPolicy) --
+    POLICY_NOT_FOUND = "PolicyNotFound", "Create the BackupPolicy, or fix spec.policyRef."
+    INVALID_POLICY = "InvalidPolicy", "Fix the cron fields or the time zone the message names."
+    VAULT_NOT_SET = "VaultNotSet", "Set spec.vaultRef here or in the BackupPolicy."
+    VAULT_NOT_FOUND = "VaultNotFound", "Create the BackupVault, or fix spec.vaultRef."
+    VAULT_UNAVAILABLE = "VaultUnavailable", "Fix what the BackupVault's status message names."
+    INVALID_SECRET = "InvalidSecret", "Fix the vault's Secrets: storage credentials, base64 key."
+    INSTANCE_NOT_FOUND = "InstanceNotFound", "Create the SqlInstance, or fix spec.instanceRef."
+    INSTANCE_NOT_SERVED = "InstanceNotServed", "Start sqlharbor-agent on the instance's host."
+    ENGINE_UNAVAILABLE = "EngineUnavailable", "The agent cannot reach its engine; see the message."
+
+    # -- SQL Server (Azure Backup's codes where one exists) -------------------------------
+    SQL_NO_SYSADMIN_MEMBERSHIP = (
+        "UserErrorSQLNoSysadminMembership",
+        "Grant the agent's login sysadmin (sqlharbor-agent grant-permissions), then rediscover.",
+    )
+    SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE = (
+        "UserErrorSQLPODoesNotSupportBackupType",
+        "Change the policy or the recovery model (no log backups under SIMPLE, master: full).",
+    )
+    SQL_PO_DOES_NOT_EXIST = "UserErrorSQLPODoesNotExist", "Restore it, or stop protecting it."
+    SQL_LSN_VALIDATION_FAILURE = (
+        "UserErrorSQLLSNValidationFailure",
+        "Another tool took a backup of this database; stop it. The next backup becomes a full.",
+    )
+    OPENING_SQL_CONNECTION = "UserErrorOpeningSQLConnection", "Check the instance, network, login."
+    PARENT_FULL_BACKUP_MISSING = "UserErrorParentFullBackupMissing", "Take a full backup first."
+    TRANSACTION_LOG_FULL = (
+        "UserErrorBackupFailedAsTransactionLogIsFull",
+        "Free log space (grow the log file), then take a log backup.",
+    )
+    TARGET_EXISTS = (
+        "UserErrorCannotRestoreExistingDBWithoutForceOverwrite",
+        "Restore under a new name, or allow overwriting the target.",
+    )
+    LOG_BACKUP_CONTAINS_BULK_LOGGED_CHANGES = (
+        "UserErrorRestoreNotPossibleBecauseLogBackupContainsBulkLoggedChanges",
+        "Pick a point in time outside the bulk-logged log backup.",
+    )
+    DATABASE_IN_USE = "UserErrorDatabaseInUse", "Close the target database's connections and retry."
+    DATABASE_NOT_ONLINE = "UserErrorDatabaseNotOnline", "Bring the database online, then retry."
+    DATABASE_ALREADY_EXISTS = "UserErrorDatabaseAlreadyExists", "Use a new name, or overwrite."
+    DATABASE_READ_ONLY = "UserErrorDatabaseReadOnly", "Take full or copy-only full backups only."
+    INVALID_NAME = "UserErrorInvalidName", "Use a database or file name without NUL characters."
+    SQL_DEADLOCK = "SQLDeadlock", "Retried automatically."
+    SQL_SERVER_ERROR = "SQLServerError", "See the SQL Server error log."
+    SQL_SERVER_BACKUP_HISTORY_MISSING = "SQLServerBackupHistoryMissing", "Check msdb.dbo.backupset."
+    SQL_SERVER_STATEMENT_TIMEOUT = "SQLServerStatementTimeout", "See the SQL Server error log."
+    SQL_SERVER_VIRTUAL_DEVICE_ERROR = (
+        "SQLServerVirtualDeviceError",
+        "Check that the agent runs as the mssql user or in its group (Linux), that its login "
+        "is sysadmin, and the SQL Server error log.",
+    )
+    SINK_FAILURE = "SinkFailure", "The vault accepted no bytes; check the vault and retry."
+    BACKUP_SINK_FAILED = "BackupSinkFailed", "The vault accepted no bytes; check the vault."
+    BACKUP_STREAM_INVALID = (
+        "UserErrorBackupStreamInvalid",
+        "The stored backup is not a valid stream; restore from another recovery point.",
+    )
+    BACKUP_STREAM_DOES_NOT_MATCH_RECORD = (
+        "UserErrorBackupStreamDoesNotMatchRecord",
+        "The stored backup is not the one its record names; use another recovery point.",
+    )
+
+    # -- restores -------------------------------------------------------------------------
+    RESTORE_POINT_OUTSIDE_WINDOW = (
+        "UserErrorRestorePointOutsideWindow",
+        "Choose a restore point inside the recovery window.",
+    )
+    RESTORE_POINT_IN_LOG_GAP = "UserErrorRestorePointInLogGap", "Choose a point outside the gap."
+    RECOVERY_POINT_NOT_FOUND = "UserErrorRecoveryPointNotFound", "List points: sqlharbor points."
+    NO_RECOVERY_POINTS = "UserErrorNoRecoveryPoints", "Nothing restorable yet: take a full backup."
+    INVALID_RESTORE_POINT = "UserErrorInvalidRestorePoint", "Give an RFC 3339 time."
+    RESTORE_SOURCE_NOT_FOUND = (
+        "UserErrorRestoreSourceNotFound",
+        "Check the instance and database identity with: sqlharbor points --vault VAULT "
+        "(it lists every database the vault holds).",
+    )
+    RESTORE_VAULT_NOT_FOUND = "UserErrorVaultNotFound", "Create the BackupVault, or fix the name."
+    TARGET_INSTANCE_NOT_FOUND = "UserErrorTargetInstanceNotFound", "Fix the target's instanceRef."
+    SOURCE_INSTANCE_NOT_FOUND = (
+        "UserErrorSourceInstanceNotFound",
+        "Use spec.source.vault with the instance identity (HOST or HOST\\INSTANCE).",
+    )
+    PROTECTED_DATABASE_NOT_FOUND = (
+        "UserErrorProtectedDatabaseNotFound",
+        "Fix spec.source.protectedDatabase, or restore from the vault with spec.source.vault.",
+    )
+    RESTORE_PLAN_MISSING = "RestorePlanMissing", "The operator did not plan it; see its log."
+    RESTORE_EMPTY = "UserErrorRestoreEmpty", "A restore needs at least one backup."
+    RESTORE_STOP_POINT_OUTSIDE_BACKUPS = (
+        "UserErrorRestoreStopPointOutsideBackups",
+        "Choose a stop point inside the backups being restored.",
+    )
+    RESTORE_SEQUENCE_INVALID = (
+        "UserErrorRestoreSequenceInvalid",
+        "Restore a full, then its differential and logs in LSN order.",
+    )
+    RESTORE_FILE_LAYOUT_UNKNOWN = (
+        "UserErrorRestoreFileLayoutUnknown",
+        "The backup does not say where its files go; restore with explicit file locations.",
+    )
+    RESTORE_FOLDER_NOT_EMPTY = "UserErrorRestoreFolderNotEmpty", "Restore into an empty folder."
+    RESTORE_FOLDER = "UserErrorRestoreFolder", "Restore files into a folder the agent can create."
+    VAULT_UNREACHABLE = "VaultUnreachable", "None: retried automatically."
+
+    # -- the vault ------------------------------------------------------------------------
+    VAULT_OBJECT_NOT_FOUND = "VaultObjectNotFound", "Retention may have deleted it; pick another."
+    VAULT_CONTAINER_NOT_FOUND = (
+        "VaultContainerNotFound",
+        "Check spec.azureBlob.container of the BackupVault; the container is created by "
+        "the first backup written to it.",
+    )
+    VAULT_OBJECT_EXISTS = "VaultObjectExists", "Another writer took this name first; use a new id."
+    VAULT_ACCESS_DENIED = (
+        "VaultAccessDenied",
+        "Check the BackupVault's credentials (connection string, SAS or managed identity) "
+        "and that they may read, write, list and delete blobs in the container.",
+    )
+    VAULT_REQUEST_REFUSED = (
+        "VaultRequestRefused",
+        "The blob service refused the request; check the account, container and API version.",
+    )
+    VAULT_CONFIG_INVALID = (
+        "VaultConfigInvalid",
+        "Give the vault exactly one of a connection string or an account URL, well formed.",
+    )
+    VAULT_INVALID_NAME = (
+        "VaultInvalidName",
+        "Use plain names: letters, digits, '.', '_' and '-'.",
+    )
+    VAULT_KEY_INVALID = (
+        "VaultKeyInvalid",
+        "Store 32 random bytes, base64-encoded, in the vault's key Secret "
+        "(for example: openssl rand -base64 32).",
+    )
+    VAULT_RECOVERY_POINT_NOT_FOUND = (
+        "VaultRecoveryPointNotFound",
+        "The recovery point does not exist (never committed, or removed by retention).",
+    )
+    VAULT_INTEGRITY_FAILURE = (
+        "VaultIntegrityFailure",
+        "The recovery point is damaged or was written with another key; restore from "
+        "another recovery point and check who can write to the vault container.",
+    )
+    VAULT_WRITER_CLOSED = "VaultWriterClosed", "A bug: data was written after the end; report it."
+    VAULT_RECORD_MISMATCH = (
+        "VaultRecordMismatch",
+        "The engine took another kind of backup than the job asked for; check the engine.",
+    )
+
+    # -- configuration of the agent and of the product -----------------------------------
+    INVALID_CONFIGURATION = "InvalidConfiguration", "Fix the setting the message names."
+    INVALID_AGENT_CONFIG = "InvalidAgentConfig", "Fix the agent's config file (see manifests/)."
+    UNSUPPORTED_CREDENTIALS = "UnsupportedCredentials", "Use credentials.secretRef."
+    UNSUPPORTED_KEY_SOURCE = "UnsupportedKeySource", "Use encryption.keySecretRef (a 256-bit key)."
+    CRD_SCHEMA_INVALID = "CrdSchemaInvalid", "Describe each field; no union types; then make crds."
 
 
-_REMEDIATIONS: dict[ErrorCode, str] = {
-    ErrorCode.AGENT_LOST: "Check that sqlharbor-agent runs on the VM.",
-    ErrorCode.AGENT_RESTARTED: "None needed; check the agent's logs if this repeats.",
-    ErrorCode.AGENT_INTERNAL_ERROR: "Check the agent's log for the stack trace and report it.",
-    ErrorCode.JOB_FAILED: "See the job's status and the agent's log.",
-    ErrorCode.TARGET_EXISTS: "Restore under a new name, or allow overwriting the target.",
-    ErrorCode.CONFLICT: "None: another writer changed the object first; read it again.",
-    ErrorCode.NOT_FOUND: "Check the name and namespace.",
-    ErrorCode.TEMPORARY_FAILURE: "None: retried automatically.",
-    ErrorCode.INTERNAL_ERROR: "Check the agent and operator logs.",
-}
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """An HTTP ``Retry-After`` value (seconds or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _default_remediation(code: str, fallback: str) -> str:
+    return code.remediation if isinstance(code, ErrorCode) else fallback
 
 
 class SqlHarborError(Exception):
-    """Base of every error sqlharbor raises on purpose."""
+    """Base of every error sqlharbor raises on purpose.
+
+    ``code`` is an ``ErrorCode`` for everything in the product (typed ``str`` so that the
+    dev tooling can keep codes of its own); ``remediation`` defaults to the code's."""
 
     code: str = ErrorCode.INTERNAL_ERROR
     remediation: str = ErrorCode.INTERNAL_ERROR.remediation
 
-    def __init__(self, message: str, *, code: str | None = None, remediation: str | None = None):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "remediation" not in vars(cls):
+            cls.remediation = _default_remediation(cls.code, cls.remediation)
+
+    def __init__(
+        self, message: str, *, code: ErrorCode | None = None, remediation: str | None = None
+    ):
         super().__init__(message)
         if code is not None:
             self.code = code
         if remediation is not None:
             self.remediation = remediation
+        elif code is not None:
+            self.remediation = code.remediation
 
     @property
     def message(self) -> str:
@@ -71,13 +273,12 @@ class TemporaryError(SqlHarborError):
     is the delay the other side asked for (e.g. Retry-After), when it said."""
 
     code = ErrorCode.TEMPORARY_FAILURE
-    remediation = ErrorCode.TEMPORARY_FAILURE.remediation
 
     def __init__(
         self,
         message: str,
         *,
-        code: str | None = None,
+        code: ErrorCode | None = None,
         remediation: str | None = None,
         retry_after: float | None = None,
     ):
@@ -85,44 +286,113 @@ class TemporaryError(SqlHarborError):
         self.retry_after = retry_after
 
 
-class NotFound(PermanentError):
-    """The object or blob does not exist."""
-
-    code = ErrorCode.NOT_FOUND
-    remediation = ErrorCode.NOT_FOUND.remediation
-
-
 class Conflict(SqlHarborError):
     """A lost race, not a failure to retry: the object changed since it was read (a stale
-    resourceVersion), or the API server refused a status change the operator-agent
-    contract forbids (``TransitionRefused``).  Read again and decide again."""
+    resourceVersion), the API server refused a status change the operator-agent contract
+    forbids (``TransitionRefused``), or a create-only write found the name taken
+    (``AlreadyExists``).  Read again and decide again."""
 
     code = ErrorCode.CONFLICT
-    remediation = ErrorCode.CONFLICT.remediation
 
 
 class TransitionRefused(Conflict):
     """The API server's transition rules refused the write (e.g. a finished job)."""
 
 
+class AlreadyExists(Conflict):
+    """A create-only blob write found the blob already there: another writer won."""
+
+    code = ErrorCode.VAULT_OBJECT_EXISTS
+
+
+# -- permanent errors ----------------------------------------------------------------------
+class InvalidInput(PermanentError):
+    """Bad configuration or input: a setting, a name, a key, a policy, a time."""
+
+    code = ErrorCode.INVALID_CONFIGURATION
+
+
+class InvalidName(InvalidInput):
+    """A name component cannot be used in the vault (empty, ``/``, control characters)."""
+
+    code = ErrorCode.VAULT_INVALID_NAME
+
+
+class InvalidKey(InvalidInput):
+    """The configured key-encryption key is unusable (the key itself is never shown)."""
+
+    code = ErrorCode.VAULT_KEY_INVALID
+
+
+class InvalidPolicy(InvalidInput):
+    """The policy passed the API server's checks but cannot be evaluated (bad cron field
+    values, unknown time zone).  Reported as a condition on the policy."""
+
+    code = ErrorCode.INVALID_POLICY
+
+
+class SchemaError(InvalidInput):
+    """A resource model cannot become a structural CRD schema (raised by crdgen)."""
+
+    code = ErrorCode.CRD_SCHEMA_INVALID
+
+
+class NotFound(PermanentError):
+    """The object or blob does not exist."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class BlobNotFound(NotFound):
+    code = ErrorCode.VAULT_OBJECT_NOT_FOUND
+
+
+class ContainerNotFound(BlobNotFound):
+    """The vault's container does not exist: nothing has been written to it yet (the
+    agent creates it with the first backup), or the BackupVault names the wrong one."""
+
+    code = ErrorCode.VAULT_CONTAINER_NOT_FOUND
+
+
+class RecoveryPointNotFound(NotFound):
+    """The vault holds no committed recovery point with that id."""
+
+    code = ErrorCode.VAULT_RECOVERY_POINT_NOT_FOUND
+
+
+class SourceNotFound(NotFound):
+    """The vault holds no database matching a restore's source."""
+
+    code = ErrorCode.RESTORE_SOURCE_NOT_FOUND
+
+
+class AccessDenied(PermanentError):
+    """The credentials do not allow the operation (Kubernetes RBAC, the vault's storage)."""
+
+    code = ErrorCode.FORBIDDEN
+
+
+class VaultAccessDenied(AccessDenied):
+    code = ErrorCode.VAULT_ACCESS_DENIED
+
+
 class IntegrityError(PermanentError):
     """Vault data failed authentication: tampered, truncated, reordered, or wrong key."""
 
-    code = "VaultIntegrityFailure"
-    remediation = (
-        "The recovery point is damaged or was written with another key; restore from "
-        "another recovery point and check who can write to the vault container."
-    )
+    code = ErrorCode.VAULT_INTEGRITY_FAILURE
 
 
 class ChainError(PermanentError):
     """The LSN chain does not allow what was asked (gap, missing base, wrong order)."""
 
-    code = "UserErrorSQLLSNValidationFailure"
-    remediation = (
-        "Another tool took a backup of this database; stop it. The next backup becomes a full."
-    )
+    code = ErrorCode.SQL_LSN_VALIDATION_FAILURE
+
+
+class PlanError(PermanentError):
+    """No restore plan reaches the target; the message names the nearest restorable points."""
+
+    code = ErrorCode.RESTORE_POINT_OUTSIDE_WINDOW
 
 
 class EngineError(PermanentError):
-    """The database engine refused a backup or restore."""
+    """The database engine refused a backup or restore (plugins may subclass it)."""

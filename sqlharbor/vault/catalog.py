@@ -30,10 +30,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
-from sqlharbor.errors import IntegrityError
+from sqlharbor.errors import BlobNotFound, IntegrityError
 from sqlharbor.vault.layout import Layout, decode_component, segment_key
 from sqlharbor.vault.manifest import Manifest
-from sqlharbor.vault.store import BlobNotFound, BlobStore
+from sqlharbor.vault.store import BlobStore
 
 log = logging.getLogger(__name__)
 

@@ -18,21 +18,11 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from sqlharbor.errors import IntegrityError, PermanentError
+from sqlharbor.errors import IntegrityError, InvalidKey
 
 KEY_BYTES = 32
 KEY_WRAP_ALGORITHM = "AES-256-KW"  # RFC 3394
 _FINGERPRINT_CONTEXT = b"sqlharbor/kek-id/v1\0"
-
-
-class InvalidKey(PermanentError):
-    """The configured key-encryption key is unusable (the key itself is never shown)."""
-
-    code = "VaultKeyInvalid"
-    remediation = (
-        "Store 32 random bytes, base64-encoded, in the vault's key Secret "
-        "(for example: openssl rand -base64 32)."
-    )
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlharbor.backupset import BackupType
-from sqlharbor.errors import PermanentError
+from sqlharbor.errors import InvalidName
 
 MANIFEST_NAME = "manifest.json"
 REGISTRY_DIR = ".sqlharbor"
@@ -35,13 +35,6 @@ _ID_RE = re.compile(r"^(\d{8}T\d{6}Z)-([FDL])-([0-9a-f]{8})$")
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ENCODED_RE = re.compile(r"~([0-9A-F]{2})")
-
-
-class InvalidName(PermanentError):
-    """A name component cannot be used in the vault (empty, ``/``, control characters)."""
-
-    code = "VaultInvalidName"
-    remediation = "Use plain names: letters, digits, '.', '_' and '-'."
 
 
 def encode_component(value: str) -> str:

@@ -4,10 +4,12 @@ The writer, reader and catalog use only ``BlobStore``; ``AzureBlobStore`` is the
 implementation over ``azure.storage.blob`` (the only module of sqlharbor that imports
 the Azure SDK), and tests may pass fakes.  SDK exceptions are translated here, at the
 boundary: network trouble, throttling and 5xx become ``TemporaryError`` (retried with
-tenacity, then raised), authentication failures and unexpected answers become
-``PermanentError``, a missing blob ``BlobNotFound`` and a create-only conflict
-``AlreadyExists``.  Messages name the operation and the blob, never the connection
-string or a SAS token, and the SDK exception is not chained (its text may hold URLs).
+tenacity, waiting at least the Retry-After the service asked for, then raised),
+authentication failures ``VaultAccessDenied``, unexpected answers ``PermanentError``, a
+missing blob ``BlobNotFound`` and a create-only conflict ``AlreadyExists`` (a lost race,
+a ``Conflict``).  Nothing else in sqlharbor catches an Azure exception.  Messages name the
+operation and the blob, never the connection string or a SAS token, and the SDK exception
+is not chained (its text may hold URLs).
 """
 
 from __future__ import annotations
@@ -31,13 +33,24 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential_jitter,
 )
 
-from sqlharbor.errors import PermanentError, TemporaryError
+from sqlharbor.errors import (
+    AlreadyExists,
+    BlobNotFound,
+    ContainerNotFound,
+    ErrorCode,
+    InvalidInput,
+    PermanentError,
+    TemporaryError,
+    VaultAccessDenied,
+    retry_after_seconds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,39 +58,6 @@ Buffer = bytes | bytearray | memoryview
 T = TypeVar("T")
 
 _TEMPORARY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-class BlobNotFound(PermanentError):
-    """The blob (or container) does not exist."""
-
-    code = "VaultObjectNotFound"
-    remediation = "The recovery point may have been deleted by retention; pick another one."
-
-
-class ContainerNotFound(BlobNotFound):
-    """The vault's container does not exist: nothing has been written to it yet (the
-    agent creates it with the first backup), or the BackupVault names the wrong one."""
-
-    code = "VaultContainerNotFound"
-    remediation = (
-        "Check spec.azureBlob.container of the BackupVault; the container is created by "
-        "the first backup written to it."
-    )
-
-
-class AlreadyExists(PermanentError):
-    """A create-only write found the blob already there."""
-
-    code = "VaultObjectExists"
-    remediation = "Another writer committed this name first; use a new recovery point id."
-
-
-class VaultAccessDenied(PermanentError):
-    code = "VaultAccessDenied"
-    remediation = (
-        "Check the BackupVault's credentials (connection string, SAS or managed identity) "
-        "and that they may read, write, list and delete blobs in the container."
-    )
 
 
 @dataclass(frozen=True)
@@ -141,15 +121,25 @@ def translate(exc: Exception, operation: str, name: str) -> Exception:
     if isinstance(exc, HttpResponseError):
         if status in _TEMPORARY_STATUS or status is None:
             return TemporaryError(
-                f"{where}: blob service busy or failing (HTTP {status}, {error_code})"
+                f"{where}: blob service busy or failing (HTTP {status}, {error_code})",
+                retry_after=_retry_after(exc),
             )
         return PermanentError(
             f"{where}: refused by the blob service (HTTP {status}, {error_code})",
-            code="VaultRequestRefused",
+            code=ErrorCode.VAULT_REQUEST_REFUSED,
         )
     if isinstance(exc, AzureError):
         return TemporaryError(f"{where}: blob service error ({error_code})")
     return exc
+
+
+def _retry_after(exc: HttpResponseError) -> float | None:
+    """The delay a throttled answer asked for (the headers azure-core's own retry reads)."""
+    headers = getattr(exc.response, "headers", None) or {}
+    for header in ("retry-after-ms", "x-ms-retry-after-ms"):
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            return max(0.0, float(headers[header]) / 1000)
+    return retry_after_seconds(headers.get("Retry-After"))
 
 
 @dataclass(frozen=True)
@@ -157,6 +147,8 @@ class RetryPolicy:
     attempts: int = 5
     initial_wait: float = 0.2
     max_wait: float = 5.0
+    #: the longest Retry-After honoured (a longer one waits this long)
+    max_retry_after: float = 30.0
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -185,8 +177,9 @@ class AzureBlobStore:
                 connection_string, retry_total=0, **options
             )
         except ValueError:
-            raise PermanentError(
-                "the vault connection string is malformed (not shown)", code="VaultConfigInvalid"
+            raise InvalidInput(
+                "the vault connection string is malformed (not shown)",
+                code=ErrorCode.VAULT_CONFIG_INVALID,
             ) from None
         return cls._open(service, container, create=create, retry=retry)
 
@@ -228,14 +221,24 @@ class AzureBlobStore:
             except AzureError as exc:
                 raise translate(exc, operation, name) from None
 
+        backoff = wait_exponential_jitter(
+            multiplier=self._retry.initial_wait,
+            max=self._retry.max_wait,
+            jitter=self._retry.initial_wait,
+        )
+
+        def wait(state: RetryCallState) -> float:
+            """The backoff, or the Retry-After the service asked for when that is longer."""
+            error = state.outcome.exception() if state.outcome else None
+            asked = error.retry_after if isinstance(error, TemporaryError) else None
+            if asked is None:
+                return backoff(state)
+            return max(backoff(state), min(asked, self._retry.max_retry_after))
+
         retrying = Retrying(
             retry=retry_if_exception_type(TemporaryError),
             stop=stop_after_attempt(self._retry.attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self._retry.initial_wait,
-                max=self._retry.max_wait,
-                jitter=self._retry.initial_wait,
-            ),
+            wait=wait,
             reraise=True,
         )
         return retrying(attempt)

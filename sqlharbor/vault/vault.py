@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlharbor.backupset import BackupType
-from sqlharbor.errors import PermanentError
+from sqlharbor.errors import (
+    BlobNotFound,
+    ErrorCode,
+    InvalidInput,
+    RecoveryPointNotFound,
+)
 from sqlharbor.vault.catalog import Catalog
 from sqlharbor.vault.keys import KeyEncryptionKey
 from sqlharbor.vault.layout import Layout, new_recovery_point_id
@@ -25,7 +30,7 @@ from sqlharbor.vault.reader import (
     ReaderSettings,
     RecoveryPointReader,
 )
-from sqlharbor.vault.store import AzureBlobStore, BlobNotFound, BlobStore
+from sqlharbor.vault.store import AzureBlobStore, BlobStore
 from sqlharbor.vault.writer import (
     DEFAULT_WRITER_SETTINGS,
     PointTarget,
@@ -34,11 +39,6 @@ from sqlharbor.vault.writer import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class RecoveryPointNotFound(PermanentError):
-    code = "VaultRecoveryPointNotFound"
-    remediation = "The recovery point does not exist (never committed, or removed by retention)."
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,9 @@ class VaultSettings:
 
     def __post_init__(self) -> None:
         if (self.connection_string is None) == (self.account_url is None):
-            raise PermanentError(
+            raise InvalidInput(
                 "a vault needs exactly one of a connection string or an account URL",
-                code="VaultConfigInvalid",
+                code=ErrorCode.VAULT_CONFIG_INVALID,
             )
 
 

@@ -29,7 +29,7 @@ from types import TracebackType
 
 from sqlharbor import __version__
 from sqlharbor.backupset import BackupRecord, BackupType
-from sqlharbor.errors import PermanentError, SqlHarborError
+from sqlharbor.errors import AlreadyExists, ErrorCode, PermanentError, SqlHarborError
 from sqlharbor.vault.codec import NONCE_PREFIX_BYTES, ChunkCodec, Compression
 from sqlharbor.vault.keys import KeyEncryptionKey, new_data_key
 from sqlharbor.vault.layout import Layout
@@ -39,7 +39,7 @@ from sqlharbor.vault.manifest import (
     digest_of_digests,
     record_fields,
 )
-from sqlharbor.vault.store import AlreadyExists, BlobStore, block_id
+from sqlharbor.vault.store import BlobStore, block_id
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class RecoveryPointWriter:
         if self._state is not _State.OPEN:
             raise PermanentError(
                 f"recovery point {self.target.recovery_point_id} writer is {self._state.value}",
-                code="VaultWriterClosed",
+                code=ErrorCode.VAULT_WRITER_CLOSED,
             )
 
     def _shutdown(self, state: _State) -> None:
@@ -272,7 +272,7 @@ class RecoveryPointWriter:
             raise PermanentError(
                 f"recovery point {t.recovery_point_id} was opened for {expected} "
                 f"but the engine reported {actual}",
-                code="VaultRecordMismatch",
+                code=ErrorCode.VAULT_RECORD_MISMATCH,
             )
 
     def _commit_blocks(self) -> None:
