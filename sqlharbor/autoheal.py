@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
+from sqlharbor.errors import ErrorCode
 
-LSN_VALIDATION_FAILURE = "UserErrorSQLLSNValidationFailure"
-PARENT_FULL_MISSING = "UserErrorParentFullBackupMissing"
-NOT_SUPPORTED = "UserErrorSQLPODoesNotSupportBackupType"
 DEFAULT_MAX_FULL_AGE = timedelta(days=15)
 
 
@@ -141,11 +139,11 @@ def _heal(state: ChainState, now: datetime, policy: HealPolicy) -> Decision | No
             Reason.RECOVERY_MODEL_CHANGED,
             f"the recovery model changed from {model_then.value} to {state.recovery_model.value}",
         )
-    if state.last_error_code == LSN_VALIDATION_FAILURE:
+    if state.last_error_code == ErrorCode.SQL_LSN_VALIDATION_FAILURE:
         return _full(
             Reason.LOG_CHAIN_BROKEN, "the log chain is broken (another tool took a backup)"
         )
-    if state.last_error_code == PARENT_FULL_MISSING:
+    if state.last_error_code == ErrorCode.PARENT_FULL_BACKUP_MISSING:
         return _full(Reason.PARENT_FULL_MISSING, "the engine reports no usable full backup")
     assert state.last_full_finish is not None
     age = now - state.last_full_finish
@@ -163,7 +161,12 @@ def _full(reason: Reason, why: str) -> Decision:
 
 def _refuse(on_demand: bool, reason: Reason, why: str) -> Decision:
     if on_demand:
-        return Decision(None, reason, f"refused: {why}", error_code=NOT_SUPPORTED)
+        return Decision(
+            None,
+            reason,
+            f"refused: {why}",
+            error_code=ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE,
+        )
     return Decision(None, reason, f"skipped: {why}")
 
 
@@ -183,12 +186,14 @@ def check_log_continuity(expected_lsn: int | None, log: BackupRecord) -> ChainCh
     ``expected_lsn`` is the previous log's ``last_lsn`` (or the base's ``last_lsn`` for
     the first log after it); a log that does not contain it leaves log we never saw."""
     if expected_lsn is None:
-        return ChainCheck(False, PARENT_FULL_MISSING, "no base to continue: take a full")
+        return ChainCheck(
+            False, ErrorCode.PARENT_FULL_BACKUP_MISSING, "no base to continue: take a full"
+        )
     if log.first_lsn <= expected_lsn <= log.last_lsn:
         return ChainCheck(True)
     return ChainCheck(
         False,
-        LSN_VALIDATION_FAILURE,
+        ErrorCode.SQL_LSN_VALIDATION_FAILURE,
         f"log backup starts at LSN {log.first_lsn} but the chain expects LSN {expected_lsn}: "
         "another tool backed up the log; the next backup will be a full",
     )
@@ -203,7 +208,7 @@ def check_differential_base(our_full_checkpoint_lsn: int | None, diff: BackupRec
         return ChainCheck(True)
     return ChainCheck(
         False,
-        LSN_VALIDATION_FAILURE,
+        ErrorCode.SQL_LSN_VALIDATION_FAILURE,
         f"the differential is based on the full with checkpoint LSN {diff.differential_base_lsn}, "
         f"not on ours ({our_full_checkpoint_lsn}): another tool took a full; the next backup "
         "will be a full",

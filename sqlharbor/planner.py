@@ -21,19 +21,7 @@ from typing import TypeVar
 
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryPoint
 from sqlharbor.chain import ChainIndex, LsnRange, TimeWindow, lsn_ranges_of, windows_of
-from sqlharbor.errors import PermanentError
-
-OUTSIDE_WINDOW = "UserErrorRestorePointOutsideWindow"
-IN_LOG_GAP = "UserErrorRestorePointInLogGap"
-POINT_NOT_FOUND = "UserErrorRecoveryPointNotFound"
-NO_BACKUPS = "UserErrorNoRecoveryPoints"
-
-
-class PlanError(PermanentError):
-    """No restore plan reaches the target; the message names the nearest restorable points."""
-
-    code = OUTSIDE_WINDOW
-    remediation = "Choose a restore point inside the recovery window."
+from sqlharbor.errors import ErrorCode, PlanError
 
 
 @dataclass(frozen=True)
@@ -128,7 +116,9 @@ class RestorePlanner:
             return _at_point(index, target.id, points)
         windows = windows_of(index)
         if not windows:
-            raise PlanError("There are no restorable recovery points.", code=NO_BACKUPS)
+            raise PlanError(
+                "There are no restorable recovery points.", code=ErrorCode.NO_RECOVERY_POINTS
+            )
         return _at_time(index, windows[-1].end, None, stop=False)
 
 
@@ -224,7 +214,9 @@ def _at_lsn(
     guid = target.database_guid
     if guid is None:
         if not points:
-            raise PlanError("There are no restorable recovery points.", code=NO_BACKUPS)
+            raise PlanError(
+                "There are no restorable recovery points.", code=ErrorCode.NO_RECOVERY_POINTS
+            )
         guid = max(points, key=lambda p: p.record.finish).record.database_guid
     candidates = []
     for steps, base in index.bases():
@@ -258,13 +250,15 @@ def _at_point(
 ) -> RestorePlan:
     point = next((p for p in points if p.id == point_id), None)
     if point is None:
-        raise PlanError(f"Recovery point '{point_id}' does not exist.", code=POINT_NOT_FOUND)
+        raise PlanError(
+            f"Recovery point '{point_id}' does not exist.", code=ErrorCode.RECOVERY_POINT_NOT_FOUND
+        )
     record = point.record
     if record.backup_type is BackupType.LOG and record.is_copy_only:
         raise PlanError(
             f"Recovery point '{point_id}' is a copy-only log backup, outside the log chain; "
             "choose a point in time instead.",
-            code=POINT_NOT_FOUND,
+            code=ErrorCode.RECOVERY_POINT_NOT_FOUND,
         )
     for steps, base in index.bases():
         if steps[-1] is point:
@@ -272,11 +266,14 @@ def _at_point(
     if record.backup_type is not BackupType.LOG:
         raise PlanError(
             f"Recovery point '{point_id}' is a differential whose full backup is missing.",
-            code="UserErrorParentFullBackupMissing",
+            code=ErrorCode.PARENT_FULL_BACKUP_MISSING,
         )
     plan = _at_time(index, record.finish, record.database_guid, stop=False)
     if plan.steps[-1] is not point:
-        raise PlanError(f"Recovery point '{point_id}' cannot be reached.", code=IN_LOG_GAP)
+        raise PlanError(
+            f"Recovery point '{point_id}' cannot be reached.",
+            code=ErrorCode.RESTORE_POINT_IN_LOG_GAP,
+        )
     return plan
 
 
@@ -286,7 +283,9 @@ _V = TypeVar("_V", datetime, int)
 def _outside(spans: Sequence[tuple[_V, _V]], target: _V, label: str, unit: str) -> PlanError:
     """The error for an unreachable target, naming the nearest restorable points."""
     if not spans:
-        return PlanError("There are no restorable recovery points.", code=NO_BACKUPS)
+        return PlanError(
+            "There are no restorable recovery points.", code=ErrorCode.NO_RECOVERY_POINTS
+        )
     starts = [start for start, _ in spans]
     i = bisect.bisect_right(starts, target)
     before = spans[i - 1][1] if i > 0 else None
@@ -296,12 +295,12 @@ def _outside(spans: Sequence[tuple[_V, _V]], target: _V, label: str, unit: str) 
             f"The restore point {label} is outside the recovery window "
             f"({_show(spans[0][0])} .. {_show(spans[-1][1])}); the nearest restorable "
             f"{unit} is {_show(after if before is None else before)}.",
-            code=OUTSIDE_WINDOW,
+            code=ErrorCode.RESTORE_POINT_OUTSIDE_WINDOW,
         )
     return PlanError(
         f"The restore point {label} falls in a gap of the log chain: the nearest restorable "
         f"{unit}s are {_show(before)} (before) and {_show(after)} (after).",
-        code=IN_LOG_GAP,
+        code=ErrorCode.RESTORE_POINT_IN_LOG_GAP,
         remediation="Choose a point on either side of the gap; a full backup after a chain "
         "break starts a new window.",
     )

@@ -17,13 +17,12 @@ from sqlharbor.api import BackupVault
 from sqlharbor.api.jobs import PlanStep, RestorePoint
 from sqlharbor.api.jobs import RestorePlan as PlanStatus
 from sqlharbor.backupset import BackupType, RecoveryPoint
-from sqlharbor.errors import PermanentError
+from sqlharbor.errors import ErrorCode, InvalidInput, SourceNotFound
 from sqlharbor.planner import (
     AtLsn,
     AtRecoveryPoint,
     AtTime,
     Latest,
-    PlanError,
     RestorePlan,
     RestoreTarget,
     plan_restore,
@@ -51,26 +50,15 @@ class CatalogReader(Protocol):
     ) -> list[RecoveryPoint]: ...
 
 
-SOURCE_NOT_FOUND = "UserErrorRestoreSourceNotFound"
-
-
-class SourceNotFound(PermanentError):
-    code = SOURCE_NOT_FOUND
-    remediation = (
-        "Check the instance and database identity with: sqlharbor points --vault VAULT "
-        "(it lists every database the vault holds)."
-    )
-
-
 def open_catalog(vault: BackupVault, read_secret: SecretReader) -> Catalog:
     """The vault's catalog from its storage Secret alone (no key-encryption key)."""
     blob = vault.spec.azure_blob
     ref = blob.credentials.secret_ref
     if ref is None:
-        raise PermanentError(
+        raise InvalidInput(
             f"BackupVault {vault.metadata.name}: reading the catalog with a managed identity "
             "is not supported yet",
-            code="UnsupportedCredentials",
+            code=ErrorCode.UNSUPPORTED_CREDENTIALS,
             remediation="Use credentials.secretRef with a connection string.",
         )
     connection = read_secret(vault.metadata.namespace or "", ref.name, ref.key).decode()
@@ -136,8 +124,8 @@ def parse_time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(cleaned)
     except ValueError:
-        raise PermanentError(
-            f"{text!r} is not an RFC 3339 time", code="UserErrorInvalidRestorePoint"
+        raise InvalidInput(
+            f"{text!r} is not an RFC 3339 time", code=ErrorCode.INVALID_RESTORE_POINT
         ) from None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -206,10 +194,8 @@ def describe_point(point: RecoveryPoint) -> str:
 
 __all__ = [
     "CatalogReader",
-    "PlanError",
     "SecretReader",
     "SourceIdentity",
-    "SourceNotFound",
     "Window",
     "describe_point",
     "find_source",

@@ -18,14 +18,11 @@ from pydantic import BaseModel
 
 from sqlharbor.api._base import GROUP, VERSION
 from sqlharbor.api.resources import KINDS, Kind
+from sqlharbor.errors import SchemaError
 
 Schema = dict[str, Any]
 
 _DROP = {"title", "discriminator"}
-
-
-class SchemaError(ValueError):
-    """The models cannot be expressed as a structural schema."""
 
 
 def _resolve(node: Any, defs: dict[str, Schema]) -> Any:

@@ -1,7 +1,7 @@
 """``KubeClient``: custom objects, Secrets, Leases and Events over the official client.
 
 Called by the agent (threads), by the operator (through ``asyncio.to_thread``) and by the
-CLI.  Every method translates ``ApiException`` at this boundary.
+CLI.  Every method translates ``ApiException`` at this boundary (``_translate``).
 """
 
 from __future__ import annotations
@@ -23,17 +23,24 @@ from pydantic import BaseModel
 from sqlharbor.api import GROUP, KINDS_BY_NAME, VERSION, Resource
 from sqlharbor.api.contract import TRANSITION_MESSAGES, reporting_controller
 from sqlharbor.errors import (
+    AccessDenied,
     Conflict,
+    ErrorCode,
     NotFound,
     PermanentError,
     TemporaryError,
     TransitionRefused,
+    retry_after_seconds,
 )
 
 R = TypeVar("R", bound=Resource[Any, Any])
 
 
 def _translate(exc: Exception, what: str) -> Exception:
+    """``ApiException`` and transport errors as the sqlharbor tree (the only place that
+    catches them): 404 ``NotFound``, 409 ``Conflict``, 401/403 ``AccessDenied``, a refused
+    transition ``TransitionRefused``, 400/422 ``PermanentError`` (Invalid); anything else
+    (429, 5xx, the network) ``TemporaryError``, with the server's Retry-After if it sent one."""
     if isinstance(exc, ApiException):
         reason = _reason(exc)
         if exc.status == 404:
@@ -41,16 +48,15 @@ def _translate(exc: Exception, what: str) -> Exception:
         if exc.status == 409:
             return Conflict(f"{what}: conflict ({reason})")
         if exc.status in (401, 403):
-            return PermanentError(
-                f"{what}: forbidden ({reason})",
-                code="Forbidden",
-                remediation="Check the RBAC of the service account (manifests/).",
-            )
+            return AccessDenied(f"{what}: forbidden ({reason})")
         if exc.status == 422 and any(m in reason for m in TRANSITION_MESSAGES):
             return TransitionRefused(f"{what}: refused ({reason})")
         if exc.status == 422 or exc.status == 400:
-            return PermanentError(f"{what}: invalid ({reason})", code="Invalid")
-        return TemporaryError(f"{what}: API server error {exc.status} ({reason})")
+            return PermanentError(f"{what}: invalid ({reason})", code=ErrorCode.INVALID)
+        return TemporaryError(
+            f"{what}: API server error {exc.status} ({reason})",
+            retry_after=retry_after_seconds((exc.headers or {}).get("Retry-After")),
+        )
     if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
         return TemporaryError(f"{what}: cannot reach the API server ({type(exc).__name__})")
     return exc
@@ -265,7 +271,7 @@ class KubeClient:
             raise PermanentError(
                 f"Secret {namespace}/{name} has no key '{key}' (it has: "
                 f"{', '.join(sorted(data)) or 'no keys'})",
-                code="SecretKeyMissing",
+                code=ErrorCode.SECRET_KEY_MISSING,
                 remediation=f"Add the key '{key}' to Secret {name}, or fix the reference.",
             )
         return base64.b64decode(data[key])
