@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from sqlharbor.errors import PermanentError
+from sqlharbor.errors import ErrorCode, InvalidInput
 
 
 class _Config(BaseModel):
@@ -61,8 +61,8 @@ def load_config(path: Path) -> AgentConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise PermanentError(
-            f"cannot read agent config {path}: {exc.strerror}", code="InvalidAgentConfig"
+        raise InvalidInput(
+            f"cannot read agent config {path}: {exc.strerror}", code=ErrorCode.INVALID_AGENT_CONFIG
         ) from exc
     try:
         return AgentConfig.model_validate(raw)
@@ -70,6 +70,6 @@ def load_config(path: Path) -> AgentConfig:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        raise PermanentError(
-            f"invalid agent config {path}: {problems}", code="InvalidAgentConfig"
+        raise InvalidInput(
+            f"invalid agent config {path}: {problems}", code=ErrorCode.INVALID_AGENT_CONFIG
         ) from exc

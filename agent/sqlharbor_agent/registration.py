@@ -23,7 +23,7 @@ from sqlharbor.api import (
     PermissionStatus,
 )
 from sqlharbor.api.contract import lease_name
-from sqlharbor.errors import SqlHarborError
+from sqlharbor.errors import ErrorCode, SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor.kube.leases import renew
 from sqlharbor_agent.engines.base import Engine
@@ -93,7 +93,7 @@ class Registrar:
                     _condition(
                         "Ready",
                         False,
-                        "EngineUnavailable",
+                        ErrorCode.ENGINE_UNAVAILABLE,
                         f"{exc.code}: {exc.message}. {exc.remediation}",
                     )
                 ],
@@ -104,7 +104,7 @@ class Registrar:
             error=None
             if check.ok
             else ErrorInfo(
-                code=check.code or "UserErrorSQLNoSysadminMembership",
+                code=check.code or ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP,
                 message=check.message,
                 remediation=(
                     f"Run on the VM: sqlharbor-agent grant-permissions --instance "
@@ -119,7 +119,7 @@ class Registrar:
             ready = _condition(
                 "Ready",
                 False,
-                check.code or "UserErrorSQLNoSysadminMembership",
+                check.code or ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP,
                 f"{check.message}. Fix: sqlharbor-agent grant-permissions --instance "
                 f"{self._instance} --apply",
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 from sqlharbor.api import BackupVault
-from sqlharbor.errors import PermanentError
+from sqlharbor.errors import ErrorCode, InvalidInput
 from sqlharbor.kube import KubeClient
 from sqlharbor.vault import KeyEncryptionKey, Vault, VaultSettings, WriterSettings
 
@@ -35,17 +35,17 @@ class VaultResolver:
         spec = resource.spec
         blob = spec.azure_blob
         if blob.credentials.secret_ref is None:
-            raise PermanentError(
+            raise InvalidInput(
                 f"BackupVault {resource.metadata.name}: managed identity is not available to "
                 "this agent yet",
-                code="UnsupportedCredentials",
+                code=ErrorCode.UNSUPPORTED_CREDENTIALS,
                 remediation="Use credentials.secretRef with a connection string.",
             )
         if spec.encryption.key_secret_ref is None:
-            raise PermanentError(
+            raise InvalidInput(
                 f"BackupVault {resource.metadata.name}: Key Vault keys are not supported by "
                 "this agent yet",
-                code="UnsupportedKeySource",
+                code=ErrorCode.UNSUPPORTED_KEY_SOURCE,
                 remediation="Use encryption.keySecretRef with a base64 256-bit key.",
             )
         ref = blob.credentials.secret_ref

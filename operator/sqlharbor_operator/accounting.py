@@ -19,14 +19,14 @@ from sqlharbor.api import (
     RecoveryWindow,
 )
 from sqlharbor.backupset import BackupType, RecoveryModel
-from sqlharbor.errors import ChainError
+from sqlharbor.errors import ErrorCode
 
 #: Failure codes after which only a full can continue protection.
-FULL_REQUIRED_CODES = {
-    ChainError.code: "LogChainBroken",
-    "UserErrorParentFullBackupMissing": "NoFullBackup",
+FULL_REQUIRED_CODES: dict[str, str] = {
+    ErrorCode.SQL_LSN_VALIDATION_FAILURE: "LogChainBroken",
+    ErrorCode.PARENT_FULL_BACKUP_MISSING: "NoFullBackup",
 }
-SIMPLE_CODE = "UserErrorSQLPODoesNotSupportBackupType"
+SIMPLE_CODE = ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE
 
 
 def rfc3339(t: datetime) -> str:
@@ -126,7 +126,7 @@ def apply_success(
 def apply_failure(
     status: ProtectedDatabaseStatus, result: DatabaseResult, completed: datetime
 ) -> ProtectedDatabaseStatus:
-    error = result.error or ErrorInfo(code="Unknown", message="the job failed")
+    error = result.error or ErrorInfo(code=ErrorCode.UNKNOWN, message="the job failed")
     if status.last_error and status.last_error.time and status.last_error.time >= completed:
         return status
     s = status.model_copy(deep=True)

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 
 from sqlharbor import planner, retention
 from sqlharbor.api import BackupPolicy, BackupVault, ProtectedDatabase
-from sqlharbor.errors import SqlHarborError
-from sqlharbor.vault import Catalog, ContainerNotFound, VaultAccessDenied
+from sqlharbor.errors import ContainerNotFound, SqlHarborError, VaultAccessDenied
+from sqlharbor.vault import Catalog
 from sqlharbor_operator.state import Key, State
 
 log = logging.getLogger(__name__)

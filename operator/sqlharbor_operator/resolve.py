@@ -15,8 +15,8 @@ from sqlharbor.api import (
     VaultPhase,
 )
 from sqlharbor.api.contract import AgentSession
-from sqlharbor.errors import ErrorCode
-from sqlharbor_operator.scheduling import InvalidPolicy, validate_policy
+from sqlharbor.errors import ErrorCode, InvalidPolicy
+from sqlharbor_operator.scheduling import validate_policy
 from sqlharbor_operator.state import State
 
 
@@ -30,7 +30,10 @@ class Resolved:
 
 @dataclass(frozen=True)
 class Problem:
-    reason: str
+    """What blocks protection: ``reason`` becomes the Ready condition's reason (and a
+    RestoreJob's error code when a restore cannot wait any longer)."""
+
+    reason: ErrorCode
     message: str
 
 
@@ -43,7 +46,7 @@ def instance_served(state: State, instance: SqlInstance, now: datetime) -> Probl
     )
     if agent is None:
         return Problem(
-            "InstanceNotServed", f"no agent has registered for SqlInstance {name}: {hint}"
+            ErrorCode.INSTANCE_NOT_SERVED, f"no agent has registered for SqlInstance {name}: {hint}"
         )
     session = AgentSession.parse(agent.session_id) or AgentSession(agent.session_id, "")
     lease = state.leases.get((ns, session.agent_id))
@@ -61,31 +64,34 @@ def resolve(state: State, pd: ProtectedDatabase, now: datetime) -> Resolved | Pr
     policy = state.policies.get((ns, pd.spec.policy_ref.name))
     if policy is None:
         return Problem(
-            "PolicyNotFound",
+            ErrorCode.POLICY_NOT_FOUND,
             f"BackupPolicy {pd.spec.policy_ref.name} does not exist in namespace {ns}",
         )
     try:
         validate_policy(policy.spec)
     except InvalidPolicy as exc:
-        return Problem("InvalidPolicy", f"BackupPolicy {policy.metadata.name}: {exc}")
+        return Problem(ErrorCode.INVALID_POLICY, f"BackupPolicy {policy.metadata.name}: {exc}")
     vault_ref = pd.spec.vault_ref or policy.spec.vault_ref
     if vault_ref is None:
         return Problem(
-            "VaultNotSet",
+            ErrorCode.VAULT_NOT_SET,
             f"no vault: set spec.vaultRef here or in BackupPolicy {policy.metadata.name}",
         )
     vault = state.vaults.get((ns, vault_ref.name))
     if vault is None:
         return Problem(
-            "VaultNotFound", f"BackupVault {vault_ref.name} does not exist in namespace {ns}"
+            ErrorCode.VAULT_NOT_FOUND,
+            f"BackupVault {vault_ref.name} does not exist in namespace {ns}",
         )
     if vault.status is None or vault.status.phase is not VaultPhase.AVAILABLE:
         detail = vault.status.message if vault.status and vault.status.message else "not validated"
-        return Problem("VaultUnavailable", f"BackupVault {vault_ref.name} is unavailable: {detail}")
+        return Problem(
+            ErrorCode.VAULT_UNAVAILABLE, f"BackupVault {vault_ref.name} is unavailable: {detail}"
+        )
     instance = state.instances.get((ns, pd.spec.instance_ref.name))
     if instance is None:
         return Problem(
-            "InstanceNotFound",
+            ErrorCode.INSTANCE_NOT_FOUND,
             f"SqlInstance {pd.spec.instance_ref.name} does not exist in namespace {ns}",
         )
     not_served = instance_served(state, instance, now)
@@ -97,7 +103,7 @@ def resolve(state: State, pd: ProtectedDatabase, now: datetime) -> Resolved | Pr
             return Resolved(policy, vault, instance, db)
     names = ", ".join(sorted(d.name for d in discovered)[:10]) or "none"
     return Problem(
-        "UserErrorSQLPODoesNotExist",
+        ErrorCode.SQL_PO_DOES_NOT_EXIST,
         f"database {pd.spec.database_name!r} was not found on SqlInstance "
         f"{instance.metadata.name} (discovered: {names}); fix spec.databaseName or "
         "restore the database",

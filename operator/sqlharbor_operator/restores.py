@@ -78,7 +78,7 @@ def decide(state: State, job: RestoreJob, now: datetime, open_catalog: CatalogOp
     instance = state.instances.get((ns, target.instance_ref.name))
     if instance is None:
         return _refuse(
-            "UserErrorTargetInstanceNotFound",
+            ErrorCode.TARGET_INSTANCE_NOT_FOUND,
             f"SqlInstance {target.instance_ref.name} does not exist in namespace {ns}",
             "Fix spec.target.*.instanceRef or create the SqlInstance.",
             now,
@@ -111,7 +111,7 @@ def decide(state: State, job: RestoreJob, now: datetime, open_catalog: CatalogOp
         points = load_points(catalog, identity)
         chosen = plan(points, spec.point_in_time, _lsn_guid(identity, guid, known_guid))
     except TemporaryError as exc:
-        return Wait("VaultUnreachable", f"reading the vault's catalog: {exc.message}")
+        return Wait(ErrorCode.VAULT_UNREACHABLE, f"reading the vault's catalog: {exc.message}")
     except SqlHarborError as exc:
         return _refuse(exc.code, exc.message, exc.remediation, now)
     not_served = instance_served(state, instance, now)
@@ -148,7 +148,7 @@ def _source(state: State, job: RestoreJob, now: datetime) -> _Source | Refused:
         vault = state.vaults.get((ns, src.vault.vault_ref.name))
         if vault is None:
             return _refuse(
-                "UserErrorVaultNotFound",
+                ErrorCode.RESTORE_VAULT_NOT_FOUND,
                 f"BackupVault {src.vault.vault_ref.name} does not exist in namespace {ns}",
                 "Create the BackupVault pointing at the container that holds the backups.",
                 now,
@@ -158,7 +158,7 @@ def _source(state: State, job: RestoreJob, now: datetime) -> _Source | Refused:
     pd = state.databases.get((ns, src.protected_database))
     if pd is None:
         return _refuse(
-            "UserErrorProtectedDatabaseNotFound",
+            ErrorCode.PROTECTED_DATABASE_NOT_FOUND,
             f"ProtectedDatabase {src.protected_database} does not exist in namespace {ns}",
             "Fix spec.source.protectedDatabase, or restore from the vault with spec.source.vault.",
             now,
@@ -168,7 +168,7 @@ def _source(state: State, job: RestoreJob, now: datetime) -> _Source | Refused:
     vault = state.vaults.get((ns, vault_ref.name)) if vault_ref else None
     if vault is None:
         return _refuse(
-            "UserErrorVaultNotFound",
+            ErrorCode.RESTORE_VAULT_NOT_FOUND,
             f"the vault of ProtectedDatabase {pd.metadata.name} is not set or does not exist",
             "Set spec.vaultRef on the ProtectedDatabase or its policy.",
             now,
@@ -176,7 +176,7 @@ def _source(state: State, job: RestoreJob, now: datetime) -> _Source | Refused:
     instance = state.instances.get((ns, pd.spec.instance_ref.name))
     if instance is None:
         return _refuse(
-            "UserErrorSourceInstanceNotFound",
+            ErrorCode.SOURCE_INSTANCE_NOT_FOUND,
             f"SqlInstance {pd.spec.instance_ref.name} of ProtectedDatabase {pd.metadata.name} "
             "does not exist; restore from the vault with spec.source.vault instead",
             "Use spec.source.vault with the instance identity (HOST or HOST\\INSTANCE).",

@@ -16,6 +16,7 @@ from croniter import croniter
 
 from sqlharbor.api import BackupPolicySpec, ProtectedDatabaseStatus
 from sqlharbor.backupset import BackupType, RecoveryModel
+from sqlharbor.errors import InvalidPolicy
 
 _DURATION = re.compile(r"([0-9]+)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -27,11 +28,6 @@ def parse_duration(text: str) -> timedelta:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"invalid duration {text!r}")
     return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
-
-
-class InvalidPolicy(ValueError):
-    """The policy passed the API server's checks but cannot be evaluated (bad cron field
-    values, unknown time zone).  Reported as a condition on the policy."""
 
 
 def validate_policy(spec: BackupPolicySpec) -> None:

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlharbor.api import BackupVault, ConditionStatus, VaultPhase
-from sqlharbor.errors import SqlHarborError
+from sqlharbor.errors import ErrorCode, InvalidPolicy, SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor.vault import KeyEncryptionKey
-from sqlharbor_operator.scheduling import InvalidPolicy, validate_policy
+from sqlharbor_operator.scheduling import validate_policy
 from sqlharbor_operator.state import Key, State
 
 #: A valid vault is checked again at most this often (a Secret can change under it).
@@ -76,7 +76,7 @@ class Validator:
                     {
                         "type": "Ready",
                         "status": (ConditionStatus.TRUE if ok else ConditionStatus.FALSE).value,
-                        "reason": "Validated" if ok else "InvalidSecret",
+                        "reason": "Validated" if ok else ErrorCode.INVALID_SECRET,
                         "message": message,
                         "lastTransitionTime": now.isoformat(),
                     }
@@ -100,7 +100,7 @@ class Validator:
                 validate_policy(policy.spec)
                 ok, reason, message = True, "Valid", "schedules and time zone are valid"
             except InvalidPolicy as exc:
-                ok, reason, message = False, "InvalidPolicy", str(exc)
+                ok, reason, message = False, ErrorCode.INVALID_POLICY, str(exc)
             count = users.get(key, 0)
             if self._policies.get(key) == (policy.metadata.generation, message, count):
                 continue

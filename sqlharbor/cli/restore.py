@@ -17,7 +17,7 @@ import click
 from tqdm import tqdm
 
 from sqlharbor.api import API_VERSION, RestorePhase, contract
-from sqlharbor.errors import SqlHarborError
+from sqlharbor.errors import ErrorCode, SqlHarborError
 from sqlharbor.kube import KubeClient
 
 
@@ -190,10 +190,8 @@ def restore(
         click.echo(f"Succeeded: {status.get('message', '')}")
         return
     error = status.get("error") or {}
-    click.echo(
-        f"Failed: {error.get('code', 'Unknown')}: {error.get('message', status.get('message'))}",
-        err=True,
-    )
+    code = error.get("code", ErrorCode.UNKNOWN)
+    click.echo(f"Failed: {code}: {error.get('message', status.get('message'))}", err=True)
     if error.get("remediation"):
         click.echo(f"  remediation: {error['remediation']}", err=True)
     sys.exit(1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlharbor.errors import PermanentError
+from sqlharbor.errors import ErrorCode, InvalidInput
 from sqlharbor_agent.config import InstanceConfig
 from sqlharbor_agent.engines.base import Engine
 
@@ -10,9 +10,9 @@ from sqlharbor_agent.engines.base import Engine
 def open_engine(config: InstanceConfig, instance_name: str) -> Engine:
     if config.engine == "simulated":
         if config.simulated is None:
-            raise PermanentError(
+            raise InvalidInput(
                 f"instance {config.name}: engine simulated needs simulated.rootDir",
-                code="InvalidAgentConfig",
+                code=ErrorCode.INVALID_AGENT_CONFIG,
             )
         from sqlharbor_agent.engines.simulated import open_simulated_engine
 

@@ -145,9 +145,9 @@ def _backup(
             update={
                 "phase": JobPhase.FAILED,
                 "error": ErrorInfo(
-                    code=ChainError.code,
+                    code=ErrorCode.SQL_LSN_VALIDATION_FAILURE,
                     message=gap,
-                    remediation=ChainError.remediation,
+                    remediation=ErrorCode.SQL_LSN_VALIDATION_FAILURE.remediation,
                     time=datetime.now(UTC),
                 ),
             }
@@ -179,7 +179,7 @@ def _find_database(engine: Engine, name: str) -> Any:
             return info
     raise EngineError(
         f"database '{name}' does not exist on instance {engine.instance_name}",
-        code="UserErrorSQLPODoesNotExist",
+        code=ErrorCode.SQL_PO_DOES_NOT_EXIST,
         remediation="Restore the database, fix spec.databaseName, or delete the "
         "ProtectedDatabase to stop protection.",
     )

@@ -2,7 +2,8 @@
 session of this agent left Running, claim Pending jobs and run them on worker threads.
 
 Owned by ``sqlharbor_agent.worker.InstanceWorker``.  API server or network trouble never
-ends the loop: it backs off and lists again (a restarted API server is survived).
+ends the loop: it backs off (at least the Retry-After a throttling server asked for) and
+lists again (a restarted API server is survived).
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ from sqlharbor_agent.session import Session
 log = logging.getLogger(__name__)
 
 Runner = Callable[[dict[str, Any]], None]
+
+
+#: the longest Retry-After the loop honours (a longer one waits this long)
+MAX_RETRY_AFTER = 60.0
+
+
+def _delay(exc: SqlHarborError, backoff: float) -> float:
+    """The backoff, or the delay the API server asked for (Retry-After) when longer."""
+    asked = exc.retry_after if isinstance(exc, TemporaryError) else None
+    return backoff if asked is None else max(backoff, min(asked, MAX_RETRY_AFTER))
 
 
 class JobLoop:
@@ -64,8 +75,9 @@ class JobLoop:
                 self._cycle()
                 backoff = 0.5
             except SqlHarborError as exc:
-                log.warning("%s loop: %s (retrying in %.1fs)", self._kind, exc, backoff)
-                self._stop.wait(backoff)
+                delay = _delay(exc, backoff)
+                log.warning("%s loop: %s (retrying in %.1fs)", self._kind, exc, delay)
+                self._stop.wait(delay)
                 backoff = min(backoff * 2, 10.0)
         self._pool.shutdown(wait=True, cancel_futures=False)
 

@@ -129,7 +129,7 @@ def run_restore_job(ctx: RestoreContext, obj: dict[str, Any]) -> bool:
     )
     try:
         if plan is None or not plan.steps:
-            raise PermanentError("the RestoreJob has no plan", code="RestorePlanMissing")
+            raise PermanentError("the RestoreJob has no plan", code=ErrorCode.RESTORE_PLAN_MISSING)
         vault_name = job.metadata.annotations.get(contract.ANNOTATION_VAULT) or (
             job.spec.source.vault.vault_ref.name if job.spec.source.vault else None
         )
@@ -137,7 +137,7 @@ def run_restore_job(ctx: RestoreContext, obj: dict[str, Any]) -> bool:
             raise PermanentError(
                 f"RestoreJob {name} does not name its vault "
                 f"(annotation {contract.ANNOTATION_VAULT})",
-                code="RestorePlanMissing",
+                code=ErrorCode.RESTORE_PLAN_MISSING,
             )
         with ctx.slots:
             message = _execute(ctx, job, plan, ctx.open_vault(vault_name), reporter)
@@ -259,14 +259,14 @@ def write_files(
     if folder.exists() and any(folder.iterdir()):
         raise PermanentError(
             f"the folder {folder} exists and is not empty; restore-as-files never overwrites",
-            code="UserErrorRestoreFolderNotEmpty",
+            code=ErrorCode.RESTORE_FOLDER_NOT_EMPTY,
             remediation="Choose a new or empty folder.",
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PermanentError(
-            f"cannot create {folder}: {exc.strerror}", code="UserErrorRestoreFolder"
+            f"cannot create {folder}: {exc.strerror}", code=ErrorCode.RESTORE_FOLDER
         ) from None
     entries: list[dict[str, Any]] = []
     for number, manifest in enumerate(manifests, start=1):

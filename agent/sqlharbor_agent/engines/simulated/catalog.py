@@ -22,17 +22,6 @@ Clock = Callable[[], datetime]
 #: LSNs of a new database start here (numeric(25,0)-like magnitudes, within int64).
 FIRST_LSN = 34_000_000_010_000_001
 
-NOT_SUPPORTED = "UserErrorSQLPODoesNotSupportBackupType"
-PARENT_FULL_MISSING = "UserErrorParentFullBackupMissing"
-DOES_NOT_EXIST = "UserErrorSQLPODoesNotExist"
-NO_SYSADMIN = "UserErrorSQLNoSysadminMembership"
-TARGET_EXISTS = ErrorCode.TARGET_EXISTS
-NOT_ONLINE = "UserErrorDatabaseNotOnline"
-ALREADY_EXISTS = "UserErrorDatabaseAlreadyExists"
-READ_ONLY = "UserErrorDatabaseReadOnly"
-RESTORE_SEQUENCE = "UserErrorRestoreSequenceInvalid"
-STOP_OUTSIDE = "UserErrorRestoreStopPointOutsideBackups"
-STREAM_MISMATCH = "UserErrorBackupStreamDoesNotMatchRecord"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -113,7 +102,7 @@ def all_database_names(con: sqlite3.Connection) -> list[str]:
 def does_not_exist(name: str) -> EngineError:
     return EngineError(
         f"Database '{name}' does not exist on this instance.",
-        code=DOES_NOT_EXIST,
+        code=ErrorCode.SQL_PO_DOES_NOT_EXIST,
         remediation="Restore the database or stop protecting it; rerun discovery.",
     )
 

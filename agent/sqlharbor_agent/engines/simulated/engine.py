@@ -33,7 +33,7 @@ from sqlharbor.backupset import (
     DatabaseState,
     RecoveryModel,
 )
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 from sqlharbor_agent.engines.base import (
     PermissionCheck,
     ProgressCallback,
@@ -134,7 +134,7 @@ class SimulatedEngine:
             ok=False,
             login=self._login,
             message=f"Login '{self._login}' is not a member of the sysadmin server role.",
-            code=catalog.NO_SYSADMIN,
+            code=ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP,
             remediation_tsql=f"ALTER SERVER ROLE [sysadmin] ADD MEMBER [{self._login}];",
         )
 
@@ -181,7 +181,9 @@ class SimulatedEngine:
     ) -> DatabaseInfo:
         with self._store.write() as con:
             if catalog.find_database(con, name) is not None:
-                raise EngineError(f"Database '{name}' already exists.", code=catalog.ALREADY_EXISTS)
+                raise EngineError(
+                    f"Database '{name}' already exists.", code=ErrorCode.DATABASE_ALREADY_EXISTS
+                )
             self._insert_database(con, name, recovery_model, read_only, is_system)
             return self._info(con, name)
 
@@ -248,7 +250,9 @@ class SimulatedEngine:
             if db.state is not DatabaseState.ONLINE:
                 raise _not_online(db)
             if db.read_only:
-                raise EngineError(f"Database '{name}' is read-only.", code=catalog.READ_ONLY)
+                raise EngineError(
+                    f"Database '{name}' is read-only.", code=ErrorCode.DATABASE_READ_ONLY
+                )
             commit_us = next_event_us(db, self._clock)
             _apply_commit(con, db.guid, db.next_lsn, commit_us, operations)
             con.execute(
@@ -388,7 +392,7 @@ class SimulatedEngine:
                 if db.last_log_backup_lsn != started.first_lsn:
                     raise EngineError(
                         "Another log backup completed meanwhile; the log chain moved.",
-                        code="UserErrorSQLLSNValidationFailure",
+                        code=ErrorCode.SQL_LSN_VALIDATION_FAILURE,
                     )
                 _set(con, db.guid, last_log_backup_lsn=last_lsn)
             if kind is BackupType.FULL and not request.copy_only:
@@ -431,7 +435,7 @@ class SimulatedEngine:
         if db is None or db.guid != started.db.guid:
             raise EngineError(
                 f"Database '{started.db.name}' was dropped or replaced during the backup.",
-                code=catalog.DOES_NOT_EXIST,
+                code=ErrorCode.SQL_PO_DOES_NOT_EXIST,
             )
         return db
 
@@ -491,7 +495,9 @@ class SimulatedEngine:
         check = self.check_permissions()
         if not check.ok:
             raise EngineError(
-                check.message, code=catalog.NO_SYSADMIN, remediation=check.remediation_tsql
+                check.message,
+                code=ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP,
+                remediation=check.remediation_tsql,
             )
 
 
@@ -510,28 +516,28 @@ def _validate(db: DatabaseRow, request: BackupRequest) -> None:
     if kind is not BackupType.FULL and db.is_master:
         raise EngineError(
             f"Only full backups of the master database are possible ({kind.value} requested).",
-            code=catalog.NOT_SUPPORTED,
+            code=ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE,
             remediation="Back up master with full backups only.",
         )
     if kind is BackupType.LOG and db.recovery_model is RecoveryModel.SIMPLE:
         raise EngineError(
             f"The statement BACKUP LOG is not allowed while the recovery model of "
             f"'{db.name}' is SIMPLE.",
-            code=catalog.NOT_SUPPORTED,
+            code=ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE,
             remediation="Use the FULL recovery model, or take full/differential backups only.",
         )
     if kind is BackupType.LOG and db.last_log_backup_lsn is None:
         raise EngineError(
             f"BACKUP LOG cannot be performed because there is no current database backup "
             f"of '{db.name}' (no log chain: take a full or differential first).",
-            code=catalog.PARENT_FULL_MISSING,
+            code=ErrorCode.PARENT_FULL_BACKUP_MISSING,
             remediation="Take a full backup.",
         )
     if kind is BackupType.DIFFERENTIAL and db.diff_base_lsn is None:
         raise EngineError(
             f"Cannot perform a differential backup of '{db.name}': no full backup exists "
             "to base it on.",
-            code=catalog.PARENT_FULL_MISSING,
+            code=ErrorCode.PARENT_FULL_BACKUP_MISSING,
             remediation="Take a full backup.",
         )
 
@@ -539,7 +545,7 @@ def _validate(db: DatabaseRow, request: BackupRequest) -> None:
 def _not_online(db: DatabaseRow) -> EngineError:
     return EngineError(
         f"Database '{db.name}' is {db.state.value}, not ONLINE.",
-        code=catalog.NOT_ONLINE,
+        code=ErrorCode.DATABASE_NOT_ONLINE,
         remediation="Bring the database online (finish or redo its restore).",
     )
 

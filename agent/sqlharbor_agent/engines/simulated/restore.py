@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlharbor.backupset import BackupRecord, BackupType, DatabaseState
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 from sqlharbor_agent.engines.base import ProgressCallback, RestoreOptions, RestoreStep, StopAt
 from sqlharbor_agent.engines.simulated import catalog
 from sqlharbor_agent.engines.simulated.catalog import Clock, to_us
@@ -81,7 +81,7 @@ class RestoreRun:
         raise EngineError(
             f"Database '{self._target}' already exists; RESTORE refuses to overwrite it "
             "without REPLACE (SQL Server error 3159).",
-            code=catalog.TARGET_EXISTS,
+            code=ErrorCode.TARGET_EXISTS,
             remediation="Restore under a new name, or ask for an overwrite (replace).",
         )
 
@@ -146,7 +146,7 @@ class RestoreRun:
                 f"The stop point is too early: the {record.backup_type.value.lower()} backup "
                 f"already reaches {record.finish.isoformat()} (LSN {record.last_lsn - 1}) "
                 "(4338).",
-                code=catalog.STOP_OUTSIDE,
+                code=ErrorCode.RESTORE_STOP_POINT_OUTSIDE_BACKUPS,
                 remediation="Choose a base that finished before the stop point.",
             )
 
@@ -160,7 +160,7 @@ class RestoreRun:
             raise EngineError(
                 "The stop point lies after the end of the last backup restored; the database "
                 "is left RESTORING so that more log backups can be applied.",
-                code=catalog.STOP_OUTSIDE,
+                code=ErrorCode.RESTORE_STOP_POINT_OUTSIDE_BACKUPS,
                 remediation="Apply the log backups that reach the stop point, or choose "
                 "an earlier one.",
             )
@@ -305,7 +305,7 @@ def _compare(expected: dict[str, Any], actual: dict[str, Any]) -> None:
         raise EngineError(
             f"The backup stream does not belong to the recovery point being restored "
             f"(mismatched: {', '.join(wrong)}).",
-            code=catalog.STREAM_MISMATCH,
+            code=ErrorCode.BACKUP_STREAM_DOES_NOT_MATCH_RECORD,
             remediation="Check that the vault's manifest and data stream belong together.",
         )
 
@@ -313,6 +313,6 @@ def _compare(expected: dict[str, Any], actual: dict[str, Any]) -> None:
 def _sequence(message: str) -> EngineError:
     return EngineError(
         message,
-        code=catalog.RESTORE_SEQUENCE,
+        code=ErrorCode.RESTORE_SEQUENCE_INVALID,
         remediation="Restore a full first, then its latest differential, then the logs in order.",
     )

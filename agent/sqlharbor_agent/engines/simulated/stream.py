@@ -18,11 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 from sqlharbor_agent.engines.base import ProgressCallback, Sink, Source
 
 MAGIC = b"SQLHSIM\x01"
-STREAM_INVALID = "UserErrorBackupStreamInvalid"
 OP_PUT = 1
 OP_DELETE = 2
 
@@ -109,7 +108,9 @@ class StreamWriter:
             piece = bytes(self._buf[pos : min(pos + self._chunk_size, end)])
             written = self._sink.write(piece)
             if written <= 0:
-                raise EngineError("the backup sink accepted no bytes", code="BackupSinkFailed")
+                raise EngineError(
+                    "the backup sink accepted no bytes", code=ErrorCode.BACKUP_SINK_FAILED
+                )
             pos += written
             self.bytes_written += written
             if self._progress is not None:
@@ -210,6 +211,6 @@ def _json(body: bytes) -> dict[str, Any]:
 def _invalid(why: str) -> EngineError:
     return EngineError(
         f"The backup stream cannot be restored: {why}.",
-        code=STREAM_INVALID,
+        code=ErrorCode.BACKUP_STREAM_INVALID,
         remediation="Restore from another recovery point; check the vault's integrity.",
     )

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlharbor.backupset import BackupRecord, BackupType, DatabaseInfo, DatabaseState, RecoveryModel
+from sqlharbor.errors import ErrorCode
 
 from ..base import PermissionCheck
 from .connection import Cursor, query
@@ -151,7 +152,7 @@ def check_permissions(cursor: Cursor) -> PermissionCheck:
             f"login {login} is not a member of the sysadmin server role; "
             "backups through VDI need sysadmin"
         ),
-        code="UserErrorSQLNoSysadminMembership",
+        code=ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP,
         remediation_tsql=grant_sysadmin_statement(login),
     )
 

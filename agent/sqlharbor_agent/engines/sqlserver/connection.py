@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlharbor.errors import EngineError, SqlHarborError, TemporaryError
+from sqlharbor.errors import EngineError, ErrorCode, SqlHarborError, TemporaryError
 
 from .settings import ConnectionSettings
 
@@ -54,7 +54,7 @@ def connect_pyodbc(settings: ConnectionSettings) -> Connection:
     except ImportError as exc:
         raise EngineError(
             "pyodbc is not installed",
-            code="UserErrorOpeningSQLConnection",
+            code=ErrorCode.OPENING_SQL_CONNECTION,
             remediation="pip install 'sqlharbor[sqlserver]' and the Microsoft ODBC driver.",
         ) from exc
     try:
@@ -95,26 +95,26 @@ def execute_drained(cursor: Cursor, sql: str) -> None:
 
 @dataclass(frozen=True)
 class _Rule:
-    code: str
+    code: ErrorCode
     remediation: str
     temporary: bool = False
 
 
 _CHAIN = _Rule(
-    "UserErrorSQLLSNValidationFailure",
+    ErrorCode.SQL_LSN_VALIDATION_FAILURE,
     "The log chain is broken (another tool took a backup?). The next backup becomes a full.",
 )
-_NO_FULL = _Rule("UserErrorParentFullBackupMissing", "Take a full backup first.")
+_NO_FULL = _Rule(ErrorCode.PARENT_FULL_BACKUP_MISSING, "Take a full backup first.")
 _EXISTS = _Rule(
-    "UserErrorCannotRestoreExistingDBWithoutForceOverwrite",
+    ErrorCode.TARGET_EXISTS,
     "Restore under a new name, relocate the files, or allow overwriting the target.",
 )
 _PERMISSION = _Rule(
-    "UserErrorSQLNoSysadminMembership",
+    ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP,
     "Grant the agent's login sysadmin (sqlharbor-agent grant-permissions), then rediscover.",
 )
 _CONNECT = _Rule(
-    "UserErrorOpeningSQLConnection",
+    ErrorCode.OPENING_SQL_CONNECTION,
     "Check that the instance is running and reachable, and the login and password.",
 )
 _CONNECT_TEMP = _Rule(_CONNECT.code, _CONNECT.remediation, temporary=True)
@@ -130,20 +130,20 @@ SQL_ERROR_RULES: dict[int, _Rule] = {
     3159: _EXISTS,
     1834: _EXISTS,
     9002: _Rule(
-        "UserErrorBackupFailedAsTransactionLogIsFull",
+        ErrorCode.TRANSACTION_LOG_FULL,
         "Free log space (grow the log file), then take a log backup.",
     ),
     4208: _Rule(
-        "UserErrorSQLPODoesNotSupportBackupType",
+        ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE,
         "Log backups need FULL or BULK_LOGGED recovery; change the policy or recovery model.",
     ),
     3024: _Rule(
-        "UserErrorSQLPODoesNotSupportBackupType",
+        ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE,
         "Only full backups are possible for master.",
     ),
-    911: _Rule("UserErrorSQLPODoesNotExist", "The database was dropped or renamed."),
+    911: _Rule(ErrorCode.SQL_PO_DOES_NOT_EXIST, "The database was dropped or renamed."),
     4341: _Rule(
-        "UserErrorRestoreNotPossibleBecauseLogBackupContainsBulkLoggedChanges",
+        ErrorCode.LOG_BACKUP_CONTAINS_BULK_LOGGED_CHANGES,
         "Pick a point in time outside the bulk-logged log backup.",
     ),
     18456: _CONNECT,
@@ -153,11 +153,11 @@ SQL_ERROR_RULES: dict[int, _Rule] = {
     229: _PERMISSION,
     3110: _PERMISSION,
     3101: _Rule(
-        "UserErrorDatabaseInUse",
+        ErrorCode.DATABASE_IN_USE,
         "Close the connections to the target database and retry.",
         temporary=True,
     ),
-    1205: _Rule("SQLDeadlock", "Retried automatically.", temporary=True),
+    1205: _Rule(ErrorCode.SQL_DEADLOCK, "Retried automatically.", temporary=True),
 }
 
 #: ODBC SQLSTATEs for connection failures (network, timeouts, link failure).
@@ -177,7 +177,9 @@ def sql_error_numbers(message: str) -> list[int]:
 
 
 def map_sql_error(exc: BaseException, *, context: str = "") -> SqlHarborError:
-    """A driver exception as ``EngineError`` / ``TemporaryError`` with a stable code."""
+    """A driver exception (pyodbc's, or a fake's with the same ``args``) as ``EngineError``
+    / ``TemporaryError`` with a stable ``ErrorCode``: the pyodbc boundary, the only code
+    that looks inside a driver error."""
     if isinstance(exc, SqlHarborError):
         return exc
     args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
@@ -190,6 +192,8 @@ def map_sql_error(exc: BaseException, *, context: str = "") -> SqlHarborError:
         _SQLSTATE_RULES.get(sqlstate),
     )
     if rule is None:
-        return EngineError(text, code="SQLServerError", remediation="See the SQL Server error log.")
+        return EngineError(
+            text, code=ErrorCode.SQL_SERVER_ERROR, remediation="See the SQL Server error log."
+        )
     cls = TemporaryError if rule.temporary else EngineError
     return cls(text, code=rule.code, remediation=rule.remediation)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlharbor.backupset import BackupRecord, BackupRequest, BackupType, DatabaseInfo
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 
 from ..base import PermissionCheck, ProgressCallback, RestoreOptions, RestoreStep, Sink, StopAt
 from . import catalog
@@ -119,7 +119,7 @@ class SqlServerEngine:
             raise EngineError(
                 f"the backup of {request.database_name!r} succeeded but msdb has no record of "
                 "its device",
-                code="SQLServerBackupHistoryMissing",
+                code=ErrorCode.SQL_SERVER_BACKUP_HISTORY_MISSING,
             )
         return record
 
@@ -132,7 +132,7 @@ class SqlServerEngine:
     ) -> None:
         ordered = list(steps)
         if not ordered:
-            raise EngineError("a restore needs at least one backup", code="UserErrorRestoreEmpty")
+            raise EngineError("a restore needs at least one backup", code=ErrorCode.RESTORE_EMPTY)
         with self._cursor() as (_, cursor):
             moves = self._moves(cursor, options, ordered[0].record)
             clause = self._stop_clause(cursor, stop)
@@ -144,7 +144,7 @@ class SqlServerEngine:
             raise EngineError(
                 f"{options.target_database!r} is {state or 'missing'} after the restore: the "
                 "stop point lies beyond the last log backup applied",
-                code="UserErrorRestoreStopPointOutsideBackups",
+                code=ErrorCode.RESTORE_STOP_POINT_OUTSIDE_BACKUPS,
                 remediation="Pick a point inside the recovery window, or add the later logs.",
             )
 
@@ -202,7 +202,7 @@ class SqlServerEngine:
             if wants_relocation:
                 raise EngineError(
                     f"the logical file names of {first.database_name!r} are unknown here",
-                    code="UserErrorRestoreFileLayoutUnknown",
+                    code=ErrorCode.RESTORE_FILE_LAYOUT_UNKNOWN,
                     remediation="Restore on the source instance, or without relocation.",
                 )
             return []

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlharbor.errors import PermanentError
+from sqlharbor.errors import ErrorCode, InvalidInput
 
 from .tsql import StreamGeometry
 
@@ -57,11 +57,14 @@ class ConnectionSettings:
 
     def __post_init__(self) -> None:
         if self.instance and self.port:
-            raise PermanentError(
-                "give either an instance name or a port, not both", code="InvalidConfiguration"
+            raise InvalidInput(
+                "give either an instance name or a port, not both",
+                code=ErrorCode.INVALID_CONFIGURATION,
             )
         if self.auth is AuthMode.SQL and not self.user:
-            raise PermanentError("SQL authentication needs a user", code="InvalidConfiguration")
+            raise InvalidInput(
+                "SQL authentication needs a user", code=ErrorCode.INVALID_CONFIGURATION
+            )
 
     @property
     def server(self) -> str:
@@ -77,9 +80,9 @@ class ConnectionSettings:
             return self.password
         if self.password_file is not None:
             return self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        raise PermanentError(
+        raise InvalidInput(
             f"no password configured for login {self.user!r} on {self.server}",
-            code="UserErrorOpeningSQLConnection",
+            code=ErrorCode.OPENING_SQL_CONNECTION,
         )
 
     def odbc_connection_string(self) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlharbor.backupset import BackupType
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 
 #: ``sysname`` is ``nvarchar(128)``; QUOTENAME returns NULL beyond that.
 MAX_IDENTIFIER_LENGTH = 128
@@ -24,7 +24,7 @@ MAX_DEVICES = 64
 
 def _refuse_nul(value: str, what: str) -> None:
     if "\x00" in value:
-        raise EngineError(f"{what} contains a NUL character", code="UserErrorInvalidName")
+        raise EngineError(f"{what} contains a NUL character", code=ErrorCode.INVALID_NAME)
 
 
 def quote_identifier(name: str) -> str:
@@ -33,7 +33,7 @@ def quote_identifier(name: str) -> str:
     if not name or len(name) > MAX_IDENTIFIER_LENGTH:
         raise EngineError(
             f"identifier length {len(name)} is outside 1..{MAX_IDENTIFIER_LENGTH}",
-            code="UserErrorInvalidName",
+            code=ErrorCode.INVALID_NAME,
         )
     return "[" + name.replace("]", "]]") + "]"
 
@@ -112,7 +112,7 @@ def backup_statement(
     if backup_type is BackupType.DIFFERENTIAL and copy_only:
         raise EngineError(
             "a differential cannot be copy-only",
-            code="UserErrorSQLPODoesNotSupportBackupType",
+            code=ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE,
         )
     verb = "LOG" if backup_type is BackupType.LOG else "DATABASE"
     options: list[str] = []

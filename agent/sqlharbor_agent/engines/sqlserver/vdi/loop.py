@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from sqlharbor.errors import EngineError, TemporaryError
+from sqlharbor.errors import EngineError, ErrorCode, TemporaryError
 
 from ...base import ProgressCallback, Sink, Source
 from ..connection import map_sql_error
@@ -49,18 +49,14 @@ from .abi import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-VDI_CODE = "SQLServerVirtualDeviceError"
-VDI_REMEDIATION = (
-    "Check that the agent runs as the mssql user or in its group (Linux), that its login "
-    "is sysadmin, and the SQL Server error log."
-)
-
 
 class VdiError(EngineError):
-    """The VDI protocol failed (the server aborted, timed out, or refused the device)."""
+    """The VDI protocol failed (the server aborted, timed out, or refused the device).
 
-    code = VDI_CODE
-    remediation = VDI_REMEDIATION
+    It stays here, on the shared tree, because only this plugin raises and handles it:
+    the core does not know VDI exists."""
+
+    code = ErrorCode.SQL_SERVER_VIRTUAL_DEVICE_ERROR
 
 
 class ServerAborted(VdiError):
@@ -116,7 +112,7 @@ def _write_all(sink: Sink, view: memoryview) -> None:
         with view[offset:] as part:
             written = sink.write(part)
         if not written or written < 0:
-            raise EngineError("the backup sink accepted no bytes", code="SinkFailure")
+            raise EngineError("the backup sink accepted no bytes", code=ErrorCode.SINK_FAILURE)
         offset += written
 
 
@@ -198,7 +194,10 @@ class _Worker:
                         raise VdiError("the statement ended but the device was never closed")
                     grace_used = True
                 elif time.monotonic() - last_activity > self.timeouts.idle_s:
-                    raise VdiError(f"no VDI command for {self.timeouts.idle_s:g} s", code=VDI_CODE)
+                    raise VdiError(
+                        f"no VDI command for {self.timeouts.idle_s:g} s",
+                        code=ErrorCode.SQL_SERVER_VIRTUAL_DEVICE_ERROR,
+                    )
             elif result == VdError.ABORT:
                 raise ServerAborted("SQL Server aborted the virtual device stream")
             else:
@@ -363,7 +362,7 @@ class VdiSession:
             raise TemporaryError(
                 f"the BACKUP/RESTORE statement did not finish within "
                 f"{self._timeouts.finish_s:g} s after the stream ended",
-                code="SQLServerStatementTimeout",
+                code=ErrorCode.SQL_SERVER_STATEMENT_TIMEOUT,
                 remediation="Check the SQL Server error log and blocking sessions.",
             )
         if local_error is not None and not isinstance(local_error, ServerAborted):
