@@ -15,7 +15,7 @@ from sqlharbor.backupset import (
     DatabaseState,
     RecoveryModel,
 )
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 
 from .harness import EngineHarness, tick, wait_until_after
 
@@ -49,7 +49,7 @@ def test_permission_check_names_the_fix(harness: EngineHarness) -> None:
     harness.revoke_sysadmin()
     check = harness.engine.check_permissions()
     assert not check.ok
-    assert check.code == "UserErrorSQLNoSysadminMembership"
+    assert check.code == ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP
     assert check.remediation_tsql is not None
     assert check.remediation_tsql.startswith("ALTER SERVER ROLE [sysadmin] ADD MEMBER [")
 
@@ -135,4 +135,4 @@ def test_restore_over_an_existing_database_needs_replace(harness: EngineHarness)
     full, data = take(harness, name, BackupType.FULL)
     with pytest.raises(EngineError) as info:
         harness.engine.restore(RestoreOptions(name), [RestoreStep(full, io.BytesIO(data))])
-    assert info.value.code == "UserErrorCannotRestoreExistingDBWithoutForceOverwrite"
+    assert info.value.code == ErrorCode.TARGET_EXISTS

@@ -115,7 +115,7 @@ def test_out_of_band_log_backup_triggers_auto_heal_full(e2e: E2E) -> None:
         "the chain break in status",
         lambda: (
             e2e.pd_status("sim1-sales").get("lastError", {}).get("code")
-            == "UserErrorSQLLSNValidationFailure"
+            == ErrorCode.SQL_LSN_VALIDATION_FAILURE
             or e2e.pd_status("sim1-sales")["lastFull"]["recoveryPointId"] != first_full
         ),
     )
@@ -277,10 +277,10 @@ def test_bad_references_show_conditions_that_say_what_is_wrong(e2e: E2E) -> None
         "conditions on every database", lambda: all(ready(f"lonely-db{i}") for i in range(1, 5))
     )
     expectations = {
-        "lonely-db1": ("VaultNotFound", "absent"),
-        "lonely-db2": ("VaultUnavailable", "missing-kek"),
-        "lonely-db3": ("InstanceNotServed", "sqlharbor-agent"),
-        "lonely-db4": ("PolicyNotFound", "no-such-policy"),
+        "lonely-db1": (ErrorCode.VAULT_NOT_FOUND, "absent"),
+        "lonely-db2": (ErrorCode.VAULT_UNAVAILABLE, "missing-kek"),
+        "lonely-db3": (ErrorCode.INSTANCE_NOT_SERVED, "sqlharbor-agent"),
+        "lonely-db4": (ErrorCode.POLICY_NOT_FOUND, "no-such-policy"),
     }
     for name, (reason, words) in expectations.items():
         cond = ready(name)

@@ -28,6 +28,7 @@ from sqlharbor_agent.engines.simulated import open_simulated_engine
 from sqlharbor.api import API_VERSION, RestorePhase, contract
 from sqlharbor.demo.stack import Stack
 from sqlharbor.devenv.controlplane import ControlPlane
+from sqlharbor.errors import ErrorCode
 
 from .harness import E2E
 
@@ -284,7 +285,7 @@ def test_restore_onto_existing_database_without_overwrite_is_refused(env: Env) -
     )
     status = _finished(env, "refused", timeout=30)
     assert status["phase"] == RestorePhase.FAILED
-    assert status["error"]["code"] == "UserErrorCannotRestoreExistingDBWithoutForceOverwrite"
+    assert status["error"]["code"] == ErrorCode.TARGET_EXISTS
     assert "plan" not in status  # refused before any data moved
     assert "agentSession" not in status
     assert (engine.database("taken"), engine.rows("taken")) == before

@@ -9,6 +9,7 @@ from typing import Any
 from sqlharbor_agent.engines.sqlserver import catalog
 
 from sqlharbor.backupset import BackupType, DatabaseState, RecoveryModel
+from sqlharbor.errors import ErrorCode
 
 from .fakes import FakeServer
 
@@ -125,7 +126,7 @@ def test_permission_check_reports_the_exact_fix() -> None:
     server.on("IS_SRVROLEMEMBER", [{"login": "CONTOSO\\agent]x", "is_sysadmin": 0}])
     check = catalog.check_permissions(server.connect().cursor())
     assert not check.ok
-    assert check.code == "UserErrorSQLNoSysadminMembership"
+    assert check.code == ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP
     assert check.remediation_tsql == "ALTER SERVER ROLE [sysadmin] ADD MEMBER [CONTOSO\\agent]]x];"
     ok_server = FakeServer()
     ok_server.on("IS_SRVROLEMEMBER", [{"login": "sa", "is_sysadmin": 1}])

@@ -17,7 +17,7 @@ from sqlharbor_agent.engines.sqlserver.settings import (
     SqlServerSettings,
 )
 
-from sqlharbor.errors import EngineError, TemporaryError
+from sqlharbor.errors import EngineError, ErrorCode, TemporaryError
 
 from .fakes import FakeOdbcError, FakeServer, sql_error
 
@@ -25,17 +25,17 @@ from .fakes import FakeOdbcError, FakeServer, sql_error
 @pytest.mark.parametrize(
     ("number", "code"),
     [
-        (4214, "UserErrorParentFullBackupMissing"),
-        (4305, "UserErrorSQLLSNValidationFailure"),
-        (4326, "UserErrorSQLLSNValidationFailure"),
-        (3159, "UserErrorCannotRestoreExistingDBWithoutForceOverwrite"),
-        (1834, "UserErrorCannotRestoreExistingDBWithoutForceOverwrite"),
-        (9002, "UserErrorBackupFailedAsTransactionLogIsFull"),
-        (18456, "UserErrorOpeningSQLConnection"),
-        (15247, "UserErrorSQLNoSysadminMembership"),
-        (262, "UserErrorSQLNoSysadminMembership"),
-        (4208, "UserErrorSQLPODoesNotSupportBackupType"),
-        (4341, "UserErrorRestoreNotPossibleBecauseLogBackupContainsBulkLoggedChanges"),
+        (4214, ErrorCode.PARENT_FULL_BACKUP_MISSING),
+        (4305, ErrorCode.SQL_LSN_VALIDATION_FAILURE),
+        (4326, ErrorCode.SQL_LSN_VALIDATION_FAILURE),
+        (3159, ErrorCode.TARGET_EXISTS),
+        (1834, ErrorCode.TARGET_EXISTS),
+        (9002, ErrorCode.TRANSACTION_LOG_FULL),
+        (18456, ErrorCode.OPENING_SQL_CONNECTION),
+        (15247, ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP),
+        (262, ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP),
+        (4208, ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE),
+        (4341, ErrorCode.LOG_BACKUP_CONTAINS_BULK_LOGGED_CHANGES),
     ],
 )
 def test_sql_errors_map_to_stable_codes(number: int, code: str) -> None:
@@ -52,16 +52,16 @@ def test_specific_error_wins_over_the_3013_trailer() -> None:
         "database backup. (4214); [42000] [SQL Server]BACKUP LOG is terminating abnormally. (3013)",
     )
     assert sql_error_numbers(str(exc.args[1])) == [4214, 3013]
-    assert map_sql_error(exc).code == "UserErrorParentFullBackupMissing"
+    assert map_sql_error(exc).code == ErrorCode.PARENT_FULL_BACKUP_MISSING
 
 
 def test_connection_sqlstate_is_temporary_and_unknown_errors_are_engine_errors() -> None:
     net = map_sql_error(FakeOdbcError("08001", "[08001] TCP Provider: timeout (0)"))
     assert isinstance(net, TemporaryError)
-    assert net.code == "UserErrorOpeningSQLConnection"
+    assert net.code == ErrorCode.OPENING_SQL_CONNECTION
     other = map_sql_error(sql_error(50000, "custom"))
     assert isinstance(other, EngineError)
-    assert other.code == "SQLServerError"
+    assert other.code == ErrorCode.SQL_SERVER_ERROR
     assert "custom" in str(other)
 
 
@@ -71,7 +71,7 @@ def test_execute_drained_surfaces_an_error_sent_after_the_first_result() -> None
     cursor = server.connect().cursor()
     with pytest.raises(EngineError) as info:
         execute_drained(cursor, "BACKUP LOG [x] TO VIRTUAL_DEVICE = N'v';")
-    assert info.value.code == "UserErrorBackupFailedAsTransactionLogIsFull"
+    assert info.value.code == ErrorCode.TRANSACTION_LOG_FULL
 
 
 def test_query_passes_values_as_parameters() -> None:

@@ -20,7 +20,7 @@ from sqlharbor_agent.engines.sqlserver.tsql import StreamGeometry
 from sqlharbor_agent.engines.sqlserver.vdi.linux import LinuxVdi
 
 from sqlharbor.backupset import BackupRecord, BackupRequest, BackupType, RecoveryModel
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 
 from .fakes import FakeServer
 from .standin import StandinStatements, StandinVdi
@@ -128,7 +128,7 @@ def test_restore_left_restoring_is_an_error(standin: StandinVdi) -> None:
             [RestoreStep(record(BackupType.FULL), io.BytesIO(b"full"))],
             StopAt(lsn=Decimal(5).__int__()),
         )
-    assert info.value.code == "UserErrorRestoreStopPointOutsideBackups"
+    assert info.value.code == ErrorCode.RESTORE_STOP_POINT_OUTSIDE_BACKUPS
     assert "REPLACE" in statements.statements[0]
     assert "MOVE" not in statements.statements[0]
 
@@ -140,7 +140,7 @@ def test_relocation_without_known_files_is_refused(standin: StandinVdi) -> None:
             RestoreOptions("Other", relocation=FileRelocation(data_dir="/x")),
             [RestoreStep(record(BackupType.FULL), io.BytesIO(b""))],
         )
-    assert info.value.code == "UserErrorRestoreFileLayoutUnknown"
+    assert info.value.code == ErrorCode.RESTORE_FILE_LAYOUT_UNKNOWN
 
 
 def test_the_agent_constructor_uses_the_config_section() -> None:

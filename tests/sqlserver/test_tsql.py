@@ -19,7 +19,7 @@ from sqlharbor_agent.engines.sqlserver.tsql import (
 )
 
 from sqlharbor.backupset import BackupType
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 
 GEOMETRY = StreamGeometry(max_transfer_size=1048576, buffer_count=4, block_size=65536)
 DEV = ["6f1c2a9e-0000-4000-8000-000000000001"]
@@ -49,7 +49,7 @@ def test_quoting_doubles_the_closing_character(name: str, ident: str, literal: s
 def test_identifiers_that_quotename_refuses_are_refused(bad: str) -> None:
     with pytest.raises(EngineError) as info:
         quote_identifier(bad)
-    assert info.value.code == "UserErrorInvalidName"
+    assert info.value.code == ErrorCode.INVALID_NAME
 
 
 def test_identifier_of_128_characters_is_accepted() -> None:

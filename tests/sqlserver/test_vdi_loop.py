@@ -23,7 +23,7 @@ from sqlharbor_agent.engines.sqlserver.vdi.linux import LinuxVdi
 from sqlharbor_agent.engines.sqlserver.vdi.loop import VdiError, VdiSession
 
 from sqlharbor.backupset import BackupType
-from sqlharbor.errors import EngineError, SqlHarborError, TemporaryError
+from sqlharbor.errors import EngineError, ErrorCode, SqlHarborError, TemporaryError
 
 from .fakes import FakeServer, sql_error
 from .standin import Misbehave, StandinStatements, StandinVdi
@@ -164,7 +164,7 @@ def test_server_that_never_configures_times_out_and_aborts(harness: Harness) -> 
 def test_server_abort_mid_stream_reports_the_statement_error(harness: Harness) -> None:
     error, _ = timed(lambda: harness.backup([os.urandom(3 * MTS)], Misbehave.ABORT_MID_STREAM))
     assert "server aborted mid-stream" in str(error)
-    assert error.code == "SQLServerError"  # type: ignore[attr-defined]
+    assert error.code == ErrorCode.SQL_SERVER_ERROR  # type: ignore[attr-defined]
 
 
 def test_restore_abort_mid_stream(harness: Harness) -> None:
@@ -207,7 +207,7 @@ class FailingSink:
     def write(self, data: bytes | memoryview) -> int:
         self.after -= 1
         if self.after < 0:
-            raise TemporaryError("vault upload failed", code="VaultUnavailable")
+            raise TemporaryError("vault upload failed", code=ErrorCode.VAULT_UNAVAILABLE)
         return len(data)
 
 
@@ -219,7 +219,7 @@ def test_sink_failure_aborts_and_is_reported_as_itself(harness: Harness) -> None
             [FailingSink(after=1)],
         )
     )
-    assert error.code == "VaultUnavailable"  # type: ignore[attr-defined]
+    assert error.code == ErrorCode.VAULT_UNAVAILABLE  # type: ignore[attr-defined]
     assert harness.statements.results[0].status == 3013
     assert b"995" in harness.statements.results[0].message
 
@@ -238,7 +238,7 @@ def test_statement_error_before_configuration_is_reported_quickly(harness: Harne
             [io.BytesIO()],
         )
     )
-    assert error.code == "UserErrorSQLNoSysadminMembership"  # type: ignore[attr-defined]
+    assert error.code == ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP  # type: ignore[attr-defined]
     assert elapsed < FAST.configure_s
 
 

@@ -10,15 +10,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
-from sqlharbor.errors import PermanentError, TemporaryError
-from sqlharbor.vault import (
+from sqlharbor.errors import (
     AlreadyExists,
-    AzureBlobStore,
     BlobNotFound,
     ContainerNotFound,
+    ErrorCode,
+    PermanentError,
+    RecoveryPointNotFound,
+    TemporaryError,
+)
+from sqlharbor.vault import (
+    AzureBlobStore,
     KeyEncryptionKey,
     Manifest,
-    RecoveryPointNotFound,
     RetryPolicy,
     Vault,
     VaultSettings,
@@ -205,4 +209,4 @@ def test_a_missing_container_is_told_apart_from_a_missing_blob(
     )
     with pytest.raises(ContainerNotFound, match="container does not exist") as missing:
         list(absent.list("points/"))
-    assert missing.value.code == "VaultContainerNotFound"
+    assert missing.value.code == ErrorCode.VAULT_CONTAINER_NOT_FOUND

@@ -16,6 +16,7 @@ from sqlharbor.autoheal import (
     decide,
 )
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
+from sqlharbor.errors import ErrorCode
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 HEALTHY = ChainState(
@@ -43,13 +44,13 @@ HEALTHY = ChainState(
         ),
         (
             BackupType.LOG,
-            {"last_error_code": "UserErrorSQLLSNValidationFailure"},
+            {"last_error_code": ErrorCode.SQL_LSN_VALIDATION_FAILURE},
             BackupType.FULL,
             Reason.LOG_CHAIN_BROKEN,
         ),
         (
             BackupType.DIFFERENTIAL,
-            {"last_error_code": "UserErrorParentFullBackupMissing"},
+            {"last_error_code": ErrorCode.PARENT_FULL_BACKUP_MISSING},
             BackupType.FULL,
             Reason.PARENT_FULL_MISSING,
         ),
@@ -109,7 +110,7 @@ def test_simple_log_message_and_on_demand_refusal() -> None:
     assert "database uses SIMPLE recovery: log backups are skipped; fulls only" in skipped.message
     refused = decide(BackupType.LOG, state, NOW, on_demand=True)
     assert refused.backup_type is None
-    assert refused.error_code == "UserErrorSQLPODoesNotSupportBackupType"
+    assert refused.error_code == ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE
 
 
 def test_policy_sets_the_full_age_limit() -> None:
@@ -143,10 +144,10 @@ def test_log_continuity() -> None:
     assert check_log_continuity(210, _log(200, 250)).ok  # first log after a base
     broken = check_log_continuity(200, _log(230, 250))
     assert not broken.ok
-    assert broken.code == "UserErrorSQLLSNValidationFailure"
+    assert broken.code == ErrorCode.SQL_LSN_VALIDATION_FAILURE
     assert "230" in broken.message
     assert "200" in broken.message
-    assert check_log_continuity(None, _log(200, 250)).code == "UserErrorParentFullBackupMissing"
+    assert check_log_continuity(None, _log(200, 250)).code == ErrorCode.PARENT_FULL_BACKUP_MISSING
 
 
 def test_differential_base_moved() -> None:
@@ -154,4 +155,4 @@ def test_differential_base_moved() -> None:
     assert check_differential_base(100, diff).ok
     moved = check_differential_base(90, diff)
     assert not moved.ok
-    assert moved.code == "UserErrorSQLLSNValidationFailure"
+    assert moved.code == ErrorCode.SQL_LSN_VALIDATION_FAILURE

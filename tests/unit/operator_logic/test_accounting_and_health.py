@@ -10,6 +10,7 @@ from sqlharbor_operator.health import assess
 
 from sqlharbor.api import ChainHealth, Health, JobReason, contract
 from sqlharbor.backupset import BackupType, RecoveryModel
+from sqlharbor.errors import ErrorCode
 
 from .builders import T0, empty, failure, result
 
@@ -71,7 +72,7 @@ def test_copy_only_full_is_counted_but_moves_neither_base_nor_window() -> None:
 def test_ready_is_never_true_while_backups_fail() -> None:
     status = apply_failure(
         _chain(2),
-        failure("UserErrorOpeningSQLConnection", "no route"),
+        failure(ErrorCode.OPENING_SQL_CONNECTION, "no route"),
         T0 + timedelta(minutes=3),
     )
     verdict = assess(
@@ -117,10 +118,10 @@ def test_problems_and_suspension_win() -> None:
     v = assess(
         status,
         suspended=False,
-        problem=("VaultNotFound", "BackupVault x is gone"),
+        problem=(ErrorCode.VAULT_NOT_FOUND, "BackupVault x is gone"),
         **kwargs,
     )
-    assert (v.health, v.reason) == (Health.UNHEALTHY, "VaultNotFound")
+    assert (v.health, v.reason) == (Health.UNHEALTHY, ErrorCode.VAULT_NOT_FOUND)
 
 
 def test_rpo_is_the_age_of_the_latest_restorable_second() -> None:
@@ -223,7 +224,7 @@ def test_status_patches_clear_fields_that_became_none() -> None:
     from sqlharbor_operator.controller import _with_nulls
 
     broken = apply_failure(
-        _chain(1), failure("UserErrorSQLLSNValidationFailure"), T0 + timedelta(minutes=2)
+        _chain(1), failure(ErrorCode.SQL_LSN_VALIDATION_FAILURE), T0 + timedelta(minutes=2)
     )
     healed = apply_success(
         broken, result(BackupType.FULL, T0 + timedelta(minutes=3), rp="f"), "j", False

@@ -11,7 +11,7 @@ from sqlharbor_operator.pruning import RetentionPass
 from sqlharbor_operator.state import State
 
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
-from sqlharbor.vault import BlobNotFound, ContainerNotFound, VaultAccessDenied
+from sqlharbor.errors import BlobNotFound, ContainerNotFound, VaultAccessDenied
 
 from .builders import GUID, T0
 

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlharbor_operator.accounting import apply_failure, apply_success
 from sqlharbor_operator.heal import heal
-from sqlharbor_operator.scheduling import InvalidPolicy, due, parse_duration, validate_policy
+from sqlharbor_operator.scheduling import due, parse_duration, validate_policy
 
 from sqlharbor.api import JobReason
 from sqlharbor.backupset import BackupType, RecoveryModel
+from sqlharbor.errors import ErrorCode, InvalidPolicy
 
 from .builders import T0, database, empty, failure, policy, resolved, result
 
@@ -78,7 +79,7 @@ def test_a_log_before_any_full_becomes_a_full() -> None:
 def test_chain_break_reported_by_the_agent_makes_the_next_backup_a_full() -> None:
     status = apply_success(empty(), result(BackupType.FULL, T0), "j", False)
     broken = apply_failure(
-        status, failure("UserErrorSQLLSNValidationFailure", "gap"), T0 + timedelta(minutes=1)
+        status, failure(ErrorCode.SQL_LSN_VALIDATION_FAILURE, "gap"), T0 + timedelta(minutes=1)
     )
     assert broken.chain is not None
     assert broken.chain.full_required == "LogChainBroken"

@@ -11,6 +11,7 @@ from sqlharbor_operator.controller import Controller
 from sqlharbor_operator.state import State
 
 from sqlharbor.api import Health, JobPhase
+from sqlharbor.errors import ErrorCode
 
 from .builders import T0
 
@@ -85,7 +86,7 @@ def test_unchanged_status_is_not_written_again() -> None:
     assert len(writes) == 1, "five ticks, nothing changed after the first: one write"
     body = writes[0][2]
     assert body["health"] == "Unhealthy"
-    assert body["conditions"][0]["reason"] == "PolicyNotFound"
+    assert body["conditions"][0]["reason"] == ErrorCode.POLICY_NOT_FOUND
     assert body["lastError"] is None, "absent fields are sent as null (merge patch clears them)"
 
 

@@ -10,6 +10,7 @@ from planner_synthetic import History
 
 from sqlharbor import chain, planner
 from sqlharbor.backupset import BackupType
+from sqlharbor.errors import ErrorCode
 
 
 def test_point_in_time_uses_latest_base_and_covering_logs() -> None:
@@ -90,12 +91,12 @@ def test_gap_splits_the_window_and_is_refused_with_nearest_times() -> None:
     assert windows[1].start == healed.record.finish
     with pytest.raises(planner.PlanError) as err:
         planner.plan_restore(h.points, before.record.finish + timedelta(seconds=5))
-    assert err.value.code == "UserErrorRestorePointInLogGap"
+    assert err.value.code == ErrorCode.RESTORE_POINT_IN_LOG_GAP
     assert before.record.finish.isoformat() in err.value.message
     assert healed.record.finish.isoformat() in err.value.message
     with pytest.raises(planner.PlanError) as err:
         planner.plan_restore(h.points, windows[0].start - timedelta(seconds=1))
-    assert err.value.code == "UserErrorRestorePointOutsideWindow"
+    assert err.value.code == ErrorCode.RESTORE_POINT_OUTSIDE_WINDOW
     assert windows[0].start.isoformat() in err.value.message
 
 
@@ -122,7 +123,7 @@ def test_lsn_recovery_point_and_latest_targets() -> None:
     assert plan.target_time == log2.record.finish
     with pytest.raises(planner.PlanError) as err:
         planner.plan_restore(h.points, planner.AtRecoveryPoint("nope"))
-    assert err.value.code == "UserErrorRecoveryPointNotFound"
+    assert err.value.code == ErrorCode.RECOVERY_POINT_NOT_FOUND
     with pytest.raises(planner.PlanError) as err:
         planner.plan_restore([], planner.Latest())
 

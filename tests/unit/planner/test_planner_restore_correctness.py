@@ -17,7 +17,7 @@ from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload, Workloa
 
 from sqlharbor import autoheal, planner
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 
 DATABASES = {"sales": RecoveryModel.FULL, "inventory": RecoveryModel.FULL}
 SEED = int(os.environ.get("SQLHARBOR_TEST_SEED", random.SystemRandom().randrange(1 << 30)))
@@ -179,16 +179,16 @@ def test_unreachable_targets_are_refused(tmp_path: Path) -> None:
         windows = planner.recovery_window(points)
         with pytest.raises(planner.PlanError) as err:
             planner.plan_restore(points, windows[0].start - timedelta(microseconds=1))
-        assert err.value.code == "UserErrorRestorePointOutsideWindow"
+        assert err.value.code == ErrorCode.RESTORE_POINT_OUTSIDE_WINDOW
         assert windows[0].start.isoformat() in err.value.message
         with pytest.raises(planner.PlanError) as err:
             planner.plan_restore(points, windows[-1].end + timedelta(seconds=1))
-        assert err.value.code == "UserErrorRestorePointOutsideWindow"
+        assert err.value.code == ErrorCode.RESTORE_POINT_OUTSIDE_WINDOW
         for before, after in itertools.pairwise(windows):
             middle = before.end + (after.start - before.end) / 2
             with pytest.raises(planner.PlanError) as err:
                 planner.plan_restore(points, middle)
-            assert err.value.code == "UserErrorRestorePointInLogGap"
+            assert err.value.code == ErrorCode.RESTORE_POINT_IN_LOG_GAP
             assert before.end.isoformat() in err.value.message
             assert after.start.isoformat() in err.value.message
         # the engine itself refuses to stop beyond what the steps hold

@@ -211,7 +211,7 @@ def test_time_plan_uses_the_chain_and_stops_on_the_logs() -> None:
 def test_target_outside_the_window_names_the_nearest_time(when: str, nearest: str) -> None:
     decision = decide(_state(), _job(point={"time": when}), NOW, _opener(FakeCatalog()))
     assert isinstance(decision, Refused)
-    assert decision.error.code == "UserErrorRestorePointOutsideWindow"
+    assert decision.error.code == ErrorCode.RESTORE_POINT_OUTSIDE_WINDOW
     assert nearest in decision.error.message
 
 
@@ -230,7 +230,7 @@ def test_vault_source_that_the_vault_does_not_hold_is_refused_with_what_it_holds
     source = {"vault": {"vaultRef": {"name": "vault"}, "instance": "vm1", "databaseName": "nope"}}
     decision = decide(_state(), _job(source=source), NOW, _opener(FakeCatalog()))
     assert isinstance(decision, Refused)
-    assert decision.error.code == "UserErrorRestoreSourceNotFound"
+    assert decision.error.code == ErrorCode.RESTORE_SOURCE_NOT_FOUND
     assert "sales" in decision.error.message
 
 
@@ -257,7 +257,7 @@ def test_missing_target_instance_is_refused() -> None:
     job = _job(target={"database": {"instanceRef": {"name": "nope"}, "databaseName": "x"}})
     decision = decide(_state(), job, NOW, _never)
     assert isinstance(decision, Refused)
-    assert decision.error.code == "UserErrorTargetInstanceNotFound"
+    assert decision.error.code == ErrorCode.TARGET_INSTANCE_NOT_FOUND
 
 
 class _RecordingClient:

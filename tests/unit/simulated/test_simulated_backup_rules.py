@@ -20,7 +20,7 @@ from sqlharbor_agent.engines.simulated.payload import page_payload
 
 from sqlharbor import chain
 from sqlharbor.backupset import BackupRequest, BackupType, DatabaseState, RecoveryModel
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 
 
 def _work(engine: SimulatedEngine, clock: FakeClock, n: int = 20, db: str = "sales") -> None:
@@ -40,16 +40,16 @@ def test_is_an_engine(engine: SimulatedEngine) -> None:
 def test_missing_database_is_refused(engine: SimulatedEngine, vault: Vault) -> None:
     with pytest.raises(EngineError) as err:
         vault.backup(engine, "nope", BackupType.FULL)
-    assert err.value.code == "UserErrorSQLPODoesNotExist"
+    assert err.value.code == ErrorCode.SQL_PO_DOES_NOT_EXIST
 
 
 def test_log_before_any_full_is_refused(engine: SimulatedEngine, vault: Vault) -> None:
     with pytest.raises(EngineError) as err:
         vault.backup(engine, "sales", BackupType.LOG)
-    assert err.value.code == "UserErrorParentFullBackupMissing"
+    assert err.value.code == ErrorCode.PARENT_FULL_BACKUP_MISSING
     with pytest.raises(EngineError) as err:
         vault.backup(engine, "sales", BackupType.DIFFERENTIAL)
-    assert err.value.code == "UserErrorParentFullBackupMissing"
+    assert err.value.code == ErrorCode.PARENT_FULL_BACKUP_MISSING
 
 
 def test_log_chain_continues_across_fulls(
@@ -82,12 +82,12 @@ def test_simple_recovery_refuses_logs_and_breaks_the_chain(
     engine.set_recovery_model("sales", RecoveryModel.SIMPLE)
     with pytest.raises(EngineError) as err:
         vault.backup(engine, "sales", BackupType.LOG)
-    assert err.value.code == "UserErrorSQLPODoesNotSupportBackupType"
+    assert err.value.code == ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE
     assert "SIMPLE" in err.value.message
     engine.set_recovery_model("sales", RecoveryModel.FULL)
     with pytest.raises(EngineError) as err:
         vault.backup(engine, "sales", BackupType.LOG)
-    assert err.value.code == "UserErrorParentFullBackupMissing"
+    assert err.value.code == ErrorCode.PARENT_FULL_BACKUP_MISSING
     # a differential restarts the chain
     diff = vault.backup(engine, "sales", BackupType.DIFFERENTIAL)
     assert diff.begins_log_chain
@@ -151,7 +151,7 @@ def test_master_takes_fulls_only(engine: SimulatedEngine, vault: Vault) -> None:
     for kind in (BackupType.DIFFERENTIAL, BackupType.LOG):
         with pytest.raises(EngineError) as err:
             vault.backup(engine, "master", kind)
-        assert err.value.code == "UserErrorSQLPODoesNotSupportBackupType"
+        assert err.value.code == ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE
 
 
 def test_permission_check_names_the_fix(engine: SimulatedEngine, vault: Vault) -> None:
@@ -159,14 +159,14 @@ def test_permission_check_names_the_fix(engine: SimulatedEngine, vault: Vault) -
     engine.set_sysadmin(False)
     check = engine.check_permissions()
     assert not check.ok
-    assert check.code == "UserErrorSQLNoSysadminMembership"
+    assert check.code == ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP
     assert (
         check.remediation_tsql
         == "ALTER SERVER ROLE [sysadmin] ADD MEMBER [NT SERVICE\\SQLHarborAgent];"
     )
     with pytest.raises(EngineError) as err:
         vault.backup(engine, "sales", BackupType.FULL)
-    assert err.value.code == "UserErrorSQLNoSysadminMembership"
+    assert err.value.code == ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP
 
 
 def test_discover_and_seed_are_idempotent(engine: SimulatedEngine, clock: FakeClock) -> None:

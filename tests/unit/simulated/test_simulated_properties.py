@@ -23,7 +23,7 @@ from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload, Workloa
 
 from sqlharbor import autoheal, chain, planner
 from sqlharbor.backupset import BackupType, RecoveryModel
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 
 ACTIONS = st.lists(
     st.sampled_from(
@@ -59,11 +59,11 @@ class Model:
     def refuses(self, action: str) -> str | None:
         if action in ("log", "copy_log", "foreign_log"):
             if self.simple:
-                return "UserErrorSQLPODoesNotSupportBackupType"
+                return ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE
             if not self.chain:
-                return "UserErrorParentFullBackupMissing"
+                return ErrorCode.PARENT_FULL_BACKUP_MISSING
         if action == "diff" and not self.diff_base:
-            return "UserErrorParentFullBackupMissing"
+            return ErrorCode.PARENT_FULL_BACKUP_MISSING
         return None
 
     def after(self, action: str) -> None:
@@ -199,9 +199,9 @@ def _check_restorable(engine: SimulatedEngine, vault: Vault, rng: random.Random)
     outside = windows[0].start - timedelta(microseconds=1)
     with pytest.raises(planner.PlanError) as err:
         planner.plan_restore(points, outside)
-    assert err.value.code == "UserErrorRestorePointOutsideWindow"
+    assert err.value.code == ErrorCode.RESTORE_POINT_OUTSIDE_WINDOW
     if with_gaps:
         middle = windows[0].end + (windows[1].start - windows[0].end) / 2
         with pytest.raises(planner.PlanError) as err:
             planner.plan_restore(points, middle)
-        assert err.value.code == "UserErrorRestorePointInLogGap"
+        assert err.value.code == ErrorCode.RESTORE_POINT_IN_LOG_GAP

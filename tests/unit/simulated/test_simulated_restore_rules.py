@@ -16,7 +16,7 @@ from sqlharbor_agent.engines.base import RestoreOptions, RestoreStep, StopAt
 from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload
 
 from sqlharbor.backupset import BackupRequest, BackupType, DatabaseState
-from sqlharbor.errors import EngineError
+from sqlharbor.errors import EngineError, ErrorCode
 
 
 def _work(engine: SimulatedEngine, clock: FakeClock, n: int = 10) -> None:
@@ -65,7 +65,7 @@ def test_full_diff_logs_restore_with_a_new_guid(engine: SimulatedEngine, history
     # the restored database needs a full before anything else
     with pytest.raises(EngineError) as err:
         engine.backup(BackupRequest("copy", BackupType.LOG), io.BytesIO())
-    assert err.value.code == "UserErrorParentFullBackupMissing"
+    assert err.value.code == ErrorCode.PARENT_FULL_BACKUP_MISSING
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_wrong_order_is_refused(
 ) -> None:
     with pytest.raises(EngineError) as err:
         _restore(engine, history, indexes)
-    assert err.value.code == "UserErrorRestoreSequenceInvalid"
+    assert err.value.code == ErrorCode.RESTORE_SEQUENCE_INVALID
     assert fragment in err.value.message
     if len(indexes) > 1:
         assert engine.database("copy").state is DatabaseState.RESTORING
@@ -104,7 +104,7 @@ def test_existing_target_needs_replace(engine: SimulatedEngine, history: Vault) 
     before = engine.rows("sales")
     with pytest.raises(EngineError) as err:
         _restore(engine, history, [0], target="sales")
-    assert err.value.code == "UserErrorCannotRestoreExistingDBWithoutForceOverwrite"
+    assert err.value.code == ErrorCode.TARGET_EXISTS
     assert engine.rows("sales") == before
     assert engine.database("sales").state is DatabaseState.ONLINE
     old_guid = engine.database("sales").database_guid
@@ -132,7 +132,7 @@ def test_stop_outside_the_backups_leaves_restoring(engine: SimulatedEngine, hist
         _restore(
             engine, history, [0, 1], stop=StopAt(time=log1.finish + (log1.finish - full.finish))
         )
-    assert err.value.code == "UserErrorRestoreStopPointOutsideBackups"
+    assert err.value.code == ErrorCode.RESTORE_STOP_POINT_OUTSIDE_BACKUPS
     assert engine.database("copy").state is DatabaseState.RESTORING
     with pytest.raises(EngineError) as err:
         _restore(engine, history, [0, 1], target="copy2", stop=StopAt(lsn=full.first_lsn - 5))
@@ -146,19 +146,19 @@ def test_damaged_stream_leaves_restoring(engine: SimulatedEngine, history: Vault
     steps = [history.step(history.points[0]), RestoreStep(point.record, io.BytesIO(bytes(damaged)))]
     with pytest.raises(EngineError) as err:
         engine.restore(RestoreOptions("copy"), steps)
-    assert err.value.code == "UserErrorBackupStreamInvalid"
+    assert err.value.code == ErrorCode.BACKUP_STREAM_INVALID
     assert engine.database("copy").state is DatabaseState.RESTORING
     truncated = history.streams[history.points[0].id][:-40]
     with pytest.raises(EngineError) as err:
         engine.restore(
             RestoreOptions("copy3"), [RestoreStep(history.points[0].record, io.BytesIO(truncated))]
         )
-    assert err.value.code == "UserErrorBackupStreamInvalid"
+    assert err.value.code == ErrorCode.BACKUP_STREAM_INVALID
     # a stream that belongs to another recovery point
     wrong = RestoreStep(history.points[0].record, io.BytesIO(history.streams[history.points[2].id]))
     with pytest.raises(EngineError) as err:
         engine.restore(RestoreOptions("copy4"), [wrong])
-    assert err.value.code == "UserErrorBackupStreamDoesNotMatchRecord"
+    assert err.value.code == ErrorCode.BACKUP_STREAM_DOES_NOT_MATCH_RECORD
 
 
 def test_workload_thread_and_backups_run_together(engine: SimulatedEngine, vault: Vault) -> None:

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from sqlharbor.errors import IntegrityError, PermanentError
-from sqlharbor.vault import ChunkCodec, Compression, InvalidKey, KeyEncryptionKey
+from sqlharbor.errors import ErrorCode, IntegrityError, InvalidKey, PermanentError
+from sqlharbor.vault import ChunkCodec, Compression, KeyEncryptionKey
 from sqlharbor.vault.keys import new_data_key
 
 POINT = "20261124T180102Z-F-1a2b3c4d"
@@ -41,7 +41,7 @@ def test_bad_kek_is_refused_without_echoing_it(text: str, fragment: str) -> None
     assert "Secret prod/vault-key" in message
     assert text not in message
     assert isinstance(caught.value, PermanentError)
-    assert caught.value.code == "VaultKeyInvalid"
+    assert caught.value.code == ErrorCode.VAULT_KEY_INVALID
 
 
 def test_data_key_wrap_round_trip_and_wrong_kek() -> None:

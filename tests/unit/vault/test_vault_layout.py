@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sqlharbor.backupset import BackupType
-from sqlharbor.vault import InvalidName, Layout, RecoveryPointId, new_recovery_point_id
+from sqlharbor.errors import InvalidName
+from sqlharbor.vault import Layout, RecoveryPointId, new_recovery_point_id
 from sqlharbor.vault.layout import decode_component, encode_component
 
 GUID = "6f9619ff-8b86-d011-b42d-00c04fc964ff"

@@ -13,17 +13,14 @@ import pytest
 from vault_fakes import MemoryBlobStore, make_record
 
 from sqlharbor.backupset import BackupType
-from sqlharbor.errors import IntegrityError, PermanentError
-from sqlharbor.vault import (
+from sqlharbor.errors import (
     AlreadyExists,
-    Compression,
-    KeyEncryptionKey,
-    Layout,
-    Manifest,
+    ErrorCode,
+    IntegrityError,
+    PermanentError,
     RecoveryPointNotFound,
-    Vault,
-    WriterSettings,
 )
+from sqlharbor.vault import Compression, KeyEncryptionKey, Layout, Manifest, Vault, WriterSettings
 
 GUID = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
 INSTANCE = "HOST\\SQL01"
@@ -169,7 +166,7 @@ def test_a_failed_upload_fails_the_writer_and_commits_nothing(
     make_vault: MakeVault, store: MemoryBlobStore
 ) -> None:
     def broken(name: str, block_id: str, data: object) -> None:
-        raise PermanentError("stage refused", code="VaultRequestRefused")
+        raise PermanentError("stage refused", code=ErrorCode.VAULT_REQUEST_REFUSED)
 
     store.stage_block = broken  # type: ignore[method-assign]
     writer = make_vault().open_writer(INSTANCE, "Sales", GUID, BackupType.FULL)

@@ -8,11 +8,8 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
-from sqlharbor.vault import (
-    AlreadyExists,
-    BlobInfo,
-    BlobNotFound,
-)
+from sqlharbor.errors import AlreadyExists, BlobNotFound
+from sqlharbor.vault import BlobInfo
 
 Buffer = bytes | bytearray | memoryview
 
