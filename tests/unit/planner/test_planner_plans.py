@@ -6,10 +6,10 @@ import random
 from datetime import timedelta
 
 import pytest
-from planner_synthetic import History
 
 from sqlharbor import chain, planner
 from sqlharbor.backupset import BackupType
+from tests.builders.records import History
 
 
 def test_point_in_time_uses_latest_base_and_covering_logs() -> None:
