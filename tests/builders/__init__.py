@@ -5,6 +5,8 @@
 - ``tests.builders.stores``: an in-memory ``BlobStore`` and a wrapper that records the
   names every store is asked to read.
 - ``tests.builders.kube``: ``FakeClient``, a ``KubeClient`` stand-in that records writes.
+- ``tests.builders.operator``: operator objects (policies, databases, resolved targets,
+  job results) with defaults that make sense.
 - ``tests.builders.simulated``: a hand-moved clock and in-memory backup streams for the
   simulated engine.
 

@@ -16,6 +16,7 @@ from sqlharbor.autoheal import (
     decide,
 )
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
+from tests.builders.records import backup_record
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 HEALTHY = ChainState(
@@ -122,11 +123,10 @@ def test_policy_sets_the_full_age_limit() -> None:
 
 
 def _log(first: int, last: int) -> BackupRecord:
-    return BackupRecord(
-        database_name="sales",
-        database_guid="G1",
-        backup_type=BackupType.LOG,
-        is_copy_only=False,
+    return backup_record(
+        BackupType.LOG,
+        name="sales",
+        guid="G1",
         first_lsn=first,
         last_lsn=last,
         checkpoint_lsn=last - 1,
@@ -134,7 +134,7 @@ def _log(first: int, last: int) -> BackupRecord:
         differential_base_lsn=None,
         start=NOW,
         finish=NOW,
-        recovery_model=RecoveryModel.FULL,
+        size_bytes=0,
     )
 
 

@@ -10,8 +10,7 @@ from sqlharbor_operator.health import assess
 
 from sqlharbor.api import ChainHealth, Health, JobReason, contract
 from sqlharbor.backupset import BackupType, RecoveryModel
-
-from .builders import T0, empty, failure, result
+from tests.builders.operator import T0, empty, failure, result
 
 
 def _chain(n: int) -> object:

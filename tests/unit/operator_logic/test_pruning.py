@@ -10,10 +10,10 @@ import pytest
 from sqlharbor_operator.pruning import RetentionPass
 from sqlharbor_operator.state import State
 
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.backupset import BackupType, RecoveryPoint
 from sqlharbor.vault import BlobNotFound, ContainerNotFound, VaultAccessDenied
-
-from .builders import GUID, T0
+from tests.builders.operator import GUID, T0
+from tests.builders.records import backup_record
 
 
 class FakeCatalog:
@@ -31,19 +31,18 @@ class FakeCatalog:
 
 
 def _point(i: int, kind: BackupType, finish: datetime, first: int, last: int) -> RecoveryPoint:
-    record = BackupRecord(
-        "sales",
-        GUID,
+    record = backup_record(
         kind,
-        False,
-        first,
-        last,
-        first,
-        0,
-        first if kind is BackupType.DIFFERENTIAL else None,
-        finish,
-        finish,
-        RecoveryModel.FULL,
+        name="sales",
+        guid=GUID,
+        first_lsn=first,
+        last_lsn=last,
+        checkpoint_lsn=first,
+        database_backup_lsn=0,
+        differential_base_lsn=first if kind is BackupType.DIFFERENTIAL else None,
+        start=finish,
+        finish=finish,
+        size_bytes=0,
     )
     return RecoveryPoint(f"p{i:04d}", record)
 

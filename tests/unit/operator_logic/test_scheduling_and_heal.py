@@ -11,8 +11,7 @@ from sqlharbor_operator.scheduling import InvalidPolicy, due, parse_duration, va
 
 from sqlharbor.api import JobReason
 from sqlharbor.backupset import BackupType, RecoveryModel
-
-from .builders import T0, database, empty, failure, policy, resolved, result
+from tests.builders.operator import T0, database, empty, failure, policy, resolved, result
 
 
 def test_durations() -> None:

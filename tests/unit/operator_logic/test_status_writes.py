@@ -11,25 +11,8 @@ from sqlharbor_operator.controller import Controller
 from sqlharbor_operator.state import State
 
 from sqlharbor.api import Health, JobPhase
-
-from .builders import T0
-
-
-class FakeClient:
-    def __init__(self) -> None:
-        self.patches: list[tuple[str, str, dict[str, Any]]] = []
-
-    def patch_status(
-        self, kind: str, ns: str, name: str, body: dict[str, Any], **_: Any
-    ) -> dict[str, Any]:
-        self.patches.append((kind, name, body))
-        return {}
-
-    def post_event(self, **_: Any) -> None:
-        return None
-
-    def secret_value(self, *_: Any) -> bytes:
-        raise AssertionError("not used")
+from tests.builders.kube import FakeClient
+from tests.builders.operator import T0
 
 
 def _body(status: dict[str, Any] | None = None, generation: int = 1) -> dict[str, Any]:
