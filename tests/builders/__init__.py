@@ -7,6 +7,8 @@
 - ``tests.builders.kube``: ``FakeClient``, a ``KubeClient`` stand-in that records writes.
 - ``tests.builders.operator``: operator objects (policies, databases, resolved targets,
   job results) with defaults that make sense.
+- ``tests.builders.azurite``: a private Azurite blob service (vault integration tests and
+  the benchmarks).
 - ``tests.builders.simulated``: a hand-moved clock and in-memory backup streams for the
   simulated engine.
 
