@@ -17,53 +17,15 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
-from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel
 
 from sqlharbor.api import GROUP, KINDS_BY_NAME, VERSION, Resource
-from sqlharbor.api.contract import TRANSITION_MESSAGES, reporting_controller
-from sqlharbor.errors import (
-    Conflict,
-    NotFound,
-    PermanentError,
-    TemporaryError,
-    TransitionRefused,
-)
+from sqlharbor.api.contract import reporting_controller
+from sqlharbor.errors import NotFound, PermanentError
+from sqlharbor.kube.translate import translate
 
 R = TypeVar("R", bound=Resource[Any, Any])
-
-
-def _translate(exc: Exception, what: str) -> Exception:
-    if isinstance(exc, ApiException):
-        reason = _reason(exc)
-        if exc.status == 404:
-            return NotFound(f"{what}: not found")
-        if exc.status == 409:
-            return Conflict(f"{what}: conflict ({reason})")
-        if exc.status in (401, 403):
-            return PermanentError(
-                f"{what}: forbidden ({reason})",
-                code="Forbidden",
-                remediation="Check the RBAC of the service account (manifests/).",
-            )
-        if exc.status == 422 and any(m in reason for m in TRANSITION_MESSAGES):
-            return TransitionRefused(f"{what}: refused ({reason})")
-        if exc.status == 422 or exc.status == 400:
-            return PermanentError(f"{what}: invalid ({reason})", code="Invalid")
-        return TemporaryError(f"{what}: API server error {exc.status} ({reason})")
-    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
-        return TemporaryError(f"{what}: cannot reach the API server ({type(exc).__name__})")
-    return exc
-
-
-def _reason(exc: ApiException) -> str:
-    import json
-
-    try:
-        body = json.loads(exc.body or "{}")
-        return str(body.get("message") or exc.reason)
-    except ValueError:
-        return str(exc.reason)
+_NETWORK = (urllib3.exceptions.HTTPError,)
 
 
 @dataclass(frozen=True)
@@ -100,7 +62,7 @@ class KubeClient:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            raise _translate(exc, what) from exc
+            raise translate(exc, what, _NETWORK) from exc
 
     def get(self, model: type[R], namespace: str, name: str) -> R:
         kind = _kind_of(model)
@@ -248,7 +210,7 @@ class KubeClient:
             ):
                 yield WatchEvent(type=str(event["type"]), object=event["object"])
         except Exception as exc:
-            raise _translate(exc, f"watch {kind} in {namespace}") from exc
+            raise translate(exc, f"watch {kind} in {namespace}", _NETWORK) from exc
         finally:
             w.stop()
 

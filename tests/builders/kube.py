@@ -1,5 +1,6 @@
-"""``FakeClient``: a stand-in for ``sqlharbor.kube.KubeClient`` that records what the
-operator writes and reads nothing."""
+"""``FakeClient``: a stand-in for the operator's API client (``sqlharbor_operator.runtime.Api``,
+in production ``sqlharbor.kube.aio.AsyncKubeClient``) that records what the operator writes
+and reads nothing."""
 
 from __future__ import annotations
 
@@ -21,21 +22,31 @@ class FakeClient:
         self.patches: list[tuple[str, str, dict[str, Any]]] = []
         self.created: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
+        self.deleted: list[tuple[str, str]] = []
 
-    def patch_status(
+    async def patch_status(
         self, kind: str, ns: str, name: str, body: dict[str, Any], **_: Any
     ) -> dict[str, Any]:
         self.patches.append((kind, name, body))
         return {}
 
-    def create(self, kind: str, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, kind: str, ns: str, body: dict[str, Any]) -> dict[str, Any]:
         assert kind in self.creatable, f"unexpected create of a {kind}"
         name = f"job-{len(self.created)}"
         self.created.append(body)
         return {**body, "metadata": {**body["metadata"], "name": name, "namespace": ns}}
 
-    def post_event(self, **event: Any) -> None:
+    async def post_event(self, **event: Any) -> None:
         self.events.append(event)
 
-    def secret_value(self, *_: Any) -> bytes:
+    async def patch_metadata(
+        self, kind: str, ns: str, name: str, metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.patches.append((kind, name, {"metadata": metadata}))
+        return {"metadata": {**metadata, "name": name, "namespace": ns, "resourceVersion": "2"}}
+
+    async def delete(self, kind: str, ns: str, name: str) -> None:
+        self.deleted.append((kind, name))
+
+    async def secret_value(self, *_: Any) -> bytes:
         raise AssertionError("not used")

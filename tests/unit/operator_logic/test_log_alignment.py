@@ -7,7 +7,8 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlharbor_operator.controller import Controller
+from sqlharbor_operator.dispatch import Dispatcher
+from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.scheduling import log_alignment
 from sqlharbor_operator.state import State
 
@@ -80,8 +81,7 @@ def _state(last_logs: dict[tuple[str, str], datetime]) -> State:
 
 def _jobs(state: State) -> list[tuple[str, list[str]]]:
     client = FakeClient(creatable={"BackupJob"})
-    controller = Controller(client, state, clock=lambda: T0)  # type: ignore[arg-type]
-    asyncio.run(controller._dispatch(T0))
+    asyncio.run(Dispatcher(Runtime(client, state, clock=lambda: T0)).tick(T0))
     return [
         (body["spec"]["type"], sorted(d["protectedDatabase"] for d in body["spec"]["databases"]))
         for body in client.created

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlharbor_operator.restores import (
+from sqlharbor_operator.restore_decisions import (
     CatalogReader,
     Planned,
     Refused,
@@ -263,7 +263,8 @@ def test_missing_target_instance_is_refused() -> None:
 def test_running_restore_of_a_dead_agent_is_failed_once() -> None:
     import asyncio
 
-    from sqlharbor_operator.restores import RestorePlanner
+    from sqlharbor_operator.liveness import Liveness
+    from sqlharbor_operator.runtime import Runtime
 
     state = _state(served=False)
     body = _job().to_wire()
@@ -274,9 +275,9 @@ def test_running_restore_of_a_dead_agent_is_failed_once() -> None:
     }
     state.upsert("RestoreJob", body)
     client = FakeClient()
-    planner = RestorePlanner(client, _never)  # type: ignore[arg-type]
-    asyncio.run(planner.tick(state, NOW))
-    asyncio.run(planner.tick(state, NOW))
+    liveness = Liveness(Runtime(client, state, clock=lambda: NOW))
+    asyncio.run(liveness.tick(NOW))
+    asyncio.run(liveness.tick(NOW))
     assert len(client.patches) == 1
     kind, _, patch = client.patches[0]
     assert kind == "RestoreJob"
