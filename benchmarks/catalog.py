@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from benchmarks.common import Azurite, Config, Result, median, spread
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.backupset import BackupType, RecoveryPoint
 from sqlharbor.planner import AtTime, plan_restore
-from sqlharbor.vault import AzureBlobStore, BlobInfo, Catalog, Layout
-from sqlharbor.vault.layout import new_recovery_point_id
+from sqlharbor.vault import AzureBlobStore, Catalog, Layout
+from tests.builders.records import LOG_LSNS, catalog_history
+from tests.builders.stores import CountingStore
 
 NAME = "catalog"
 INSTANCE = "VM01\\SQL2022"
@@ -29,84 +29,27 @@ MAX_READS = 300
 FULL_ONLY = frozenset({BackupType.FULL})
 
 
-class CountingStore:
-    """Delegates to a real store and counts the reads the catalog makes."""
-
-    def __init__(self, inner: AzureBlobStore):
-        self.inner = inner
-        self.reads = 0
-        self.lists = 0
-
-    def stage_block(self, name: str, block_id: str, data: bytes | bytearray | memoryview) -> None:
-        self.inner.stage_block(name, block_id, data)
-
-    def commit_blocks(self, name: str, block_ids: Sequence[str]) -> None:
-        self.inner.commit_blocks(name, block_ids)
-
-    def put(
-        self, name: str, data: bytes | bytearray | memoryview, *, if_absent: bool = False
-    ) -> None:
-        self.inner.put(name, data, if_absent=if_absent)
-
-    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
-        self.reads += 1
-        return self.inner.get(name, offset, length)
-
-    def exists(self, name: str) -> bool:
-        self.reads += 1
-        return self.inner.exists(name)
-
-    def list(self, prefix: str) -> Iterator[BlobInfo]:
-        self.lists += 1
-        return self.inner.list(prefix)
-
-    def delete(self, name: str) -> None:
-        self.inner.delete(name)
-
-    def append(self, name: str, data: bytes | bytearray | memoryview) -> None:
-        self.inner.append(name, data)
-
-
-def _point(kind: BackupType, start: datetime, first: int, last: int, base: int) -> RecoveryPoint:
-    finish = start + (timedelta(minutes=20) if kind is not BackupType.LOG else timedelta(seconds=3))
-    record = BackupRecord(
-        database_name="Orders",
-        database_guid=GUID,
-        backup_type=kind,
-        is_copy_only=False,
-        first_lsn=first,
-        last_lsn=last,
-        checkpoint_lsn=first + 5,
-        database_backup_lsn=base,
-        differential_base_lsn=None if kind is BackupType.FULL else base + 5,
-        start=start,
-        finish=finish,
-        recovery_model=RecoveryModel.FULL,
-        size_bytes=1 << 20,
-    )
-    return RecoveryPoint(new_recovery_point_id(kind, start), record)
+def _base_at(moment: datetime) -> BackupType | None:
+    """A full at the start and every Sunday 01:00; a differential at 01:00 on other days."""
+    if moment == START:
+        return BackupType.FULL
+    if (moment.hour, moment.minute) != (1, 0):
+        return None
+    return BackupType.FULL if moment.weekday() == 6 else BackupType.DIFFERENTIAL
 
 
 def history(days: int) -> list[RecoveryPoint]:
-    """One log a minute for ``days`` days; a full every Sunday 01:00, differentials daily."""
-    points: list[RecoveryPoint] = []
-    lsn = 1_000_000_000_000_000_000_000
-    full_lsn = lsn
-    step = timedelta(minutes=1)
-    moment = START
-    end = START + timedelta(days=days)
-    while moment < end:
-        if moment == START or (moment.hour == 1 and moment.minute == 0):
-            weekly = moment.weekday() == 6 or moment == START
-            kind = BackupType.FULL if weekly else BackupType.DIFFERENTIAL
-            if kind is BackupType.FULL:
-                full_lsn = lsn
-            # a base ends 20 minutes later, at the LSN the log has reached by then
-            points.append(_point(kind, moment, lsn, lsn + 20 * 100, full_lsn))
-        points.append(_point(BackupType.LOG, moment, lsn, lsn + 100, full_lsn))
-        lsn += 100
-        moment += step
-    return points
+    """One log a minute for ``days`` days; a full every Sunday 01:00, differentials daily.
+    A base ends 20 minutes later, at the LSN the log has reached by then."""
+    return catalog_history(
+        start=START,
+        end=START + timedelta(days=days),
+        step=timedelta(minutes=1),
+        base_at=_base_at,
+        base_lsns=20 * LOG_LSNS,
+        name="Orders",
+        guid=GUID,
+    )
 
 
 def run(config: Config) -> Result:
@@ -139,7 +82,7 @@ def run(config: Config) -> Result:
         for _ in range(queries):
             offset = rng.uniform(0.2, 0.95) * days * 86400
             target = START + timedelta(seconds=offset)
-            store.reads = store.lists = 0
+            store.reset()
             t0 = time.perf_counter()
             base = catalog.base_before(INSTANCE, GUID, target)
             assert base is not None
@@ -151,17 +94,17 @@ def run(config: Config) -> Result:
             )
             plan = plan_restore([*bases, *logs_after], AtTime(target))
             plan_times.append(time.perf_counter() - t0)
-            plan_reads.append(store.reads)
-            plan_lists.append(store.lists)
+            plan_reads.append(len(store.reads))
+            plan_lists.append(len(store.lists))
             chain_lengths.append(len(plan.logs))
         window_times: list[float] = []
         window_reads: list[int] = []
         for _ in range(queries):
-            store.reads = store.lists = 0
+            store.reset()
             t0 = time.perf_counter()
             window = catalog.window(INSTANCE, GUID)
             window_times.append(time.perf_counter() - t0)
-            window_reads.append(store.reads + store.lists)
+            window_reads.append(len(store.reads) + len(store.lists))
             assert window.latest is not None
     result.add(
         f"plan point-in-time restore ({logs:,} log points)",

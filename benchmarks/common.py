@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
-import socket
 import statistics
-import subprocess
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.builders import azurite as builders_azurite
+
 REPO = Path(__file__).resolve().parents[1]
-AZURITE = REPO / "node_modules" / ".bin" / "azurite-blob"
-DEV_ACCOUNT = "devstoreaccount1"
-# Azurite's published development key (not a secret).
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURITE = builders_azurite.AZURITE
 MiB = 1024 * 1024
 
 
@@ -141,74 +136,12 @@ def stream(pool: bytes, total: int, piece: int = MiB) -> Iterator[memoryview]:
 # -- Azurite -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Azurite:
-    """A private Azurite blob service (telemetry off) with its data in ``location``."""
-
-    def __init__(self, location: Path):
-        if not AZURITE.exists() or shutil.which("node") is None:
-            raise RuntimeError(f"Azurite is not installed ({AZURITE}); run `npm ci`")
-        self.location = location
-        location.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
-        self.process = subprocess.Popen(
-            [
-                str(AZURITE),
-                "--location",
-                str(location),
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                str(self.port),
-                "--disableTelemetry",
-                "--skipApiVersionCheck",
-                "--silent",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"azurite exited early ({self.process.returncode})")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("azurite did not start listening") from None
-                time.sleep(0.05)
-
-    @property
-    def connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{self.port}/{DEV_ACCOUNT};"
-        )
+class Azurite(builders_azurite.Azurite):
+    """A private Azurite blob service whose CPU time can be read."""
 
     def cpu_seconds(self) -> float:
         """CPU time Azurite (a separate process) has used so far, from /proc."""
         return proc_cpu_seconds(self.process.pid)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        shutil.rmtree(self.location, ignore_errors=True)
-
-    def __enter__(self) -> Azurite:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def proc_cpu_seconds(pid: int) -> float:

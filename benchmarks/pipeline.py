@@ -39,7 +39,7 @@ from benchmarks.common import (
     stream,
 )
 from benchmarks.profiling import ThreadProfiles, top_functions
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
+from sqlharbor.backupset import BackupRecord, BackupType
 from sqlharbor.vault import (
     AzureBlobStore,
     KeyEncryptionKey,
@@ -49,6 +49,7 @@ from sqlharbor.vault import (
     RecoveryPointWriter,
     Vault,
 )
+from tests.builders.records import backup_record
 
 NAME = "pipeline"
 PARALLELISM = 4
@@ -58,19 +59,16 @@ INSTANCE = "BENCH-VM"
 
 def record(size: int, guid: str) -> BackupRecord:
     now = datetime.now(UTC)
-    return BackupRecord(
-        database_name="bench",
-        database_guid=guid,
-        backup_type=BackupType.FULL,
-        is_copy_only=False,
+    return backup_record(
+        BackupType.FULL,
+        name="bench",
+        guid=guid,
         first_lsn=1000,
         last_lsn=2000,
         checkpoint_lsn=1500,
         database_backup_lsn=0,
-        differential_base_lsn=None,
         start=now,
         finish=now,
-        recovery_model=RecoveryModel.FULL,
         size_bytes=size,
     )
 

@@ -1,25 +1,31 @@
-"""Fold a finished BackupJob's per-database result into ``ProtectedDatabase`` status.
+"""Accounting: fold each finished BackupJob's per-database results into ``ProtectedDatabase``
+status, once (``Accountant``, called by the tick), with failures backed off and announced
+as Events.
 
-Pure and idempotent: applying the same result twice (after an operator restart re-lists
-finished jobs) changes nothing, because a result is applied only when it is newer than what
-the status already records.  Called by the controller when a job reaches a terminal phase.
+The folds themselves (``apply_success``, ``apply_failure``) are pure and idempotent:
+applying the same result twice (after an operator restart re-lists finished jobs) changes
+nothing, because a result is applied only when it is newer than what the status records.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlharbor.api import (
+    BackupJob,
     ChainHealth,
     ChainState,
     DatabaseResult,
     ErrorInfo,
+    JobPhase,
     LastBackup,
     ProtectedDatabaseStatus,
     RecoveryWindow,
 )
 from sqlharbor.backupset import BackupType, RecoveryModel
 from sqlharbor.errors import ErrorCode
+from sqlharbor_operator import metrics
+from sqlharbor_operator.runtime import Runtime
 
 #: Failure codes after which only a full can continue protection.
 FULL_REQUIRED_CODES: dict[str, str] = {
@@ -153,3 +159,67 @@ def refresh_rpo(status: ProtectedDatabaseStatus, now: datetime) -> ProtectedData
     s.rpo_seconds = seconds
     s.rpo = humanize_seconds(seconds)
     return s
+
+
+class Accountant:
+    """Folds every finished job into status exactly once (``State.accounted``)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    async def tick(self) -> None:
+        state = self._rt.state
+        for (ns, name), job in list(state.jobs.items()):
+            status = job.status
+            uid = job.metadata.uid or name
+            if status is None or status.phase is None or not status.phase.finished:
+                continue
+            if uid in state.accounted:
+                continue
+            await self._account(ns, name, job)
+            state.accounted.add(uid)
+
+    async def _account(self, ns: str, name: str, job: BackupJob) -> None:
+        assert job.status is not None
+        state, clock = self._rt.state, self._rt.clock
+        completed = job.status.completion_time or clock()
+        results = {r.name: r for r in job.status.databases}
+        for entry in job.spec.databases:
+            if not entry.protected_database:
+                continue
+            key = (ns, entry.protected_database)
+            if state.busy.get(key) == name:
+                del state.busy[key]
+            pd = state.databases.get(key)
+            if pd is None:
+                continue
+            current = pd.status or ProtectedDatabaseStatus()
+            result = results.get(entry.name)
+            if result is not None and result.phase is JobPhase.SUCCEEDED:
+                new = apply_success(current, result, name, job.spec.copy_only)
+                metrics.observe_result(ns, job.spec.type.value, succeeded=True)
+                state.retry_after.pop(key, None)
+            else:
+                if result is None or result.error is None:
+                    code = ErrorCode.JOB_FAILED
+                    error = job.status.error or ErrorInfo(
+                        code=code,
+                        message=job.status.message or "failed",
+                        remediation=code.remediation,
+                    )
+                    result = DatabaseResult(name=entry.name, phase=JobPhase.FAILED, error=error)
+                new = apply_failure(current, result, completed)
+                metrics.observe_result(ns, job.spec.type.value, succeeded=False)
+                failures = new.consecutive_failures or 1
+                state.retry_after[key] = clock() + timedelta(
+                    seconds=min(300, 5 * 2 ** min(failures, 6))
+                )
+                if new is not current and result.error is not None:
+                    await self._rt.event(
+                        pd,
+                        "BackupFailed",
+                        f"{job.spec.type.value} backup failed: "
+                        f"{result.error.code}: {result.error.message}",
+                        "Warning",
+                    )
+            state.set_status(key, new)

@@ -1,6 +1,6 @@
-"""Auto-protection: ProtectedDatabases the operator should create for databases an agent
-discovered on an instance with ``spec.autoProtection.enabled``.  Pure; the controller
-creates what this returns.
+"""Auto-protection: ProtectedDatabases the operator creates for databases an agent
+discovered on an instance with ``spec.autoProtection.enabled``.  ``to_create`` is pure;
+``AutoProtector`` (called by the tick) creates what it returns and posts an Event.
 
 Skipped: tempdb and model (never backed up), names matching ``exclude`` (fnmatch), and
 databases that already have a ProtectedDatabase for that instance (whoever made it).
@@ -9,12 +9,17 @@ databases that already have a ProtectedDatabase for that instance (whoever made 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any
 
 from sqlharbor.api import API_VERSION, ProtectedDatabase, SqlInstance, contract
+from sqlharbor.errors import SqlHarborError
+from sqlharbor_operator.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 NEVER = {"tempdb", "model"}
 
@@ -61,3 +66,27 @@ def to_create(instance: SqlInstance, existing: Iterable[ProtectedDatabase]) -> l
             }
         )
     return bodies
+
+
+class AutoProtector:
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    async def tick(self) -> None:
+        state = self._rt.state
+        for (ns, _), instance in list(state.instances.items()):
+            existing = [pd for (pns, _), pd in state.databases.items() if pns == ns]
+            for body in to_create(instance, existing):
+                database = body["spec"]["databaseName"]
+                try:
+                    created = await self._rt.api.create("ProtectedDatabase", ns, body)
+                except SqlHarborError as exc:
+                    log.info("auto-protection of %s: %s", database, exc)
+                    continue
+                pd = state.add_created("ProtectedDatabase", created)
+                if pd is not None:
+                    note = (
+                        f"database {database!r} discovered on {instance.metadata.name} "
+                        "is now protected"
+                    )
+                    await self._rt.event(pd, "AutoProtected", note, "Normal")

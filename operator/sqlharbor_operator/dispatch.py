@@ -1,11 +1,14 @@
-"""Build BackupJob objects from the backups due this tick: one job per (instance, vault,
-type, reason), at most 50 databases each (log backups of many databases cost one job)."""
+"""Dispatch: find the backups due this tick (schedules, auto-heal, log alignment) and create
+them as BackupJobs: one job per (instance, vault, type, reason), at most 50 databases each
+(log backups of many databases cost one job).  ``Dispatcher`` is called by the tick."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlharbor.api import (
@@ -14,9 +17,18 @@ from sqlharbor.api import (
     JobDatabase,
     JobReason,
     LocalObjectReference,
+    ProtectedDatabase,
     contract,
 )
 from sqlharbor.backupset import BackupType
+from sqlharbor.errors import SqlHarborError
+from sqlharbor_operator.heal import heal
+from sqlharbor_operator.resolve import Problem, resolve
+from sqlharbor_operator.runtime import Runtime
+from sqlharbor_operator.scheduling import due, log_alignment
+from sqlharbor_operator.state import Key
+
+log = logging.getLogger(__name__)
 
 MAX_DATABASES_PER_JOB = 50
 
@@ -81,3 +93,94 @@ def job_body(batch: list[DueBackup]) -> dict[str, Any]:
         },
         "spec": spec.to_wire(),
     }
+
+
+class Dispatcher:
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    async def tick(self, now: datetime) -> None:
+        state = self._rt.state
+        due_now: list[DueBackup] = []
+        for key, pd in state.databases.items():
+            item = self._due_backup(key, pd, now)
+            if item is not None:
+                due_now.append(item)
+        due_now += self._aligned_logs(due_now, now)
+        for batch in batches(due_now):
+            try:
+                created = await self._rt.api.create(
+                    "BackupJob", batch[0].namespace, job_body(batch)
+                )
+            except SqlHarborError as exc:
+                log.warning("cannot create backup job: %s", exc)
+                continue
+            job_name = created["metadata"]["name"]
+            for item in batch:
+                state.busy[(item.namespace, item.protected_database)] = job_name
+            state.add_created("BackupJob", created)
+            if batch[0].reason is JobReason.AUTO_HEAL:
+                for item in batch:
+                    pd = state.databases[(item.namespace, item.protected_database)]
+                    note = f"next backup is a full: {item.reason_message}"
+                    await self._rt.event(pd, "AutoHeal", note, "Normal")
+
+    def _aligned_logs(self, due_now: list[DueBackup], now: datetime) -> list[DueBackup]:
+        """Log backups taken early, in the same job as a log backup due now on the same
+        instance (see ``scheduling.log_alignment``): databases of an instance fall into
+        step, so log backups of N databases cost one job per interval, not N."""
+        instances = {(i.namespace, i.instance) for i in due_now if i.backup_type is BackupType.LOG}
+        if not instances:
+            return []
+        taken = {(i.namespace, i.protected_database) for i in due_now}
+        early: list[DueBackup] = []
+        for key, pd in self._rt.state.databases.items():
+            if key in taken or (key[0], pd.spec.instance_ref.name) not in instances:
+                continue
+            item = self._due_backup(key, pd, now, early=True)
+            if item is not None:
+                early.append(item)
+        return early
+
+    def _due_backup(
+        self, key: Key, pd: ProtectedDatabase, now: datetime, *, early: bool = False
+    ) -> DueBackup | None:
+        """The backup ``pd`` needs now; with ``early``, only a scheduled log backup that
+        falls within the policy's alignment window."""
+        state = self._rt.state
+        if pd.spec.suspend or key in state.busy:
+            return None
+        if state.retry_after.get(key, now) > now:
+            return None
+        resolved = resolve(state, pd, now)
+        if isinstance(resolved, Problem):
+            return None
+        spec = resolved.policy.spec
+        horizon = now + log_alignment(spec) if early else now
+        requested = due(spec, pd.status, resolved.database.recovery_model, horizon)
+        if requested.backup_type is None:
+            return None
+        if early and requested.backup_type is not BackupType.LOG:
+            return None
+        backup_type, reason, message = heal(requested.backup_type, pd.status, resolved, now)
+        if backup_type is None or (early and backup_type is not BackupType.LOG):
+            return None
+        chain = pd.status.chain if pd.status else None
+        compression = spec.compression
+        return DueBackup(
+            namespace=key[0],
+            protected_database=key[1],
+            database_name=pd.spec.database_name,
+            instance=resolved.instance.metadata.name,
+            vault=resolved.vault.metadata.name,
+            backup_type=backup_type,
+            reason=reason,
+            reason_message=message,
+            expected_last_lsn=chain.last_lsn if chain and backup_type is BackupType.LOG else None,
+            expected_base_checkpoint_lsn=(
+                chain.base_checkpoint_lsn
+                if chain and backup_type is BackupType.DIFFERENTIAL
+                else None
+            ),
+            compression_level=compression.level if compression.algorithm.value == "zstd" else 0,
+        )

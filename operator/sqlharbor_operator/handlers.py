@@ -1,35 +1,65 @@
-"""kopf registration: watch events feed ``State``; start-up configures kopf and starts the
-controller loop.
+"""kopf registration: watch events feed ``State``; start-up connects the async API client and
+starts the controller loop (``tick``).
 
-Only ``@kopf.on.event`` handlers are used, all ``async`` so that they run on the event
-loop's thread, never concurrently with the controller (kopf runs sync handlers on a thread
-pool).  They write nothing (no finalizers, no
-last-handled-configuration annotations, no handler progress), so the operator's API writes
-are exactly the ones the controller makes on purpose.
+``registry()`` builds a kopf registry with these handlers; ``main`` runs kopf with it and a
+``Memo`` carrying the settings and the state (no module globals).  Only ``@kopf.on.event``
+handlers are used, all ``async`` so that they run on the event loop's thread, never
+concurrently with the controller (kopf runs sync handlers on a thread pool).  They write
+nothing (no finalizers, no last-handled-configuration annotations, no handler progress),
+so the operator's API writes are exactly the ones the controller makes on purpose.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 import kopf
 
 from sqlharbor.api import GROUP, KINDS, VERSION, contract
-from sqlharbor.kube import KubeClient
-from sqlharbor_operator.controller import Controller
+from sqlharbor.kube.aio import AsyncKubeClient, load_configuration
+from sqlharbor_operator.restores import vault_catalog_opener
+from sqlharbor_operator.runtime import Runtime
+from sqlharbor_operator.settings import OperatorSettings
 from sqlharbor_operator.state import State
-
-STATE = State()
-_tasks: list[asyncio.Task[None]] = []
+from sqlharbor_operator.tick import Controller
 
 
-@kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+class Memo(kopf.Memo):
+    """What kopf hands every handler (``memo``): built by ``main``."""
+
+    settings: OperatorSettings
+    state: State
+    tasks: list[asyncio.Task[None]]
+    api: AsyncKubeClient
+
+
+def memo(settings: OperatorSettings) -> Memo:
+    m = Memo()
+    m.settings, m.state, m.tasks = settings, State(), []
+    return m
+
+
+def registry() -> kopf.OperatorRegistry:
+    reg = kopf.OperatorRegistry()
+    kopf.on.startup(registry=reg)(configure)
+    kopf.on.login(registry=reg)(login)
+    kopf.on.cleanup(registry=reg)(stop)
+    for kind in KINDS:
+        kopf.on.event(GROUP, VERSION, kind.plural, registry=reg)(_watcher(kind.kind))
+    kopf.on.event(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        labels={contract.LABEL_AGENT: kopf.PRESENT},
+        registry=reg,
+    )(watch_leases)
+    return reg
+
+
+async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
@@ -41,56 +71,67 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.queueing.idle_timeout = 0.5
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
-    # the controller's API calls run on the default pool (asyncio.to_thread); its default
-    # size on a 2-core VM is 6, fewer than the status writes it keeps in flight
+    ours = memo.settings
+    # worker threads only for the vault catalog (the Azure SDK is blocking) and restore
+    # planning; API calls are on the loop
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(max_workers=16, thread_name_prefix="sqlharbor-api")
+        ThreadPoolExecutor(
+            max_workers=ours.retention_concurrency + 2, thread_name_prefix="sqlharbor-vault"
+        )
     )
-    client = KubeClient.from_kubeconfig(os.environ.get("KUBECONFIG"))
-    tick = float(os.environ.get("SQLHARBOR_TICK_SECONDS", "1"))
-    STATE.wakeup = asyncio.Event()
-    retention = timedelta(seconds=float(os.environ.get("SQLHARBOR_RETENTION_SECONDS", "600")))
-    controller = Controller(client, STATE, tick_seconds=tick, retention_interval=retention)
-    _tasks.append(asyncio.create_task(controller.run(), name="sqlharbor-controller"))
+    kubeconfig = str(ours.kubeconfig) if ours.kubeconfig else None
+    memo.api = await AsyncKubeClient.connect(kubeconfig, pool=ours.api_connections)
+    memo.state.wakeup = asyncio.Event()
+    reader = memo.api.blocking_secret_reader(asyncio.get_running_loop())
+    controller = Controller(Runtime(memo.api, memo.state, ours), vault_catalog_opener(reader))
+    task = asyncio.create_task(controller.run(memo.api.list_raw), name="sqlharbor-controller")
+    memo.tasks.append(task)
 
 
-@kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In a cluster: the pod's service account; elsewhere: $KUBECONFIG."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+async def login(memo: Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's own connection: the same credentials as the controller's client (the
+    ``--kubeconfig`` file, $KUBECONFIG, or in a cluster the pod's ServiceAccount)."""
+    path = memo.settings.kubeconfig
+    c = await load_configuration(str(path) if path else None)
+    token = (c.api_key or {}).get("authorization") or (c.api_key or {}).get("BearerToken")
+    return kopf.ConnectionInfo(
+        server=c.host,
+        ca_path=c.ssl_ca_cert,
+        insecure=not c.verify_ssl,
+        certificate_path=c.cert_file,
+        private_key_path=c.key_file,
+        token=token.removeprefix("Bearer ").strip() if token else None,
+    )
 
 
-@kopf.on.cleanup()
-async def stop(**_: Any) -> None:
-    for task in _tasks:
+async def stop(memo: Memo, **_: Any) -> None:
+    for task in memo.tasks:
         task.cancel()
+    if getattr(memo, "api", None) is not None:
+        await memo.api.close()
 
 
-def _register(kind: str, plural: str) -> None:
-    async def on_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+def _watcher(kind: str) -> Any:
+    async def on_event(event: kopf.RawEvent, body: kopf.Body, memo: Memo, **_: Any) -> None:
         meta = body.get("metadata", {})
         if event.get("type") == "DELETED":
-            STATE.remove(kind, meta.get("namespace", ""), meta.get("name", ""))
+            memo.state.remove(kind, meta.get("namespace", ""), meta.get("name", ""))
         else:
-            STATE.upsert(kind, dict(body))
+            memo.state.upsert(kind, dict(body))
 
-    on_event.__name__ = f"watch_{plural}"
-    kopf.on.event(GROUP, VERSION, plural)(on_event)
-
-
-for _kind in KINDS:
-    _register(_kind.kind, _kind.plural)
+    on_event.__name__ = f"watch_{kind.lower()}"
+    return on_event
 
 
-@kopf.on.event("coordination.k8s.io", "v1", "leases", labels={contract.LABEL_AGENT: kopf.PRESENT})
-async def watch_leases(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+async def watch_leases(event: kopf.RawEvent, body: kopf.Body, memo: Memo, **_: Any) -> None:
+    state = memo.state
     meta = body.get("metadata", {})
     key = (meta.get("namespace", ""), (meta.get("labels") or {}).get(contract.LABEL_AGENT, ""))
     if event.get("type") == "DELETED":
-        STATE.leases.pop(key, None)
+        state.leases.pop(key, None)
         return
     lease = contract.lease_from_object(body)
     if lease is None:
         return
-    STATE.leases[key] = lease[1]
-    STATE.wakeup.set()
+    state.leases[key] = lease[1]
+    state.wakeup.set()

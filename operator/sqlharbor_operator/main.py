@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
+
+from sqlharbor_operator.settings import OperatorSettings
 
 
 @click.command()
@@ -51,42 +52,31 @@ def main(
     """Reconcile sqlharbor resources: schedule backups, track recovery points and health."""
     import kopf
 
-    _cap_malloc_arenas()
-    if kubeconfig is not None:
-        os.environ["KUBECONFIG"] = str(kubeconfig)
-    os.environ["SQLHARBOR_TICK_SECONDS"] = str(tick_seconds)
-    os.environ["SQLHARBOR_RETENTION_SECONDS"] = str(retention_seconds)
+    from sqlharbor_operator import handlers, metrics
+
+    settings = OperatorSettings(
+        kubeconfig=kubeconfig or _env_path("KUBECONFIG"),
+        namespaces=namespaces,
+        tick_seconds=tick_seconds,
+        retention_interval=timedelta(seconds=retention_seconds),
+        metrics_port=metrics_port,
+    )
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     logging.getLogger("azure").setLevel(logging.WARNING)
-    from sqlharbor_operator import handlers  # noqa: F401  (registers the handlers)
-
-    if metrics_port is not None:
-        from sqlharbor_operator import metrics
-
-        metrics.serve(metrics_port)
-
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port)
     kopf.run(
+        registry=handlers.registry(),
+        memo=handlers.memo(settings),
         standalone=True,
-        namespaces=list(namespaces),
-        clusterwide=not namespaces,
+        namespaces=list(settings.namespaces),
+        clusterwide=not settings.namespaces,
     )
 
 
-def _cap_malloc_arenas(arenas: int = 2) -> None:
-    """glibc gives each thread that allocates its own malloc arena (up to 8 per core);
-    the operator's API threads each handle whole status bodies, and the arenas they leave
-    fragmented are resident memory that is never given back.  Same as the usual
-    ``MALLOC_ARENA_MAX=2`` for Python services, set before the threads start.  No-op
-    elsewhere (musl, macOS, Windows)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if sys.platform != "linux" or name is None:
-        return
-    m_arena_max = -8  # <malloc.h>
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(name).mallopt(m_arena_max, arenas)
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None

@@ -4,8 +4,10 @@ policy no longer keeps (chain-aware: nothing a retained point depends on), delet
 (manifest first, so a point disappears atomically; no key needed), and moves the
 database's earliest restorable time and point count in status.
 
-Called by ``Controller.tick``; a failing vault is logged (once per vault when the whole
-vault fails: container missing, access denied) and retried next interval.
+Started by the tick (in the background, once the state is loaded); ``concurrency``
+catalogs are read at once.  A failing vault is logged (once per vault when the whole vault
+fails: container missing, access denied) and retried next interval.  What a pass moves is
+folded into status by ``fold_pruning``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlharbor import planner, retention
 from sqlharbor.api import BackupPolicy, BackupVault, ProtectedDatabase
 from sqlharbor.errors import ContainerNotFound, SqlHarborError, VaultAccessDenied
 from sqlharbor.vault import Catalog
+from sqlharbor_operator.accounting import rfc3339
 from sqlharbor_operator.state import Key, State
 
 log = logging.getLogger(__name__)
@@ -68,13 +71,40 @@ def _target(state: State, key: Key, pd: ProtectedDatabase) -> _Target | None:
     return _Target(key, vault_key, vault, policy, instance.spec.vault_identity, guid)
 
 
+def fold_pruning(
+    state: State, key: Key, earliest: datetime | None, kept: int, deleted: int
+) -> None:
+    """A pass's result for one database, as a status change not yet written."""
+    pd = state.databases.get(key)
+    if pd is None or pd.status is None:
+        return
+    status = pd.status.model_copy(deep=True)
+    status.recovery_points = kept
+    window = status.recovery_window
+    if (
+        window is not None
+        and earliest is not None
+        and (window.earliest is None or earliest > window.earliest)
+    ):
+        window.earliest = earliest
+        window.earliest_text = rfc3339(earliest)
+    state.set_status(key, status)
+    if deleted:
+        log.info("retention deleted %d recovery point(s) of %s/%s", deleted, *key)
+
+
 class RetentionPass:
     def __init__(
-        self, open_catalog: Callable[[BackupVault], Catalog], interval: timedelta, report: Report
+        self,
+        open_catalog: Callable[[BackupVault], Catalog],
+        interval: timedelta,
+        report: Report,
+        concurrency: int = 8,
     ) -> None:
         self._open = open_catalog
         self._interval = interval
         self._report = report
+        self._concurrency = concurrency
         self._next: datetime | None = None
         self._running: asyncio.Task[None] | None = None
         self._deleted = 0
@@ -82,7 +112,10 @@ class RetentionPass:
     async def tick(self, state: State, now: datetime) -> asyncio.Task[None] | None:
         """Start a pass in the background when one is due (and none is running); the
         controller's tick does not wait for it: a pass over 10,000 databases' catalogs
-        takes minutes, and due backups must not wait behind it."""
+        takes minutes, and due backups must not wait behind it.  Nothing starts before the
+        state is loaded (a pass over an empty state would cover nothing for an interval)."""
+        if not state.loaded:
+            return None
         if self._running is not None and not self._running.done():
             return None
         if self._next is not None and now < self._next:
@@ -97,24 +130,18 @@ class RetentionPass:
         are skipped for this pass: they would only fail the same way, a line each."""
         skipped: set[Key] = set()
         began, seen, self._deleted = time.monotonic(), 0, 0
-        for key, pd in list(state.databases.items()):
-            target = _target(state, key, pd)
-            if target is None or target.vault_key in skipped:
-                continue
-            vault = target.vault_key
-            seen += 1
-            try:
-                await self._prune(target, now)
-            except ContainerNotFound:
-                skipped.add(vault)
-                log.info("retention: vault %s/%s has no container yet (no backup landed)", *vault)
-            except VaultAccessDenied as exc:
-                skipped.add(vault)
-                log.warning("retention: vault %s/%s skipped this pass: %s", *vault, exc)
-            except SqlHarborError as exc:
-                log.warning("retention of %s/%s: %s", key[0], key[1], exc)
-            except Exception:  # one database must not end the pass for the others
-                log.exception("retention of %s/%s failed", key[0], key[1])
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(target: _Target) -> None:
+            nonlocal seen
+            async with gate:
+                if target.vault_key in skipped:
+                    return
+                seen += 1
+                await self._prune_logged(target, now, skipped)
+
+        targets = [t for key, pd in list(state.databases.items()) if (t := _target(state, key, pd))]
+        await asyncio.gather(*(one(t) for t in targets))
         log.info(
             "retention pass: %d database(s) in %.1f s, %d point(s) deleted, %d vault(s) skipped",
             seen,
@@ -123,8 +150,25 @@ class RetentionPass:
             len(skipped),
         )
 
+    async def _prune_logged(self, target: _Target, now: datetime, skipped: set[Key]) -> None:
+        vault, key = target.vault_key, target.key
+        try:
+            await self._prune(target, now)
+        except ContainerNotFound:
+            if vault not in skipped:
+                skipped.add(vault)
+                log.info("retention: vault %s/%s has no container yet (no backup landed)", *vault)
+        except VaultAccessDenied as exc:
+            if vault not in skipped:
+                skipped.add(vault)
+                log.warning("retention: vault %s/%s skipped this pass: %s", *vault, exc)
+        except SqlHarborError as exc:
+            log.warning("retention of %s/%s: %s", key[0], key[1], exc)
+        except Exception:  # one database must not end the pass for the others
+            log.exception("retention of %s/%s failed", key[0], key[1])
+
     async def _prune(self, target: _Target, now: datetime) -> None:
-        catalog = self._open(target.vault)
+        catalog = await asyncio.to_thread(self._open, target.vault)
         identity, guid = target.identity, target.guid
         points = await asyncio.to_thread(catalog.list_points, identity, guid)
         selection = retention.select(points, rules_of(target.policy), now)

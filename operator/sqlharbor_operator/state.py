@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -53,6 +54,11 @@ class State:
     #: and has not written yet: a watch event carrying the server's older status must not
     #: undo them (the job they came from is accounted once, never again).
     unwritten: dict[Key, ProtectedDatabaseStatus] = field(default_factory=dict)
+    #: ProtectedDatabase → no backup is dispatched before then (after a failure).
+    retry_after: dict[Key, datetime] = field(default_factory=dict)
+    #: True once every kind was listed at start-up (``tick.Controller.load``): before that
+    #: a missing object may only not be seen yet.
+    loaded: bool = False
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def table(self, kind: str) -> dict[Key, Any]:
@@ -87,6 +93,13 @@ class State:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         held = self.table(kind).get(key)
         return held if held is not None else self.upsert(kind, body)
+
+    def set_status(self, key: Key, status: ProtectedDatabaseStatus) -> None:
+        """A ProtectedDatabase status change not yet on the server (``status_writes``)."""
+        pd = self.databases.get(key)
+        if pd is not None:
+            self.databases[key] = pd.model_copy(update={"status": status})
+            self.unwritten[key] = status
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
         self.table(kind).pop((namespace, name), None)

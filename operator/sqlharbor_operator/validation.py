@@ -8,14 +8,13 @@ never logged, stored in status, or kept.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlharbor.api import BackupVault, ConditionStatus, VaultPhase
 from sqlharbor.errors import ErrorCode, InvalidPolicy, SqlHarborError
-from sqlharbor.kube import KubeClient
 from sqlharbor.vault import KeyEncryptionKey
+from sqlharbor_operator.runtime import Api
 from sqlharbor_operator.scheduling import validate_policy
 from sqlharbor_operator.state import Key, State
 
@@ -23,19 +22,19 @@ from sqlharbor_operator.state import Key, State
 REVALIDATE = timedelta(seconds=60)
 
 
-def _check_vault(client: KubeClient, vault: BackupVault) -> tuple[bool, str, str | None]:
+async def _check_vault(api: Api, vault: BackupVault) -> tuple[bool, str, str | None]:
     ns = vault.metadata.namespace or ""
     spec = vault.spec
     try:
         creds = spec.azure_blob.credentials.secret_ref
         if creds is not None:
-            value = client.secret_value(ns, creds.name, creds.key)
+            value = await api.secret_value(ns, creds.name, creds.key)
             if not value.strip():
                 return False, f"Secret {creds.name} key {creds.key} is empty", None
         kref = spec.encryption.key_secret_ref
         if kref is None:
             return False, "encryption.keyVaultKeyId is not supported yet: use keySecretRef", None
-        raw = client.secret_value(ns, kref.name, kref.key)
+        raw = await api.secret_value(ns, kref.name, kref.key)
         kek = KeyEncryptionKey.from_base64(raw, source=f"Secret {kref.name} key {kref.key}")
     except SqlHarborError as exc:
         return False, exc.message, None
@@ -45,8 +44,8 @@ def _check_vault(client: KubeClient, vault: BackupVault) -> tuple[bool, str, str
 class Validator:
     """Remembers what it last wrote so that status is written only when a result changes."""
 
-    def __init__(self, client: KubeClient) -> None:
-        self._client = client
+    def __init__(self, api: Api) -> None:
+        self._api = api
         self._vaults: dict[Key, tuple[int | None, str]] = {}
         self._checked: dict[Key, tuple[int | None, datetime]] = {}
         self._policies: dict[Key, tuple[int | None, str, int]] = {}
@@ -61,7 +60,7 @@ class Validator:
             ):
                 continue
             self._checked[key] = (vault.metadata.generation, now)
-            ok, message, key_id = await asyncio.to_thread(_check_vault, self._client, vault)
+            ok, message, key_id = await _check_vault(self._api, vault)
             fingerprint = f"{ok}|{message}|{key_id}"
             if self._vaults.get(key) == (vault.metadata.generation, fingerprint):
                 continue
@@ -83,9 +82,7 @@ class Validator:
                 ],
             }
             try:
-                await asyncio.to_thread(
-                    self._client.patch_status, "BackupVault", key[0], key[1], status
-                )
+                await self._api.patch_status("BackupVault", key[0], key[1], status)
             except SqlHarborError:
                 continue
             self._vaults[key] = (vault.metadata.generation, fingerprint)
@@ -117,9 +114,7 @@ class Validator:
                 ],
             }
             try:
-                await asyncio.to_thread(
-                    self._client.patch_status, "BackupPolicy", key[0], key[1], status
-                )
+                await self._api.patch_status("BackupPolicy", key[0], key[1], status)
             except SqlHarborError:
                 continue
             self._policies[key] = (policy.metadata.generation, message, count)

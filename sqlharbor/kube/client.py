@@ -1,7 +1,7 @@
 """``KubeClient``: custom objects, Secrets, Leases and Events over the official client.
 
 Called by the agent (threads), by the operator (through ``asyncio.to_thread``) and by the
-CLI.  Every method translates ``ApiException`` at this boundary (``_translate``).
+CLI.  Every method translates ``ApiException`` at this boundary.
 """
 
 from __future__ import annotations
@@ -17,59 +17,15 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
-from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel
 
 from sqlharbor.api import GROUP, KINDS_BY_NAME, VERSION, Resource
-from sqlharbor.api.contract import TRANSITION_MESSAGES, reporting_controller
-from sqlharbor.errors import (
-    AccessDenied,
-    Conflict,
-    ErrorCode,
-    NotFound,
-    PermanentError,
-    TemporaryError,
-    TransitionRefused,
-    retry_after_seconds,
-)
+from sqlharbor.api.contract import reporting_controller
+from sqlharbor.errors import ErrorCode, NotFound, PermanentError
+from sqlharbor.kube.translate import translate
 
 R = TypeVar("R", bound=Resource[Any, Any])
-
-
-def _translate(exc: Exception, what: str) -> Exception:
-    """``ApiException`` and transport errors as the sqlharbor tree (the only place that
-    catches them): 404 ``NotFound``, 409 ``Conflict``, 401/403 ``AccessDenied``, a refused
-    transition ``TransitionRefused``, 400/422 ``PermanentError`` (Invalid); anything else
-    (429, 5xx, the network) ``TemporaryError``, with the server's Retry-After if it sent one."""
-    if isinstance(exc, ApiException):
-        reason = _reason(exc)
-        if exc.status == 404:
-            return NotFound(f"{what}: not found")
-        if exc.status == 409:
-            return Conflict(f"{what}: conflict ({reason})")
-        if exc.status in (401, 403):
-            return AccessDenied(f"{what}: forbidden ({reason})")
-        if exc.status == 422 and any(m in reason for m in TRANSITION_MESSAGES):
-            return TransitionRefused(f"{what}: refused ({reason})")
-        if exc.status == 422 or exc.status == 400:
-            return PermanentError(f"{what}: invalid ({reason})", code=ErrorCode.INVALID)
-        return TemporaryError(
-            f"{what}: API server error {exc.status} ({reason})",
-            retry_after=retry_after_seconds((exc.headers or {}).get("Retry-After")),
-        )
-    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
-        return TemporaryError(f"{what}: cannot reach the API server ({type(exc).__name__})")
-    return exc
-
-
-def _reason(exc: ApiException) -> str:
-    import json
-
-    try:
-        body = json.loads(exc.body or "{}")
-        return str(body.get("message") or exc.reason)
-    except ValueError:
-        return str(exc.reason)
+_NETWORK = (urllib3.exceptions.HTTPError,)
 
 
 @dataclass(frozen=True)
@@ -106,7 +62,7 @@ class KubeClient:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            raise _translate(exc, what) from exc
+            raise translate(exc, what, _NETWORK) from exc
 
     def get(self, model: type[R], namespace: str, name: str) -> R:
         kind = _kind_of(model)
@@ -254,7 +210,7 @@ class KubeClient:
             ):
                 yield WatchEvent(type=str(event["type"]), object=event["object"])
         except Exception as exc:
-            raise _translate(exc, f"watch {kind} in {namespace}") from exc
+            raise translate(exc, f"watch {kind} in {namespace}", _NETWORK) from exc
         finally:
             w.stop()
 

@@ -19,8 +19,9 @@ from sqlharbor_agent.engines.sqlserver.settings import (
 from sqlharbor_agent.engines.sqlserver.tsql import StreamGeometry
 from sqlharbor_agent.engines.sqlserver.vdi.linux import LinuxVdi
 
-from sqlharbor.backupset import BackupRecord, BackupRequest, BackupType, RecoveryModel
+from sqlharbor.backupset import BackupRecord, BackupRequest, BackupType
 from sqlharbor.errors import EngineError, ErrorCode
+from tests.builders.records import backup_record
 
 from .fakes import FakeServer
 from .standin import StandinStatements, StandinVdi
@@ -43,19 +44,19 @@ def make_engine(standin: StandinVdi, server: FakeServer) -> SqlServerEngine:
 
 
 def record(kind: BackupType, name: str = "Sales") -> BackupRecord:
-    return BackupRecord(
-        database_name=name,
-        database_guid="g",
-        backup_type=kind,
-        is_copy_only=False,
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    return backup_record(
+        kind,
+        name=name,
+        guid="g",
         first_lsn=1,
         last_lsn=2,
         checkpoint_lsn=1,
         database_backup_lsn=1,
         differential_base_lsn=None,
-        start=datetime(2024, 1, 1, tzinfo=UTC),
-        finish=datetime(2024, 1, 1, tzinfo=UTC),
-        recovery_model=RecoveryModel.FULL,
+        start=moment,
+        finish=moment,
+        size_bytes=0,
     )
 
 

@@ -16,6 +16,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from kubernetes.client.exceptions import ApiException
+from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException
 from sqlharbor_agent.jobs.loop import MAX_RETRY_AFTER, _delay
 
 from sqlharbor.errors import (
@@ -30,12 +31,14 @@ from sqlharbor.errors import (
     TransitionRefused,
     VaultAccessDenied,
 )
-from sqlharbor.kube.client import _translate
+from sqlharbor.kube.translate import translate as _translate
 from sqlharbor.vault.store import AzureBlobStore, RetryPolicy, translate
 
 
-def _api(status: int, message: str = "m", headers: dict[str, str] | None = None) -> ApiException:
-    exc = ApiException(status=status, reason="reason")
+def _api(
+    status: int, message: str = "m", headers: dict[str, str] | None = None, cls: type = ApiException
+) -> Any:
+    exc = cls(status=status, reason="reason")
     exc.body = json.dumps({"message": message})
     exc.headers = headers
     return exc
@@ -61,12 +64,14 @@ def test_kubernetes_errors_become_the_tree() -> None:
         (503, {"Retry-After": "2"}, 2.0),
         (500, None, None),
         (429, {"Retry-After": "soon"}, None),
+        (429, {"Retry-After": "Thu, 01 Jan 1970 00:00:00 GMT"}, 0.0),
     ],
 )
+@pytest.mark.parametrize("cls", [ApiException, AsyncApiException])
 def test_kubernetes_throttling_is_temporary_with_the_servers_delay(
-    status: int, headers: dict[str, str] | None, retry_after: float | None
+    status: int, headers: dict[str, str] | None, retry_after: float | None, cls: type
 ) -> None:
-    error = _translate(_api(status, headers=headers), "list BackupJob in ns")
+    error = _translate(_api(status, headers=headers, cls=cls), "list BackupJob in ns")
     assert type(error) is TemporaryError
     assert error.code == ErrorCode.TEMPORARY_FAILURE
     assert error.retry_after == retry_after

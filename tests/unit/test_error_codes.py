@@ -154,7 +154,9 @@ def test_every_exception_class_lives_in_sqlharbor_errors() -> None:
 
 BOUNDARIES = {
     "kubernetes": (REPO / "sqlharbor" / "kube",),
+    "kubernetes_asyncio": (REPO / "sqlharbor" / "kube",),
     "urllib3": (REPO / "sqlharbor" / "kube",),
+    "aiohttp": (REPO / "sqlharbor" / "kube",),
     "azure": (REPO / "sqlharbor" / "vault" / "store.py",),
     "pyodbc": (REPO / "agent/sqlharbor_agent/engines/sqlserver/connection.py",),
 }

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.backupset import BackupRecord, BackupType, RecoveryPoint
 from sqlharbor.errors import (
     AlreadyExists,
     BlobNotFound,
@@ -27,6 +27,7 @@ from sqlharbor.vault import (
     Vault,
     VaultSettings,
 )
+from tests.builders.records import backup_record
 
 pytestmark = pytest.mark.integration
 
@@ -39,19 +40,18 @@ T0 = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
 def record(
     backup_type: BackupType, start: datetime, first: int, last: int, *, copy_only: bool = False
 ) -> BackupRecord:
-    return BackupRecord(
-        database_name="Sales",
-        database_guid=GUID,
-        backup_type=backup_type,
-        is_copy_only=copy_only,
+    return backup_record(
+        backup_type,
+        guid=GUID,
+        copy_only=copy_only,
         first_lsn=first,
         last_lsn=last,
         checkpoint_lsn=first + 1,
         database_backup_lsn=first,
         differential_base_lsn=None if backup_type is BackupType.FULL else 1001,
         start=start,
-        finish=start + timedelta(seconds=20),
-        recovery_model=RecoveryModel.FULL,
+        duration=timedelta(seconds=20),
+        size_bytes=0,
     )
 
 

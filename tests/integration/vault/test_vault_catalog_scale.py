@@ -7,14 +7,14 @@ handful of blobs and finish well inside two seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
-from sqlharbor.vault import AzureBlobStore, BlobInfo, Catalog, Layout
-from sqlharbor.vault.layout import new_recovery_point_id
+from sqlharbor.backupset import BackupType, RecoveryPoint
+from sqlharbor.vault import AzureBlobStore, Catalog, Layout
+from tests.builders.records import catalog_history
+from tests.builders.stores import CountingStore
 
 pytestmark = pytest.mark.integration
 
@@ -25,84 +25,23 @@ DAYS = 28
 LOG_EVERY = timedelta(minutes=2)
 
 
-class CountingStore:
-    """Delegates to a real store and counts the reads the catalog makes."""
-
-    def __init__(self, inner: AzureBlobStore):
-        self.inner = inner
-        self.gets: list[str] = []
-        self.lists: list[str] = []
-
-    def reset(self) -> None:
-        self.gets.clear()
-        self.lists.clear()
-
-    def stage_block(self, name: str, block_id: str, data: bytes | bytearray | memoryview) -> None:
-        self.inner.stage_block(name, block_id, data)
-
-    def commit_blocks(self, name: str, block_ids: Sequence[str]) -> None:
-        self.inner.commit_blocks(name, block_ids)
-
-    def put(
-        self, name: str, data: bytes | bytearray | memoryview, *, if_absent: bool = False
-    ) -> None:
-        self.inner.put(name, data, if_absent=if_absent)
-
-    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
-        self.gets.append(name)
-        return self.inner.get(name, offset, length)
-
-    def exists(self, name: str) -> bool:
-        self.gets.append(name)
-        return self.inner.exists(name)
-
-    def list(self, prefix: str) -> Iterator[BlobInfo]:
-        self.lists.append(prefix)
-        return self.inner.list(prefix)
-
-    def delete(self, name: str) -> None:
-        self.inner.delete(name)
-
-    def append(self, name: str, data: bytes | bytearray | memoryview) -> None:
-        self.inner.append(name, data)
-
-
-def _point(kind: BackupType, start: datetime, first: int, last: int, base: int) -> RecoveryPoint:
-    finish = start + (timedelta(minutes=20) if kind is not BackupType.LOG else timedelta(seconds=3))
-    record = BackupRecord(
-        database_name="Orders",
-        database_guid=GUID,
-        backup_type=kind,
-        is_copy_only=False,
-        first_lsn=first,
-        last_lsn=last,
-        checkpoint_lsn=first + 5,
-        database_backup_lsn=base,
-        differential_base_lsn=None if kind is BackupType.FULL else base + 5,
-        start=start,
-        finish=finish,
-        recovery_model=RecoveryModel.FULL,
-        size_bytes=1 << 20,
-    )
-    return RecoveryPoint(new_recovery_point_id(kind, start), record)
+def _base_at(moment: datetime) -> BackupType | None:
+    """A full on days 0, 7, 14, ... at 01:00; a differential at 01:00 on the others."""
+    if (moment.hour, moment.minute) != (1, 0):
+        return None
+    return BackupType.FULL if (moment - START).days % 7 == 0 else BackupType.DIFFERENTIAL
 
 
 def synthetic_history() -> list[RecoveryPoint]:
-    points: list[RecoveryPoint] = []
-    lsn = 1_000_000_000_000_000_000_000  # numeric(25,0) territory
-    full_lsn = lsn
-    moment = START
-    while moment < START + timedelta(days=DAYS):
-        if moment.hour == 1 and moment.minute == 0:
-            day = (moment - START).days
-            kind = BackupType.FULL if day % 7 == 0 else BackupType.DIFFERENTIAL
-            if kind is BackupType.FULL:
-                full_lsn = lsn
-            points.append(_point(kind, moment, lsn, lsn + 10, full_lsn))
-        points.append(_point(BackupType.LOG, moment, lsn, lsn + 100, full_lsn))
-        lsn += 100
-        moment += LOG_EVERY
-    return points
+    return catalog_history(
+        start=START,
+        end=START + timedelta(days=DAYS),
+        step=LOG_EVERY,
+        base_at=_base_at,
+        base_lsns=10,
+        name="Orders",
+        guid=GUID,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +75,7 @@ def test_planning_a_point_in_time_restore_reads_few_blobs(
         )
         if p.record.backup_type is BackupType.LOG
     ]
-    assert len(store.gets) <= 3, store.gets
+    assert len(store.reads) <= 3, store.reads
     assert len(store.lists) == 2
     expected_base = max(
         (p for p in history if p.record.is_base and p.record.finish <= target),
@@ -161,7 +100,7 @@ def test_a_week_reads_a_week_of_segments(
     until = since + timedelta(days=6)
     store.reset()
     points = catalog.list_points(INSTANCE, GUID, since, until)
-    assert len(store.gets) == 7
+    assert len(store.reads) == 7
     assert points == sorted(
         (p for p in history if since <= p.record.finish <= until),
         key=lambda p: (p.record.finish, p.id),
@@ -174,7 +113,7 @@ def test_window_and_databases_are_cheap(
     store, catalog, history = big_catalog
     store.reset()
     window = catalog.window(INSTANCE, GUID)
-    assert len(store.gets) == 2
+    assert len(store.reads) == 2
     first_full = next(p for p in history if p.record.backup_type is BackupType.FULL)
     assert window.earliest_full == first_full
     assert window.latest == max(history, key=lambda p: (p.record.finish, p.id))

@@ -17,6 +17,7 @@ from sqlharbor.autoheal import (
 )
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
 from sqlharbor.errors import ErrorCode
+from tests.builders.records import backup_record
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 HEALTHY = ChainState(
@@ -123,11 +124,10 @@ def test_policy_sets_the_full_age_limit() -> None:
 
 
 def _log(first: int, last: int) -> BackupRecord:
-    return BackupRecord(
-        database_name="sales",
-        database_guid="G1",
-        backup_type=BackupType.LOG,
-        is_copy_only=False,
+    return backup_record(
+        BackupType.LOG,
+        name="sales",
+        guid="G1",
         first_lsn=first,
         last_lsn=last,
         checkpoint_lsn=last - 1,
@@ -135,7 +135,7 @@ def _log(first: int, last: int) -> BackupRecord:
         differential_base_lsn=None,
         start=NOW,
         finish=NOW,
-        recovery_model=RecoveryModel.FULL,
+        size_bytes=0,
     )
 
 

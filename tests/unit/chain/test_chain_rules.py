@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "planner"))
-
-from planner_synthetic import History
-
 from sqlharbor import chain
+from tests.builders.records import History
 
 
 def _records(h: History) -> list:

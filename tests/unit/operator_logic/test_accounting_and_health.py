@@ -11,8 +11,7 @@ from sqlharbor_operator.health import assess
 from sqlharbor.api import ChainHealth, Health, JobReason, contract
 from sqlharbor.backupset import BackupType, RecoveryModel
 from sqlharbor.errors import ErrorCode
-
-from .builders import T0, empty, failure, result
+from tests.builders.operator import T0, empty, failure, result
 
 
 def _chain(n: int) -> object:
@@ -221,7 +220,7 @@ def test_auto_protection_creates_what_is_missing_and_respects_exclusions() -> No
 
 
 def test_status_patches_clear_fields_that_became_none() -> None:
-    from sqlharbor_operator.controller import _with_nulls
+    from sqlharbor_operator.status_writes import with_nulls
 
     broken = apply_failure(
         _chain(1), failure(ErrorCode.SQL_LSN_VALIDATION_FAILURE), T0 + timedelta(minutes=2)
@@ -230,7 +229,7 @@ def test_status_patches_clear_fields_that_became_none() -> None:
         broken, result(BackupType.FULL, T0 + timedelta(minutes=3), rp="f"), "j", False
     )
     wire = healed.model_dump(mode="json", by_alias=True, exclude_none=True)
-    body = _with_nulls(healed.model_dump(mode="json", by_alias=True), wire)
+    body = with_nulls(healed.model_dump(mode="json", by_alias=True), wire)
     assert body["chain"]["fullRequired"] is None, "a merge patch must remove it on the server"
     assert body["lastError"] is None
     assert body["chain"]["baseCheckpointLsn"] == wire["chain"]["baseCheckpointLsn"]

@@ -7,32 +7,17 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlharbor_operator.controller import Controller
+from sqlharbor_operator.dispatch import Dispatcher
+from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.scheduling import log_alignment
 from sqlharbor_operator.state import State
 
 from sqlharbor.api.contract import LeaseInfo
-
-from .builders import T0, policy
+from tests.builders.kube import FakeClient
+from tests.builders.operator import T0, policy
 
 NS = "ns"
 SESSION = "agent1/s1"
-
-
-class RecordingClient:
-    """Records the BackupJobs the controller creates."""
-
-    def __init__(self) -> None:
-        self.created: list[dict[str, Any]] = []
-
-    def create(self, kind: str, ns: str, body: dict[str, Any]) -> dict[str, Any]:
-        assert kind == "BackupJob"
-        name = f"job-{len(self.created)}"
-        self.created.append(body)
-        return {**body, "metadata": {**body["metadata"], "name": name, "namespace": ns}}
-
-    def post_event(self, **_: Any) -> None:
-        return None
 
 
 def _obj(kind: str, name: str, spec: dict[str, Any], status: Any = None) -> dict[str, Any]:
@@ -95,9 +80,8 @@ def _state(last_logs: dict[tuple[str, str], datetime]) -> State:
 
 
 def _jobs(state: State) -> list[tuple[str, list[str]]]:
-    client = RecordingClient()
-    controller = Controller(client, state, clock=lambda: T0)  # type: ignore[arg-type]
-    asyncio.run(controller._dispatch(T0))
+    client = FakeClient(creatable={"BackupJob"})
+    asyncio.run(Dispatcher(Runtime(client, state, clock=lambda: T0)).tick(T0))
     return [
         (body["spec"]["type"], sorted(d["protectedDatabase"] for d in body["spec"]["databases"]))
         for body in client.created

@@ -10,10 +10,10 @@ import pytest
 from sqlharbor_operator.pruning import RetentionPass
 from sqlharbor_operator.state import State
 
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import BlobNotFound, ContainerNotFound, VaultAccessDenied
-
-from .builders import GUID, T0
+from tests.builders.operator import GUID, T0
+from tests.builders.records import backup_record
 
 
 class FakeCatalog:
@@ -31,34 +31,36 @@ class FakeCatalog:
 
 
 def _point(i: int, kind: BackupType, finish: datetime, first: int, last: int) -> RecoveryPoint:
-    record = BackupRecord(
-        "sales",
-        GUID,
+    record = backup_record(
         kind,
-        False,
-        first,
-        last,
-        first,
-        0,
-        first if kind is BackupType.DIFFERENTIAL else None,
-        finish,
-        finish,
-        RecoveryModel.FULL,
+        name="sales",
+        guid=GUID,
+        first_lsn=first,
+        last_lsn=last,
+        checkpoint_lsn=first,
+        database_backup_lsn=0,
+        differential_base_lsn=first if kind is BackupType.DIFFERENTIAL else None,
+        start=finish,
+        finish=finish,
+        size_bytes=0,
     )
     return RecoveryPoint(f"p{i:04d}", record)
 
 
-def _pass(catalog: object, reports: list[tuple[object, ...]]) -> RetentionPass:
+def _pass(
+    catalog: object, reports: list[tuple[object, ...]], concurrency: int = 1
+) -> RetentionPass:
     """A pass over ``catalog`` (for every vault) every ten minutes, reports collected."""
     return RetentionPass(
         lambda vault: catalog,  # type: ignore[arg-type,return-value]
         timedelta(minutes=10),
         lambda *args: reports.append(args),
+        concurrency,
     )
 
 
 def _state() -> State:
-    state = State()
+    state = State(loaded=True)
     meta = {"namespace": "ns"}
     state.upsert(
         "BackupPolicy",
@@ -152,9 +154,9 @@ class FailingCatalog:
         raise self.error
 
 
-def _three_databases_on_one_vault() -> State:
+def _three_databases_on_one_vault(more: int = 0) -> State:
     state = _state()
-    for name in ("hr", "ops"):
+    for name in ("hr", "ops", *(f"db{i}" for i in range(more))):
         state.upsert(
             "ProtectedDatabase",
             {
@@ -202,3 +204,32 @@ def test_a_database_failure_does_not_skip_the_others(caplog: pytest.LogCaptureFi
     asyncio.run(pass_.run(_three_databases_on_one_vault(), T0))
     assert catalog.calls == 3
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 3
+
+
+def test_with_catalogs_read_at_once_a_failing_vault_still_costs_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    catalog = FailingCatalog(ContainerNotFound("list 'x': the container does not exist"))
+    caplog.set_level(logging.INFO, logger="sqlharbor_operator.pruning")
+    asyncio.run(_pass(catalog, [], concurrency=4).run(_three_databases_on_one_vault(30), T0))
+    assert catalog.calls <= 4, "only the reads already in flight meet the failure"
+    told = [r for r in caplog.records if "no container" in r.getMessage()]
+    assert len(told) == 1
+
+
+def test_no_pass_starts_before_the_state_is_loaded() -> None:
+    catalog = FailingCatalog(BlobNotFound("read 'segment': not found"))
+    pass_ = _pass(catalog, [])
+    state = _three_databases_on_one_vault()
+    state.loaded = False
+
+    async def ticks() -> None:
+        assert await pass_.tick(state, T0) is None
+        assert catalog.calls == 0
+        state.loaded = True
+        task = await pass_.tick(state, T0)
+        assert task is not None, "loaded: the first pass starts at once"
+        await task
+
+    asyncio.run(ticks())
+    assert catalog.calls == 3

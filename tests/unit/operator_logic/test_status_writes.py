@@ -1,4 +1,4 @@
-"""The controller writes a ProtectedDatabase's status only when it changed (API writes per
+"""The operator writes a ProtectedDatabase's status only when it changed (API writes per
 database per hour are a budget), and clears removed fields on the server."""
 
 from __future__ import annotations
@@ -7,30 +7,16 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from sqlharbor_operator.controller import Controller
+from sqlharbor_operator.pruning import fold_pruning
+from sqlharbor_operator.runtime import Runtime
+from sqlharbor_operator.settings import OperatorSettings
 from sqlharbor_operator.state import State
+from sqlharbor_operator.status_writes import StatusWriter
 
 from sqlharbor.api import Health, JobPhase
 from sqlharbor.errors import ErrorCode
-
-from .builders import T0
-
-
-class FakeClient:
-    def __init__(self) -> None:
-        self.patches: list[tuple[str, str, dict[str, Any]]] = []
-
-    def patch_status(
-        self, kind: str, ns: str, name: str, body: dict[str, Any], **_: Any
-    ) -> dict[str, Any]:
-        self.patches.append((kind, name, body))
-        return {}
-
-    def post_event(self, **_: Any) -> None:
-        return None
-
-    def secret_value(self, *_: Any) -> bytes:
-        raise AssertionError("not used")
+from tests.builders.kube import FakeClient
+from tests.builders.operator import T0
 
 
 def _body(status: dict[str, Any] | None = None, generation: int = 1) -> dict[str, Any]:
@@ -57,16 +43,16 @@ def _state(status: dict[str, Any] | None = None) -> State:
 
 def test_a_restarted_operator_does_not_rewrite_what_the_server_holds() -> None:
     first = FakeClient()
-    asyncio.run(Controller(first, _state(), clock=lambda: T0)._refresh_status(T0))
+    asyncio.run(StatusWriter(Runtime(first, _state(), clock=lambda: T0)).tick(T0))
     [(_, _, written)] = first.patches
     held = {k: v for k, v in written.items() if v is not None}  # as the server keeps it
     later = T0 + timedelta(minutes=5)
     again = FakeClient()
-    asyncio.run(Controller(again, _state(held), clock=lambda: later)._refresh_status(later))
+    asyncio.run(StatusWriter(Runtime(again, _state(held), clock=lambda: later)).tick(later))
     assert again.patches == [], "same status (transition time and RPO aside): no write"
     changed = FakeClient()
     held["observedGeneration"] = 0
-    asyncio.run(Controller(changed, _state(held), clock=lambda: later)._refresh_status(later))
+    asyncio.run(StatusWriter(Runtime(changed, _state(held), clock=lambda: later)).tick(later))
     assert len(changed.patches) == 1, "a status that differs is written"
 
 
@@ -74,11 +60,11 @@ def test_unchanged_status_is_not_written_again() -> None:
     state = _state()
     client = FakeClient()
     now = [T0]
-    controller = Controller(client, state, clock=lambda: now[0])
+    controller = StatusWriter(Runtime(client, state, clock=lambda: now[0]))
 
     async def ticks(n: int) -> None:
         for _ in range(n):
-            await controller._refresh_status(now[0])
+            await controller.tick(now[0])
             now[0] += timedelta(seconds=1)
 
     asyncio.run(ticks(5))
@@ -99,13 +85,13 @@ def test_a_change_not_yet_written_survives_an_older_watch_event() -> None:
     key = ("ns", "sales")
     echo = _body({"health": Health.PENDING})
     client = FakeClient()
-    controller = Controller(client, state, clock=lambda: T0)
-    controller._set_status(key, ProtectedDatabaseStatus(recovery_points=7))
+    controller = StatusWriter(Runtime(client, state, clock=lambda: T0))
+    state.set_status(key, ProtectedDatabaseStatus(recovery_points=7))
     state.upsert("ProtectedDatabase", echo)
     status = state.databases[key].status
     assert status is not None
     assert status.recovery_points == 7
-    asyncio.run(controller._refresh_status(T0))
+    asyncio.run(controller.tick(T0))
     [(_, _, body)] = client.patches
     assert body["recoveryPoints"] == 7
     assert key not in state.unwritten, "written: the server's events count again"
@@ -142,28 +128,27 @@ def test_a_create_answer_never_replaces_what_the_watch_delivered_meanwhile() -> 
 def test_what_retention_moves_rides_along_with_the_next_write() -> None:
     """A retention pass every 10 minutes moves the point count (and the earliest
     restorable time) of nearly every database: that alone must not cost a write each."""
-    from sqlharbor_operator.controller import DEFER_AT_MOST
-
+    defer_at_most = OperatorSettings().defer_at_most
     key = ("ns", "sales")
     first = FakeClient()
-    asyncio.run(Controller(first, _state(), clock=lambda: T0)._refresh_status(T0))
+    asyncio.run(StatusWriter(Runtime(first, _state(), clock=lambda: T0)).tick(T0))
     held = {k: v for k, v in first.patches[0][2].items() if v is not None}
     state, client = _state(held), FakeClient()
     now = T0 + timedelta(minutes=1)
-    controller = Controller(client, state, clock=lambda: now)
-    asyncio.run(controller._refresh_status(now))
-    controller._after_pruning(key, None, 7, 3)
-    asyncio.run(controller._refresh_status(now + timedelta(minutes=10)))
+    controller = StatusWriter(Runtime(client, state, clock=lambda: now))
+    asyncio.run(controller.tick(now))
+    fold_pruning(state, key, None, 7, 3)
+    asyncio.run(controller.tick(now + timedelta(minutes=10)))
     assert client.patches == [], "only the point count changed: no write of its own"
     assert key in state.unwritten, "still to be written"
     # something that matters: a new generation to observe
     state.upsert("ProtectedDatabase", _body(held, generation=2))
-    asyncio.run(controller._refresh_status(now + timedelta(minutes=11)))
+    asyncio.run(controller.tick(now + timedelta(minutes=11)))
     [(_, _, body)] = client.patches
     assert (body["observedGeneration"], body["recoveryPoints"]) == (2, 7), "rode along"
-    controller._after_pruning(key, None, 5, 2)
-    asyncio.run(controller._refresh_status(now + timedelta(minutes=12)))
+    fold_pruning(state, key, None, 5, 2)
+    asyncio.run(controller.tick(now + timedelta(minutes=12)))
     assert len(client.patches) == 1
-    asyncio.run(controller._refresh_status(now + timedelta(minutes=11) + DEFER_AT_MOST))
+    asyncio.run(controller.tick(now + timedelta(minutes=11) + defer_at_most))
     assert len(client.patches) == 2, "waited long enough: written alone"
     assert client.patches[1][2]["recoveryPoints"] == 5

@@ -6,11 +6,11 @@ import random
 from datetime import timedelta
 
 import pytest
-from planner_synthetic import History
 
 from sqlharbor import chain, planner
 from sqlharbor.backupset import BackupType
 from sqlharbor.errors import ErrorCode
+from tests.builders.records import History
 
 
 def test_point_in_time_uses_latest_base_and_covering_logs() -> None:

@@ -11,13 +11,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from simulated_helpers import FakeClock, Vault
 from sqlharbor_agent.engines.base import RestoreOptions, StopAt
 from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload, WorkloadShape
 
 from sqlharbor import autoheal, planner
 from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
 from sqlharbor.errors import EngineError, ErrorCode
+from tests.builders.simulated import FakeClock, MemoryVault
 
 DATABASES = {"sales": RecoveryModel.FULL, "inventory": RecoveryModel.FULL}
 SEED = int(os.environ.get("SQLHARBOR_TEST_SEED", random.SystemRandom().randrange(1 << 30)))
@@ -26,7 +26,7 @@ SEED = int(os.environ.get("SQLHARBOR_TEST_SEED", random.SystemRandom().randrange
 class Protector:
     """What the operator and agent do for one database: schedule, auto-heal, chain checks."""
 
-    def __init__(self, engine: SimulatedEngine, vault: Vault, name: str) -> None:
+    def __init__(self, engine: SimulatedEngine, vault: MemoryVault, name: str) -> None:
         self.engine, self.vault, self.name = engine, vault, name
         self.full: BackupRecord | None = None
         self.expected_lsn: int | None = None
@@ -69,10 +69,10 @@ class Protector:
 
 def _build(
     tmp_path: Path, rng: random.Random
-) -> tuple[SimulatedEngine, FakeClock, Vault, dict[str, Protector]]:
+) -> tuple[SimulatedEngine, FakeClock, MemoryVault, dict[str, Protector]]:
     clock = FakeClock()
     engine = SimulatedEngine(tmp_path, "VM1\\SQL01", clock=clock)
-    vault = Vault()
+    vault = MemoryVault()
     for name, model in DATABASES.items():
         engine.create_database(name, model)
     protectors = {name: Protector(engine, vault, name) for name in DATABASES}

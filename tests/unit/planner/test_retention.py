@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planner_synthetic import History
 
 from sqlharbor import planner, retention
 from sqlharbor.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import PermanentError
+from tests.builders.records import History
 
 HOUR = 3600.0
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlharbor_operator.restores import (
+from sqlharbor_operator.restore_decisions import (
     CatalogReader,
     Planned,
     Refused,
@@ -19,9 +19,11 @@ from sqlharbor_operator.state import State
 
 from sqlharbor.api import API_VERSION, BackupVault, RestoreJob, RestorePhase
 from sqlharbor.api.contract import LeaseInfo
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.backupset import BackupRecord, BackupType, RecoveryPoint
 from sqlharbor.errors import ErrorCode
 from sqlharbor.vault import DatabaseEntry
+from tests.builders.kube import FakeClient
+from tests.builders.records import backup_record
 
 NS = "db"
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -30,11 +32,10 @@ GUID = "11111111-2222-3333-4444-555555555555"
 
 
 def _record(kind: BackupType, first: int, last: int, finish: datetime) -> BackupRecord:
-    return BackupRecord(
-        database_name="sales",
-        database_guid=GUID,
-        backup_type=kind,
-        is_copy_only=False,
+    return backup_record(
+        kind,
+        name="sales",
+        guid=GUID,
         first_lsn=first,
         last_lsn=last,
         checkpoint_lsn=first + 10 if kind is BackupType.FULL else 0,
@@ -42,7 +43,6 @@ def _record(kind: BackupType, first: int, last: int, finish: datetime) -> Backup
         differential_base_lsn=None,
         start=finish - timedelta(seconds=5),
         finish=finish,
-        recovery_model=RecoveryModel.FULL,
         size_bytes=1000,
     )
 
@@ -260,21 +260,11 @@ def test_missing_target_instance_is_refused() -> None:
     assert decision.error.code == ErrorCode.TARGET_INSTANCE_NOT_FOUND
 
 
-class _RecordingClient:
-    def __init__(self) -> None:
-        self.patches: list[tuple[str, str, dict[str, Any]]] = []
-
-    def patch_status(
-        self, kind: str, ns: str, name: str, body: dict[str, Any], **_: Any
-    ) -> dict[str, Any]:
-        self.patches.append((kind, name, body))
-        return {}
-
-
 def test_running_restore_of_a_dead_agent_is_failed_once() -> None:
     import asyncio
 
-    from sqlharbor_operator.restores import RestorePlanner
+    from sqlharbor_operator.liveness import Liveness
+    from sqlharbor_operator.runtime import Runtime
 
     state = _state(served=False)
     body = _job().to_wire()
@@ -284,10 +274,10 @@ def test_running_restore_of_a_dead_agent_is_failed_once() -> None:
         "startTime": (NOW - timedelta(minutes=5)).isoformat(),
     }
     state.upsert("RestoreJob", body)
-    client = _RecordingClient()
-    planner = RestorePlanner(client, _never)  # type: ignore[arg-type]
-    asyncio.run(planner.tick(state, NOW))
-    asyncio.run(planner.tick(state, NOW))
+    client = FakeClient()
+    liveness = Liveness(Runtime(client, state, clock=lambda: NOW))
+    asyncio.run(liveness.tick(NOW))
+    asyncio.run(liveness.tick(NOW))
     assert len(client.patches) == 1
     kind, _, patch = client.patches[0]
     assert kind == "RestoreJob"

@@ -4,10 +4,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from simulated_helpers import FakeClock, Vault
 from sqlharbor_agent.engines.simulated import SimulatedEngine
 
 from sqlharbor.backupset import RecoveryModel
+from tests.builders.simulated import FakeClock, MemoryVault
 
 
 @pytest.fixture
@@ -24,5 +24,5 @@ def engine(tmp_path: Path, clock: FakeClock) -> Iterator[SimulatedEngine]:
 
 
 @pytest.fixture
-def vault() -> Vault:
-    return Vault()
+def vault() -> MemoryVault:
+    return MemoryVault()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from simulated_helpers import FakeClock, Vault
 from sqlharbor_agent.engines.base import Engine
 from sqlharbor_agent.engines.simulated import (
     Operation,
@@ -21,6 +20,7 @@ from sqlharbor_agent.engines.simulated.payload import page_payload
 from sqlharbor import chain
 from sqlharbor.backupset import BackupRequest, BackupType, DatabaseState, RecoveryModel
 from sqlharbor.errors import EngineError, ErrorCode
+from tests.builders.simulated import FakeClock, MemoryVault
 
 
 def _work(engine: SimulatedEngine, clock: FakeClock, n: int = 20, db: str = "sales") -> None:
@@ -37,13 +37,13 @@ def test_is_an_engine(engine: SimulatedEngine) -> None:
     assert "SQL Server" not in engine.version().split("(")[0]
 
 
-def test_missing_database_is_refused(engine: SimulatedEngine, vault: Vault) -> None:
+def test_missing_database_is_refused(engine: SimulatedEngine, vault: MemoryVault) -> None:
     with pytest.raises(EngineError) as err:
         vault.backup(engine, "nope", BackupType.FULL)
     assert err.value.code == ErrorCode.SQL_PO_DOES_NOT_EXIST
 
 
-def test_log_before_any_full_is_refused(engine: SimulatedEngine, vault: Vault) -> None:
+def test_log_before_any_full_is_refused(engine: SimulatedEngine, vault: MemoryVault) -> None:
     with pytest.raises(EngineError) as err:
         vault.backup(engine, "sales", BackupType.LOG)
     assert err.value.code == ErrorCode.PARENT_FULL_BACKUP_MISSING
@@ -53,7 +53,7 @@ def test_log_before_any_full_is_refused(engine: SimulatedEngine, vault: Vault) -
 
 
 def test_log_chain_continues_across_fulls(
-    engine: SimulatedEngine, clock: FakeClock, vault: Vault
+    engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault
 ) -> None:
     full1 = vault.backup(engine, "sales", BackupType.FULL)
     assert full1.begins_log_chain
@@ -75,7 +75,7 @@ def test_log_chain_continues_across_fulls(
 
 
 def test_simple_recovery_refuses_logs_and_breaks_the_chain(
-    engine: SimulatedEngine, clock: FakeClock, vault: Vault
+    engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault
 ) -> None:
     full = vault.backup(engine, "sales", BackupType.FULL)
     _work(engine, clock)
@@ -98,7 +98,7 @@ def test_simple_recovery_refuses_logs_and_breaks_the_chain(
     assert not chain.log_follows_base(log, full)
 
 
-def test_copy_only_semantics(engine: SimulatedEngine, clock: FakeClock, vault: Vault) -> None:
+def test_copy_only_semantics(engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault) -> None:
     full = vault.backup(engine, "sales", BackupType.FULL)
     _work(engine, clock)
     copy_full = vault.backup(engine, "sales", BackupType.FULL, copy_only=True)
@@ -115,7 +115,7 @@ def test_copy_only_semantics(engine: SimulatedEngine, clock: FakeClock, vault: V
 
 
 def test_out_of_band_log_leaves_a_gap(
-    engine: SimulatedEngine, clock: FakeClock, vault: Vault
+    engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault
 ) -> None:
     vault.backup(engine, "sales", BackupType.FULL)
     _work(engine, clock)
@@ -135,7 +135,7 @@ def test_out_of_band_log_leaves_a_gap(
 
 
 def test_out_of_band_full_moves_the_differential_base(
-    engine: SimulatedEngine, clock: FakeClock, vault: Vault
+    engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault
 ) -> None:
     ours = vault.backup(engine, "sales", BackupType.FULL)
     theirs = engine.out_of_band_backup("sales", BackupType.FULL)
@@ -145,7 +145,7 @@ def test_out_of_band_full_moves_the_differential_base(
     assert chain.differential_base(diff, [p.record for p in vault.points]) is None
 
 
-def test_master_takes_fulls_only(engine: SimulatedEngine, vault: Vault) -> None:
+def test_master_takes_fulls_only(engine: SimulatedEngine, vault: MemoryVault) -> None:
     seed_databases(engine)
     vault.backup(engine, "master", BackupType.FULL)
     for kind in (BackupType.DIFFERENTIAL, BackupType.LOG):
@@ -154,7 +154,7 @@ def test_master_takes_fulls_only(engine: SimulatedEngine, vault: Vault) -> None:
         assert err.value.code == ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE
 
 
-def test_permission_check_names_the_fix(engine: SimulatedEngine, vault: Vault) -> None:
+def test_permission_check_names_the_fix(engine: SimulatedEngine, vault: MemoryVault) -> None:
     assert engine.check_permissions().ok
     engine.set_sysadmin(False)
     check = engine.check_permissions()

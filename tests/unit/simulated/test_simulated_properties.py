@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from simulated_helpers import FakeClock, Vault
 from sqlharbor_agent.engines.base import RestoreOptions, StopAt
 from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload, WorkloadShape
 
 from sqlharbor import autoheal, chain, planner
 from sqlharbor.backupset import BackupType, RecoveryModel
 from sqlharbor.errors import EngineError, ErrorCode
+from tests.builders.simulated import FakeClock, MemoryVault
 
 ACTIONS = st.lists(
     st.sampled_from(
@@ -77,7 +77,7 @@ class Model:
             self.simple = False
 
 
-def _backup(engine: SimulatedEngine, vault: Vault, action: str) -> tuple[object, str | None]:
+def _backup(engine: SimulatedEngine, vault: MemoryVault, action: str) -> tuple[object, str | None]:
     """Run one backup action; (its record or None, the engine's error code or None)."""
     kind = {
         "full": BackupType.FULL,
@@ -94,7 +94,7 @@ def _backup(engine: SimulatedEngine, vault: Vault, action: str) -> tuple[object,
 
 
 def _run(
-    engine: SimulatedEngine, vault: Vault, clock: FakeClock, actions: list[str], seed: int
+    engine: SimulatedEngine, vault: MemoryVault, clock: FakeClock, actions: list[str], seed: int
 ) -> None:
     model = Model()
     workload = Workload(engine, ["db"], seed=seed, shape=WorkloadShape(max_rows=40, row_size=64))
@@ -174,7 +174,7 @@ def test_random_histories(actions: list[str], seed: int) -> None:
         engine = SimulatedEngine(Path(tmp), "I", clock=clock)
         try:
             engine.create_database("db")
-            vault = Vault()
+            vault = MemoryVault()
             _run(engine, vault, clock, actions, seed)
             _check_history(engine)
             _check_restorable(engine, vault, random.Random(seed))
@@ -182,7 +182,7 @@ def test_random_histories(actions: list[str], seed: int) -> None:
             engine.close()
 
 
-def _check_restorable(engine: SimulatedEngine, vault: Vault, rng: random.Random) -> None:
+def _check_restorable(engine: SimulatedEngine, vault: MemoryVault, rng: random.Random) -> None:
     points = vault.of("db")
     windows = planner.recovery_window(points)
     assert windows == chain.restorable_windows([p.record for p in points])

@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from simulated_helpers import FakeClock, Vault
 from sqlharbor_agent.engines.base import RestoreOptions, RestoreStep, StopAt
 from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload
 
 from sqlharbor.backupset import BackupRequest, BackupType, DatabaseState
 from sqlharbor.errors import EngineError, ErrorCode
+from tests.builders.simulated import FakeClock, MemoryVault
 
 
 def _work(engine: SimulatedEngine, clock: FakeClock, n: int = 10) -> None:
@@ -27,7 +27,7 @@ def _work(engine: SimulatedEngine, clock: FakeClock, n: int = 10) -> None:
 
 
 @pytest.fixture
-def history(engine: SimulatedEngine, clock: FakeClock, vault: Vault) -> Vault:
+def history(engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault) -> MemoryVault:
     """full, log1, diff, log2, log3 with work in between."""
     _work(engine, clock)
     vault.backup(engine, "sales", BackupType.FULL)
@@ -44,7 +44,7 @@ def history(engine: SimulatedEngine, clock: FakeClock, vault: Vault) -> Vault:
 
 def _restore(
     engine: SimulatedEngine,
-    vault: Vault,
+    vault: MemoryVault,
     indexes: list[int],
     target: str = "copy",
     stop: StopAt | None = None,
@@ -54,7 +54,9 @@ def _restore(
     engine.restore(RestoreOptions(target, replace=replace), steps, stop)
 
 
-def test_full_diff_logs_restore_with_a_new_guid(engine: SimulatedEngine, history: Vault) -> None:
+def test_full_diff_logs_restore_with_a_new_guid(
+    engine: SimulatedEngine, history: MemoryVault
+) -> None:
     _restore(engine, history, [0, 2, 3, 4])
     restored = engine.database("copy")
     assert restored.state is DatabaseState.ONLINE
@@ -78,7 +80,7 @@ def test_full_diff_logs_restore_with_a_new_guid(engine: SimulatedEngine, history
     ],
 )
 def test_wrong_order_is_refused(
-    engine: SimulatedEngine, history: Vault, indexes: list[int], fragment: str
+    engine: SimulatedEngine, history: MemoryVault, indexes: list[int], fragment: str
 ) -> None:
     with pytest.raises(EngineError) as err:
         _restore(engine, history, indexes)
@@ -89,7 +91,7 @@ def test_wrong_order_is_refused(
 
 
 def test_differential_of_another_full_is_refused(
-    engine: SimulatedEngine, clock: FakeClock, history: Vault
+    engine: SimulatedEngine, clock: FakeClock, history: MemoryVault
 ) -> None:
     history.backup(engine, "sales", BackupType.FULL)  # index 5
     _work(engine, clock)
@@ -100,7 +102,7 @@ def test_differential_of_another_full_is_refused(
     assert engine.database("copy").state is DatabaseState.RESTORING
 
 
-def test_existing_target_needs_replace(engine: SimulatedEngine, history: Vault) -> None:
+def test_existing_target_needs_replace(engine: SimulatedEngine, history: MemoryVault) -> None:
     before = engine.rows("sales")
     with pytest.raises(EngineError) as err:
         _restore(engine, history, [0], target="sales")
@@ -116,7 +118,7 @@ def test_existing_target_needs_replace(engine: SimulatedEngine, history: Vault) 
     assert engine.rows_as_of("sales", time=history.points[0].record.finish) == {}
 
 
-def test_stop_points(engine: SimulatedEngine, history: Vault) -> None:
+def test_stop_points(engine: SimulatedEngine, history: MemoryVault) -> None:
     full, log1 = history.points[0].record, history.points[1].record
     middle = full.finish + (log1.finish - full.finish) / 2
     _restore(engine, history, [0, 1], stop=StopAt(time=middle))
@@ -126,7 +128,9 @@ def test_stop_points(engine: SimulatedEngine, history: Vault) -> None:
     assert engine.rows("copy2") == engine.rows_as_of("sales", lsn=lsn)
 
 
-def test_stop_outside_the_backups_leaves_restoring(engine: SimulatedEngine, history: Vault) -> None:
+def test_stop_outside_the_backups_leaves_restoring(
+    engine: SimulatedEngine, history: MemoryVault
+) -> None:
     full, log1 = history.points[0].record, history.points[1].record
     with pytest.raises(EngineError) as err:
         _restore(
@@ -139,7 +143,7 @@ def test_stop_outside_the_backups_leaves_restoring(engine: SimulatedEngine, hist
     assert "too early" in err.value.message
 
 
-def test_damaged_stream_leaves_restoring(engine: SimulatedEngine, history: Vault) -> None:
+def test_damaged_stream_leaves_restoring(engine: SimulatedEngine, history: MemoryVault) -> None:
     point = history.points[1]
     damaged = bytearray(history.streams[point.id])
     damaged[len(damaged) // 2] ^= 0xFF
@@ -161,7 +165,9 @@ def test_damaged_stream_leaves_restoring(engine: SimulatedEngine, history: Vault
     assert err.value.code == ErrorCode.BACKUP_STREAM_DOES_NOT_MATCH_RECORD
 
 
-def test_workload_thread_and_backups_run_together(engine: SimulatedEngine, vault: Vault) -> None:
+def test_workload_thread_and_backups_run_together(
+    engine: SimulatedEngine, vault: MemoryVault
+) -> None:
     workload = Workload(engine, ["sales"], seed=3, rate=0, row_size=128)
     stop = threading.Event()
     thread = threading.Thread(target=workload.run, args=(stop,), kwargs={"limit": 400})

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from vault_fakes import MemoryBlobStore
 
 from sqlharbor.vault import KeyEncryptionKey, Layout, Vault, WriterSettings
+from tests.builders.stores import MemoryBlobStore
 
 
 @pytest.fixture

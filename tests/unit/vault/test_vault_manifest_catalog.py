@@ -7,12 +7,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from vault_fakes import T0, MemoryBlobStore, make_record
 
 from sqlharbor.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import IntegrityError
 from sqlharbor.vault import Catalog, Layout, Manifest, Vault
 from sqlharbor.vault.catalog import entry_line, parse_segment, tombstone_line
+from tests.builders.records import T0, backup_record
+from tests.builders.stores import MemoryBlobStore
 
 GUID = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
 INSTANCE = "HOST\\SQL01"
@@ -20,7 +21,7 @@ BIG_LSN = 98_765_432_109_876_543_210_000  # numeric(25,0): wider than 64 bits
 
 
 def _commit(vault: Vault, **record_args: object) -> Manifest:
-    record = make_record(guid=GUID, **record_args)  # type: ignore[arg-type]
+    record = backup_record(guid=GUID, **record_args)  # type: ignore[arg-type]
     writer = vault.open_writer(
         INSTANCE, record.database_name, GUID, record.backup_type, copy_only=record.is_copy_only
     )
@@ -40,7 +41,7 @@ def test_manifest_round_trips_records_and_keeps_big_lsns_exact(
     assert vault.kek.to_base64() not in manifest.to_json().decode()
     again = Manifest.from_json(manifest.to_json())
     assert again == manifest
-    assert again.to_record() == make_record(guid=GUID, first_lsn=BIG_LSN, last_lsn=BIG_LSN + 99)
+    assert again.to_record() == backup_record(guid=GUID, first_lsn=BIG_LSN, last_lsn=BIG_LSN + 99)
     assert again.recovery_point().id == manifest.recovery_point_id
 
 
@@ -65,7 +66,7 @@ def test_invalid_manifests_are_integrity_errors(
 
 
 def _point(point_id: str, **record_args: object) -> RecoveryPoint:
-    return RecoveryPoint(point_id, make_record(guid=GUID, **record_args))  # type: ignore[arg-type]
+    return RecoveryPoint(point_id, backup_record(guid=GUID, **record_args))  # type: ignore[arg-type]
 
 
 def test_segment_lines_round_trip_with_tombstones_and_duplicates() -> None:

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-from vault_fakes import MemoryBlobStore, make_record
 
 from sqlharbor.backupset import BackupType
 from sqlharbor.errors import (
@@ -21,6 +20,8 @@ from sqlharbor.errors import (
     RecoveryPointNotFound,
 )
 from sqlharbor.vault import Compression, KeyEncryptionKey, Layout, Manifest, Vault, WriterSettings
+from tests.builders.records import backup_record
+from tests.builders.stores import MemoryBlobStore
 
 GUID = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
 INSTANCE = "HOST\\SQL01"
@@ -38,7 +39,7 @@ def _backup(vault: Vault, data: bytes, piece: int = 333, **kwargs: object) -> Ma
     view = memoryview(data)
     for offset in range(0, len(data), piece):
         assert writer.write(view[offset : offset + piece]) == len(view[offset : offset + piece])
-    return writer.commit(make_record(BackupType.FULL, guid=GUID))
+    return writer.commit(backup_record(BackupType.FULL, guid=GUID))
 
 
 def _restore(vault: Vault, manifest: Manifest, piece: int = 500) -> bytes:
@@ -144,7 +145,7 @@ def test_memory_is_bounded_by_chunks_in_flight(kek: KeyEncryptionKey) -> None:
     assert accepted <= 4 * CHUNK
     store.release.set()
     producer.join(timeout=30)
-    manifest = writer.commit(make_record(guid=GUID))
+    manifest = writer.commit(backup_record(guid=GUID))
     assert store.peak == 2
     assert _restore(vault, manifest) == data
 
@@ -174,7 +175,7 @@ def test_a_failed_upload_fails_the_writer_and_commits_nothing(
     def stream() -> None:
         for _ in range(20):
             writer.write(_payload(CHUNK))
-        writer.commit(make_record(guid=GUID))
+        writer.commit(backup_record(guid=GUID))
 
     with pytest.raises(PermanentError, match="stage refused"):
         stream()
@@ -185,7 +186,7 @@ def test_commit_refuses_facts_of_another_backup(make_vault: MakeVault) -> None:
     writer = make_vault().open_writer(INSTANCE, "Sales", GUID, BackupType.FULL)
     writer.write(b"data")
     with pytest.raises(PermanentError, match="engine reported"):
-        writer.commit(make_record(BackupType.LOG, guid=GUID))
+        writer.commit(backup_record(BackupType.LOG, guid=GUID))
 
 
 def test_create_only_manifest_refuses_a_second_writer(make_vault: MakeVault) -> None:

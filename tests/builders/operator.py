@@ -1,5 +1,5 @@
-"""Small builders for operator unit tests (Velero-style): defaults that make sense, one
-keyword per thing a test cares about."""
+"""Builders of operator objects (Velero-style): defaults that make sense, one keyword per
+thing a test cares about: policies, databases, resolved targets, job results."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Helpers for the simulated-engine tests: a fake clock and in-memory backup streams."""
+"""For tests on the simulated engine: a clock moved by hand and backup streams kept in
+memory (no vault, no Azure)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class FakeClock:
 
 
 @dataclass
-class Vault:
+class MemoryVault:
     """Backup streams kept in memory, keyed by recovery point id."""
 
     streams: dict[str, bytes] = field(default_factory=dict)

@@ -1,0 +1,209 @@
+"""``AsyncKubeClient``: the operator's API access on its one event loop (kubernetes_asyncio,
+aiohttp underneath like kopf's own watches): custom objects, Secrets and Events.
+
+Called by the operator's controller modules; the agent and the CLI use the sync
+``KubeClient``.  Failures are translated here (``kube.translate``), as in the sync client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+
+from sqlharbor.api import GROUP, KINDS_BY_NAME, VERSION
+from sqlharbor.api.contract import reporting_controller
+from sqlharbor.errors import ErrorCode, NotFound, PermanentError
+from sqlharbor.kube.translate import translate
+
+T = TypeVar("T")
+_NETWORK = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+async def load_configuration(kubeconfig: str | None) -> Any:
+    """The client ``Configuration`` (server, CA, credentials): in a cluster (no
+    ``kubeconfig``) the pod's ServiceAccount, else that file (or $KUBECONFIG)."""
+    configuration = k8s.Configuration()
+    if kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return configuration
+        except k8s_config.ConfigException:
+            pass
+    await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return configuration
+
+
+class AsyncKubeClient:
+    """One API client (one aiohttp connection pool); share it across the operator."""
+
+    def __init__(self, api_client: k8s.ApiClient) -> None:
+        self._api = api_client
+        self.custom = k8s.CustomObjectsApi(api_client)
+        self.core = k8s.CoreV1Api(api_client)
+        self.events = k8s.EventsV1Api(api_client)
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None, *, pool: int = 32) -> AsyncKubeClient:
+        """In a cluster (no ``kubeconfig``): the pod's ServiceAccount; else the file."""
+        configuration = await load_configuration(kubeconfig)
+        configuration.connection_pool_maxsize = pool
+        return cls(k8s.ApiClient(configuration))
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _call(self, what: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except Exception as exc:
+            raise translate(exc, what, _NETWORK) from exc
+
+    # -- custom objects -------------------------------------------------------------
+    async def get_raw(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        plural = KINDS_BY_NAME[kind].plural
+        call = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        result: dict[str, Any] = await self._call(f"{kind} {namespace}/{name}", call)
+        return result
+
+    async def list_raw(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in ``namespace`` (None: all namespaces)."""
+        plural = KINDS_BY_NAME[kind].plural
+        call: Coroutine[Any, Any, Any]
+        if namespace is None:
+            call = self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
+        else:
+            call = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+        result = await self._call(f"list {kind} in {namespace or 'all namespaces'}", call)
+        return list(result.get("items", []))
+
+    async def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        plural = KINDS_BY_NAME[kind].plural
+        meta = body.get("metadata", {})
+        name = meta.get("name") or meta.get("generateName", "")
+        call = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+        result: dict[str, Any] = await self._call(f"create {kind} {namespace}/{name}", call)
+        return result
+
+    async def patch_status(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """JSON merge patch of ``.status``; with ``resource_version`` it only applies to that
+        version of the object (a ``Conflict`` otherwise)."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        plural = KINDS_BY_NAME[kind].plural
+        call = self.custom.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+        )
+        result: dict[str, Any] = await self._call(
+            f"update status of {kind} {namespace}/{name}", call
+        )
+        return result
+
+    async def patch_metadata(
+        self, kind: str, namespace: str, name: str, metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        plural = KINDS_BY_NAME[kind].plural
+        call = self.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"metadata": metadata},
+            _content_type="application/merge-patch+json",
+        )
+        result: dict[str, Any] = await self._call(f"update {kind} {namespace}/{name}", call)
+        return result
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        plural = KINDS_BY_NAME[kind].plural
+        call = self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        with contextlib.suppress(NotFound):
+            await self._call(f"delete {kind} {namespace}/{name}", call)
+
+    # -- secrets ----------------------------------------------------------------------
+    async def secret_value(self, namespace: str, name: str, key: str) -> bytes:
+        """One key of a Secret, decoded.  The value never appears in an error message."""
+        secret = await self._call(
+            f"Secret {namespace}/{name}", self.core.read_namespaced_secret(name, namespace)
+        )
+        data = secret.data or {}
+        if key not in data:
+            raise PermanentError(
+                f"Secret {namespace}/{name} has no key '{key}' (it has: "
+                f"{', '.join(sorted(data)) or 'no keys'})",
+                code=ErrorCode.SECRET_KEY_MISSING,
+                remediation=f"Add the key '{key}' to Secret {name}, or fix the reference.",
+            )
+        return base64.b64decode(data[key])
+
+    def blocking_secret_reader(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> Callable[[str, str, str], bytes]:
+        """``secret_value`` for code running on a worker thread (the vault catalog opener):
+        the read runs on ``loop``; never call the result on the loop's own thread."""
+
+        def read(namespace: str, name: str, key: str) -> bytes:
+            future = asyncio.run_coroutine_threadsafe(self.secret_value(namespace, name, key), loop)
+            return future.result()
+
+        return read
+
+    # -- events -----------------------------------------------------------------------
+    async def post_event(
+        self,
+        *,
+        namespace: str,
+        regarding: dict[str, Any],
+        reason: str,
+        note: str,
+        type_: str = "Normal",
+        action: str = "Reconcile",
+        reporter: str = "operator",
+    ) -> None:
+        """Post a Kubernetes Event; failures to post are not fatal (and not raised)."""
+        body = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{regarding.get('name', 'sqlharbor')}-",
+                "namespace": namespace,
+            },
+            "eventTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "reportingController": reporting_controller(reporter),
+            "reportingInstance": f"{reporter}-{uuid.getnode():x}",
+            "action": action,
+            "reason": reason,
+            "note": note[:1024],
+            "type": type_,
+            "regarding": {
+                k: regarding[k]
+                for k in ("apiVersion", "kind", "name", "namespace", "uid")
+                if regarding.get(k)
+            },
+        }
+        with contextlib.suppress(Exception):
+            await self.events.create_namespaced_event(namespace, body)
