@@ -6,10 +6,8 @@ restarting dependency) is retried with backoff, after ``retry_after`` seconds wh
 side said; a ``Conflict`` is a lost race: read again and decide again.  Every error carries
 an ``ErrorCode`` (Azure Backup's code where one exists) and a ``remediation``: the raiser's,
 else the code's.  Messages never contain secrets: names, never keys or connection strings.
-
-SDK exceptions are translated into this tree at three boundaries only: the Kubernetes
-client (``sqlharbor.kube.client``), the blob store (``sqlharbor.vault.store``) and the SQL
-Server connection (``sqlharbor_agent.engines.sqlserver.connection``).
+SDK errors become this tree at three boundaries only: ``sqlharbor.kube.translate``,
+``sqlharbor.vault.store`` and ``sqlharbor_agent.engines.sqlserver.connection``.
 """
 
 from __future__ import annotations
@@ -21,10 +19,8 @@ from typing import Any
 
 
 class ErrorCode(enum.StrEnum):
-    """Stable error codes, each with the remediation shown when the raiser gives none.
-
-    Members are ``str`` (the wire format is the value); ``docs/error-codes.md`` lists them.
-    """
+    """Stable codes (``str``: the value is the wire format), each with the remediation
+    shown when the raiser gives none; ``docs/error-codes.md`` lists them."""
 
     _remediation: str
 
@@ -41,7 +37,10 @@ class ErrorCode(enum.StrEnum):
     # -- jobs and the operator-agent contract ---------------------------------------------
     AGENT_LOST = "AgentLost", "Check that sqlharbor-agent runs on the VM."
     AGENT_RESTARTED = "AgentRestarted", "None needed; check the agent's logs if this repeats."
-    AGENT_INTERNAL_ERROR = "AgentInternalError", "Report it with the agent's log (stack trace)."
+    AGENT_INTERNAL_ERROR = (
+        "AgentInternalError",
+        "Check the agent's log for the stack trace and report it.",
+    )
     JOB_FAILED = "JobFailed", "See the job's status and the agent's log."
     INTERNAL_ERROR = "InternalError", "Check the agent and operator logs."
     TEMPORARY_FAILURE = "TemporaryFailure", "None: retried automatically."
@@ -161,13 +160,19 @@ class ErrorCode(enum.StrEnum):
     VAULT_UNREACHABLE = "VaultUnreachable", "None: retried automatically."
 
     # -- the vault ------------------------------------------------------------------------
-    VAULT_OBJECT_NOT_FOUND = "VaultObjectNotFound", "Retention may have deleted it; pick another."
+    VAULT_OBJECT_NOT_FOUND = (
+        "VaultObjectNotFound",
+        "The recovery point may have been deleted by retention; pick another one.",
+    )
     VAULT_CONTAINER_NOT_FOUND = (
         "VaultContainerNotFound",
         "Check spec.azureBlob.container of the BackupVault; the container is created by "
         "the first backup written to it.",
     )
-    VAULT_OBJECT_EXISTS = "VaultObjectExists", "Another writer took this name first; use a new id."
+    VAULT_OBJECT_EXISTS = (
+        "VaultObjectExists",
+        "Another writer committed this name first; use a new recovery point id.",
+    )
     VAULT_ACCESS_DENIED = (
         "VaultAccessDenied",
         "Check the BackupVault's credentials (connection string, SAS or managed identity) "
@@ -230,10 +235,6 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _default_remediation(code: str, fallback: str) -> str:
-    return code.remediation if isinstance(code, ErrorCode) else fallback
-
-
 class SqlHarborError(Exception):
     """Base of every error sqlharbor raises on purpose.
 
@@ -245,8 +246,8 @@ class SqlHarborError(Exception):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "remediation" not in vars(cls):
-            cls.remediation = _default_remediation(cls.code, cls.remediation)
+        if "remediation" not in vars(cls) and isinstance(cls.code, ErrorCode):
+            cls.remediation = cls.code.remediation
 
     def __init__(
         self, message: str, *, code: ErrorCode | None = None, remediation: str | None = None
@@ -269,8 +270,7 @@ class PermanentError(SqlHarborError):
 
 
 class TemporaryError(SqlHarborError):
-    """Retry with backoff (network, throttling, a restarting dependency); ``retry_after``
-    is the delay the other side asked for (e.g. Retry-After), when it said."""
+    """Retry with backoff; ``retry_after``: the delay the other side asked for, if it said."""
 
     code = ErrorCode.TEMPORARY_FAILURE
 
@@ -288,9 +288,8 @@ class TemporaryError(SqlHarborError):
 
 class Conflict(SqlHarborError):
     """A lost race, not a failure to retry: the object changed since it was read (a stale
-    resourceVersion), the API server refused a status change the operator-agent contract
-    forbids (``TransitionRefused``), or a create-only write found the name taken
-    (``AlreadyExists``).  Read again and decide again."""
+    resourceVersion), the API server refused a forbidden status change, or a create-only
+    write found the name taken.  Read again and decide again."""
 
     code = ErrorCode.CONFLICT
 
