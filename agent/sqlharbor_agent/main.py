@@ -19,6 +19,7 @@ from sqlharbor.errors import SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor.vault import WriterSettings
 from sqlharbor_agent.config import load_config
+from sqlharbor_agent.jobs.loop import retry_delay
 from sqlharbor_agent.session import Session
 from sqlharbor_agent.vaults import VaultResolver
 from sqlharbor_agent.worker import InstanceWorker
@@ -82,7 +83,7 @@ def _start_with_retry(worker: InstanceWorker, stop: threading.Event) -> None:
             return
         except SqlHarborError as exc:
             logging.getLogger(__name__).warning("cannot start worker: %s", exc)
-            stop.wait(delay)
+            stop.wait(retry_delay(exc, delay))
             delay = min(delay * 2, 10)
 
 

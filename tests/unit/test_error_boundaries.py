@@ -17,7 +17,7 @@ from azure.core.exceptions import (
 )
 from kubernetes.client.exceptions import ApiException
 from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException
-from sqlharbor_agent.jobs.loop import MAX_RETRY_AFTER, _delay
+from sqlharbor_agent.jobs.loop import MAX_RETRY_AFTER, retry_delay
 
 from sqlharbor.errors import (
     AccessDenied,
@@ -163,8 +163,8 @@ def test_the_blob_store_waits_the_retry_after_the_service_asked_for() -> None:
 
 
 def test_the_job_loop_waits_the_retry_after_the_api_server_asked_for() -> None:
-    assert _delay(TemporaryError("x"), 0.5) == 0.5
-    assert _delay(TemporaryError("x", retry_after=4.0), 0.5) == 4.0
-    assert _delay(TemporaryError("x", retry_after=0.1), 2.0) == 2.0
-    assert _delay(TemporaryError("x", retry_after=1e6), 0.5) == MAX_RETRY_AFTER
-    assert _delay(PermanentError("x"), 1.0) == 1.0
+    assert retry_delay(TemporaryError("x"), 0.5) == 0.5
+    assert retry_delay(TemporaryError("x", retry_after=4.0), 0.5) == 4.0
+    assert retry_delay(TemporaryError("x", retry_after=0.1), 2.0) == 2.0
+    assert retry_delay(TemporaryError("x", retry_after=1e6), 0.5) == MAX_RETRY_AFTER
+    assert retry_delay(PermanentError("x"), 1.0) == 1.0

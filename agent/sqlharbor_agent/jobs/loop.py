@@ -30,7 +30,7 @@ Runner = Callable[[dict[str, Any]], None]
 MAX_RETRY_AFTER = 60.0
 
 
-def _delay(exc: SqlHarborError, backoff: float) -> float:
+def retry_delay(exc: SqlHarborError, backoff: float) -> float:
     """The backoff, or the delay the API server asked for (Retry-After) when longer."""
     asked = exc.retry_after if isinstance(exc, TemporaryError) else None
     return backoff if asked is None else max(backoff, min(asked, MAX_RETRY_AFTER))
@@ -75,7 +75,7 @@ class JobLoop:
                 self._cycle()
                 backoff = 0.5
             except SqlHarborError as exc:
-                delay = _delay(exc, backoff)
+                delay = retry_delay(exc, backoff)
                 log.warning("%s loop: %s (retrying in %.1fs)", self._kind, exc, delay)
                 self._stop.wait(delay)
                 backoff = min(backoff * 2, 10.0)
