@@ -2,9 +2,9 @@
 
 Wraps the official ``kubernetes`` client: custom objects in and out as
 ``sqlharbor.api.Resource`` models, status patches with optimistic concurrency, Leases for
-agent heartbeats, Events.  API exceptions are translated here into the sqlharbor error
-tree (``NotFound``, ``Conflict``, ``TransitionRefused``, ``TemporaryError``,
-``PermanentError``).
+agent heartbeats, Events.  API exceptions are translated here (``kube.translate``) into the
+sqlharbor error tree (``NotFound``, ``Conflict``, ``TransitionRefused``, ``AccessDenied``,
+``TemporaryError`` with the server's Retry-After, ``PermanentError``).
 """
 
 from sqlharbor.kube.client import KubeClient, WatchEvent
