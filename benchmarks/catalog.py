@@ -3,7 +3,7 @@
 525,600 log points (plus a weekly full and daily differentials) are written straight
 into the catalog (``Catalog.add_points``, no backups).  Then, on Azurite: planning a
 point-in-time restore (``Catalog.base_before`` + ``Catalog.list_points`` +
-``sqlharbor.planner.plan_restore``) and reading the recovery window
+``sqlharbor.domain.planner.plan_restore``) and reading the recovery window
 (``Catalog.window``), each timed and with its blob reads and listings counted.
 Targets: <= 2 s and at most a few hundred blob reads each.
 """
@@ -15,8 +15,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from benchmarks.common import Azurite, Config, Result, median, spread
-from sqlharbor.backupset import BackupType, RecoveryPoint
-from sqlharbor.planner import AtTime, plan_restore
+from sqlharbor.domain.backupset import BackupType, RecoveryPoint
+from sqlharbor.domain.planner import AtTime, plan_restore
 from sqlharbor.vault import AzureBlobStore, Catalog, Layout
 from tests.builders.records import LOG_LSNS, catalog_history
 from tests.builders.stores import CountingStore

@@ -25,7 +25,7 @@ NAME = "memory"
 def child(connection_string: str, size: int) -> dict[str, float]:
     from benchmarks.common import page_like_pool, stream
     from benchmarks.pipeline import record
-    from sqlharbor.backupset import BackupType
+    from sqlharbor.domain.backupset import BackupType
     from sqlharbor.vault import AzureBlobStore, KeyEncryptionKey, Layout, Vault
 
     container = f"mem-{uuid.uuid4().hex[:10]}"

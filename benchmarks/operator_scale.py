@@ -51,7 +51,7 @@ import yaml
 from benchmarks.common import Config, Result, median, percentile, proc_peak_rss_bytes
 from benchmarks.plane import control_plane
 from sqlharbor.api import API_VERSION, DatabaseResult, JobPhase, contract
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import Conflict
 
 NAME = "operator"
@@ -148,7 +148,7 @@ class LoadAgent:
 
     def register(self) -> None:
         from sqlharbor.api import AgentInfo, DiscoveredDatabase
-        from sqlharbor.backupset import DatabaseState, RecoveryModel
+        from sqlharbor.domain.backupset import DatabaseState, RecoveryModel
 
         agent = AgentInfo(
             session_id=self.session.token,

@@ -39,7 +39,7 @@ from benchmarks.common import (
     stream,
 )
 from benchmarks.profiling import ThreadProfiles, top_functions
-from sqlharbor.backupset import BackupRecord, BackupType
+from sqlharbor.domain.backupset import BackupRecord, BackupType
 from sqlharbor.vault import (
     AzureBlobStore,
     KeyEncryptionKey,

@@ -14,11 +14,9 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlharbor.api import BackupVault
-from sqlharbor.api.jobs import PlanStep, RestorePoint
-from sqlharbor.api.jobs import RestorePlan as PlanStatus
-from sqlharbor.backupset import BackupType, RecoveryPoint
-from sqlharbor.errors import ErrorCode, InvalidInput, SourceNotFound
-from sqlharbor.planner import (
+from sqlharbor.api.jobs import PlanStep, RestorePlanStatus, RestorePoint
+from sqlharbor.domain.backupset import BackupType, RecoveryPoint
+from sqlharbor.domain.planner import (
     AtLsn,
     AtRecoveryPoint,
     AtTime,
@@ -28,6 +26,7 @@ from sqlharbor.planner import (
     plan_restore,
     recovery_window,
 )
+from sqlharbor.errors import ErrorCode, InvalidInput, SourceNotFound
 from sqlharbor.vault import AzureBlobStore, Catalog, DatabaseEntry, Layout
 
 #: (namespace, secret name, key) -> value
@@ -147,7 +146,7 @@ def plan(
     return plan_restore(points, target_of(point, guid))
 
 
-def plan_status(plan: RestorePlan, instance: str, database_name: str) -> PlanStatus:
+def plan_status(plan: RestorePlan, instance: str, database_name: str) -> RestorePlanStatus:
     """The plan as RestoreJob status."""
     steps = [
         PlanStep(
@@ -160,7 +159,7 @@ def plan_status(plan: RestorePlan, instance: str, database_name: str) -> PlanSta
         )
         for p in plan.steps
     ]
-    return PlanStatus(
+    return RestorePlanStatus(
         instance=instance,
         database_guid=plan.database_guid,
         database_name=database_name,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from sqlharbor.backupset import RecoveryModel
+from sqlharbor.domain.backupset import RecoveryModel
 
 
 @click.command()

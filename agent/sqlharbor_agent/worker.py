@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlharbor.api import BackupJob, DatabaseResult, ErrorInfo, JobPhase, SqlInstance, contract
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import Conflict, SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor.vault import Compression

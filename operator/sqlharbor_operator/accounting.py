@@ -22,7 +22,7 @@ from sqlharbor.api import (
     ProtectedDatabaseStatus,
     RecoveryWindow,
 )
-from sqlharbor.backupset import BackupType, RecoveryModel
+from sqlharbor.domain.backupset import BackupType, RecoveryModel
 from sqlharbor.errors import ErrorCode
 from sqlharbor_operator import metrics
 from sqlharbor_operator.runtime import Runtime

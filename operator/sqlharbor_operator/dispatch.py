@@ -20,7 +20,7 @@ from sqlharbor.api import (
     ProtectedDatabase,
     contract,
 )
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import SqlHarborError
 from sqlharbor_operator.heal import heal
 from sqlharbor_operator.resolve import Problem, resolve

@@ -1,15 +1,15 @@
 """Auto-heal in the operator: translate what ProtectedDatabase status knows into the core's
-``sqlharbor.autoheal.ChainState`` and let ``sqlharbor.autoheal.decide`` say what the next
-backup must be (the rules live there, once, with their property tests).  Pure.
+``sqlharbor.domain.autoheal.BackupFacts`` and let ``autoheal.next_backup`` say what the
+next backup must be (the rules live there, once, with their property tests).  Pure.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlharbor import autoheal
 from sqlharbor.api import JobReason, ProtectedDatabaseStatus
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain import autoheal
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor_operator.accounting import FULL_REQUIRED_CODES
 from sqlharbor_operator.resolve import Resolved
 from sqlharbor_operator.scheduling import parse_duration
@@ -20,7 +20,9 @@ Decision = tuple[BackupType | None, JobReason, str | None]
 _CAUSE = {reason: code for code, reason in FULL_REQUIRED_CODES.items()}
 
 
-def chain_state(status: ProtectedDatabaseStatus | None, resolved: Resolved) -> autoheal.ChainState:
+def backup_facts(
+    status: ProtectedDatabaseStatus | None, resolved: Resolved
+) -> autoheal.BackupFacts:
     db = resolved.database
     chain = status.chain if status else None
     last_full = status.last_full if status else None
@@ -28,7 +30,7 @@ def chain_state(status: ProtectedDatabaseStatus | None, resolved: Resolved) -> a
     def lsn(value: str | None) -> int | None:
         return int(value) if value else None
 
-    return autoheal.ChainState(
+    return autoheal.BackupFacts(
         recovery_model=db.recovery_model,
         database_guid=db.database_guid,
         database_name=db.name,
@@ -47,7 +49,7 @@ def heal(
     requested: BackupType, status: ProtectedDatabaseStatus | None, resolved: Resolved, now: datetime
 ) -> Decision:
     policy = autoheal.HealPolicy(max_full_age=parse_duration(resolved.policy.spec.max_full_age))
-    decision = autoheal.decide(requested, chain_state(status, resolved), now, policy)
+    decision = autoheal.next_backup(requested, backup_facts(status, resolved), now, policy)
     if decision.backup_type is None:
         return None, JobReason.SCHEDULED, None
     first_full = decision.reason is autoheal.Reason.NO_FULL_BACKUP and requested is BackupType.FULL

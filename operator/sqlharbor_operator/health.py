@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlharbor.api import ChainHealth, Health, ProtectedDatabaseStatus
-from sqlharbor.backupset import RecoveryModel
+from sqlharbor.domain.backupset import RecoveryModel
 
 
 @dataclass(frozen=True)

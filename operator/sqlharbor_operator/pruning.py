@@ -1,5 +1,5 @@
 """The retention pass: every ``interval`` the operator reads each protected database's
-recovery points from the vault catalog, lets ``sqlharbor.retention.select`` decide what the
+recovery points from the vault catalog, lets ``sqlharbor.domain.retention.select`` decide what the
 policy no longer keeps (chain-aware: nothing a retained point depends on), deletes those
 (manifest first, so a point disappears atomically; no key needed), and moves the
 database's earliest restorable time and point count in status.
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlharbor import planner, retention
 from sqlharbor.api import BackupPolicy, BackupVault, ProtectedDatabase
+from sqlharbor.domain import planner, retention
 from sqlharbor.errors import ContainerNotFound, SqlHarborError, VaultAccessDenied
 from sqlharbor.vault import Catalog
 from sqlharbor_operator.accounting import rfc3339

@@ -1,7 +1,7 @@
 """Restore decisions: validate one RestoreJob and plan it from the vault's catalog, or say
-why it is refused or must wait (``decide``).  Reads the in-memory state and the vault's
+why it is refused or must wait (``decide_restore``).  Reads the in-memory state and the vault's
 catalog (storage credentials only, never the key-encryption key); blocking, so
-``restores.RestorePlanner`` runs it on a worker thread.  Writes nothing.
+``restores.RestoreDispatcher`` runs it on a worker thread.  Writes nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlharbor.api import BackupVault, ErrorInfo, RestoreJob, SqlInstance
-from sqlharbor.api.jobs import RestorePlan as PlanStatus
+from sqlharbor.api.jobs import RestorePlanStatus as PlanStatus
 from sqlharbor.errors import ErrorCode, SqlHarborError, TemporaryError
 from sqlharbor.restoreplan import (
     CatalogReader,
@@ -60,7 +60,9 @@ def _refuse(code: str, message: str, remediation: str, now: datetime) -> Refused
     return Refused(ErrorInfo(code=code, message=message, remediation=remediation, time=now))
 
 
-def decide(state: State, job: RestoreJob, now: datetime, open_catalog: CatalogOpener) -> Decision:
+def decide_restore(
+    state: State, job: RestoreJob, now: datetime, open_catalog: CatalogOpener
+) -> Decision:
     """Validate and plan one RestoreJob.  Blocking (reads the catalog)."""
     ns = job.metadata.namespace or ""
     spec = job.spec

@@ -1,4 +1,4 @@
-"""Restore planning: every new RestoreJob is decided (``restore_decisions.decide``) and then
+"""Restore planning: every new RestoreJob is decided (``restore_decisions.decide_restore``) and then
 labelled for the target instance's agent and marked Planned, marked Pending while it must
 wait, or failed with a clear error before data moves.
 
@@ -6,7 +6,7 @@ Called once per tick by ``tick.Controller``.  Only RestoreJobs without a phase (
 are considered; a job the operator planned or failed, or that an agent runs or finished,
 is never written again.  The writes are a metadata patch (``contract.LABEL_TARGET_INSTANCE``,
 ``contract.ANNOTATION_VAULT``) and a status merge patch carrying the ``resourceVersion`` the
-decision was made on (a ``Conflict`` means: decide again next tick).
+decision was made on (a ``Conflict`` means: decide_restore again next tick).
 """
 
 from __future__ import annotations
@@ -21,14 +21,20 @@ from sqlharbor.api import BackupVault, RestoreJob, RestorePhase, contract
 from sqlharbor.errors import Conflict, SqlHarborError
 from sqlharbor.restoreplan import SecretReader, open_catalog
 from sqlharbor.vault import Catalog
-from sqlharbor_operator.restore_decisions import CatalogOpener, Decision, Refused, Wait, decide
+from sqlharbor_operator.restore_decisions import (
+    CatalogOpener,
+    Decision,
+    Refused,
+    Wait,
+    decide_restore,
+)
 from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.state import Key
 
 log = logging.getLogger(__name__)
 
 
-class RestorePlanner:
+class RestoreDispatcher:
     """Remembers what it decided so a job is planned once, even before the watch catches up."""
 
     def __init__(self, rt: Runtime, open_catalog: CatalogOpener) -> None:
@@ -44,7 +50,7 @@ class RestorePlanner:
             phase = job.status.phase if job.status else None
             if uid in self._done or phase not in (None, RestorePhase.PENDING):
                 continue
-            decision = await asyncio.to_thread(decide, state, job, now, self._open_catalog)
+            decision = await asyncio.to_thread(decide_restore, state, job, now, self._open_catalog)
             await self._write(key, job, uid, decision, now)
 
     async def _write(
@@ -81,7 +87,7 @@ class RestorePlanner:
         try:
             await api.patch_status("RestoreJob", ns, name, body, resource_version=version)
         except Conflict:
-            return  # changed meanwhile: decide again on the next tick
+            return  # changed meanwhile: decide_restore again on the next tick
         except SqlHarborError as exc:
             log.warning("status of RestoreJob %s/%s: %s", ns, name, exc)
             return

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from sqlharbor.api import BackupPolicySpec, ProtectedDatabaseStatus
-from sqlharbor.backupset import BackupType, RecoveryModel
+from sqlharbor.domain.backupset import BackupType, RecoveryModel
 from sqlharbor.errors import InvalidPolicy
 
 _DURATION = re.compile(r"([0-9]+)(ms|s|m|h)")

@@ -23,7 +23,7 @@ from sqlharbor.api import (
     ProtectedDatabase,
     ProtectedDatabaseStatus,
 )
-from sqlharbor.backupset import RecoveryModel
+from sqlharbor.domain.backupset import RecoveryModel
 from sqlharbor.errors import SqlHarborError
 from sqlharbor_operator import accounting, metrics
 from sqlharbor_operator.health import assess

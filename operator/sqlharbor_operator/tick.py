@@ -25,7 +25,7 @@ from sqlharbor_operator.dispatch import Dispatcher
 from sqlharbor_operator.garbage import GarbageCollector
 from sqlharbor_operator.liveness import Liveness
 from sqlharbor_operator.pruning import RetentionPass, fold_pruning
-from sqlharbor_operator.restores import RestorePlanner
+from sqlharbor_operator.restores import RestoreDispatcher
 from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.status_writes import StatusWriter
 from sqlharbor_operator.validation import Validator
@@ -46,7 +46,7 @@ class Controller:
         self.protector = AutoProtector(rt)
         self.status = StatusWriter(rt)
         self.garbage = GarbageCollector(rt)
-        self.restores = RestorePlanner(rt, open_catalog)
+        self.restores = RestoreDispatcher(rt, open_catalog)
         self.retention = RetentionPass(
             open_catalog,
             rt.settings.retention_interval,

@@ -34,7 +34,7 @@ from sqlharbor.api.jobs import (
     RestoreJobSpec,
     RestoreJobStatus,
     RestorePhase,
-    RestorePlan,
+    RestorePlanStatus,
 )
 from sqlharbor.api.policy import BackupPolicySpec, BackupPolicyStatus
 from sqlharbor.api.protection import (
@@ -105,7 +105,7 @@ __all__ = [
     "RestoreJobSpec",
     "RestoreJobStatus",
     "RestorePhase",
-    "RestorePlan",
+    "RestorePlanStatus",
     "SecretKeyReference",
     "SqlInstance",
     "SqlInstanceSpec",

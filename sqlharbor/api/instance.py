@@ -18,7 +18,7 @@ from sqlharbor.api._base import (
     cel,
     validations,
 )
-from sqlharbor.backupset import DatabaseState, RecoveryModel
+from sqlharbor.domain.backupset import DatabaseState, RecoveryModel
 
 
 class EngineKind(enum.StrEnum):

@@ -24,7 +24,7 @@ from sqlharbor.api._base import (
     cel,
     validations,
 )
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain.backupset import BackupType
 
 IMMUTABLE_SPEC = cel("self == oldSelf", "spec is immutable: create a new job instead")
 
@@ -319,7 +319,7 @@ class PlanStep(StatusModel):
     bytes_stored: int = Field(default=0, description="Bytes to read from the vault.")
 
 
-class RestorePlan(StatusModel):
+class RestorePlanStatus(StatusModel):
     """The chain the restore uses and where it stops."""
 
     instance: str = Field(description="Instance as recorded in the vault.")
@@ -335,7 +335,9 @@ class RestoreJobStatus(StatusModel):
     """Plan written by the operator; execution by the agent."""
 
     phase: RestorePhase | None = Field(default=None, description="Progress through the phases.")
-    plan: RestorePlan | None = Field(default=None, description="The chain and the stop point.")
+    plan: RestorePlanStatus | None = Field(
+        default=None, description="The chain and the stop point."
+    )
     agent_session: str | None = Field(default=None, description="Session that claimed the job.")
     current_step: int | None = Field(default=None, description="1-based step being applied.")
     progress: Progress | None = Field(default=None, description="Bytes, percent, rate.")

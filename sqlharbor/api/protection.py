@@ -17,7 +17,7 @@ from sqlharbor.api._base import (
     LocalObjectReference,
     StatusModel,
 )
-from sqlharbor.backupset import RecoveryModel
+from sqlharbor.domain.backupset import RecoveryModel
 
 
 class ProtectedDatabaseSpec(ApiModel):

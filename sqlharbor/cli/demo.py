@@ -19,8 +19,8 @@ def _protected(stack: Any) -> bool:
     """Every database has a full; every FULL-recovery one has at least three log backups in
     the vault (counted in the vault's catalog, not guessed from status)."""
     from sqlharbor.api import BackupVault
-    from sqlharbor.backupset import BackupType
     from sqlharbor.demo.scenario import INSTANCES
+    from sqlharbor.domain.backupset import BackupType
     from sqlharbor.restoreplan import open_catalog
 
     items, _ = stack.client.list_raw("ProtectedDatabase", stack.namespace)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import click
 
 from sqlharbor.api import BackupPolicy, BackupVault, ProtectedDatabase, SqlInstance
-from sqlharbor.backupset import RecoveryPoint
+from sqlharbor.domain.backupset import RecoveryPoint
 from sqlharbor.errors import SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor.restoreplan import (

@@ -8,9 +8,9 @@ DESIGN.md section 5.
 
 from sqlharbor.vault.catalog import (
     Catalog,
+    CatalogSpan,
     DatabaseEntry,
     RebuildReport,
-    RecoveryWindow,
 )
 from sqlharbor.vault.codec import ChunkCodec, Compression
 from sqlharbor.vault.keys import KeyEncryptionKey
@@ -31,6 +31,7 @@ __all__ = [
     "BlobInfo",
     "BlobStore",
     "Catalog",
+    "CatalogSpan",
     "ChunkCodec",
     "Compression",
     "DatabaseEntry",
@@ -43,7 +44,6 @@ __all__ = [
     "RecoveryPointId",
     "RecoveryPointReader",
     "RecoveryPointWriter",
-    "RecoveryWindow",
     "RetryPolicy",
     "Vault",
     "VaultSettings",

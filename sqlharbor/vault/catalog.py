@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
 from sqlharbor.errors import BlobNotFound, IntegrityError
 from sqlharbor.vault.layout import Layout, decode_component, segment_key
 from sqlharbor.vault.manifest import Manifest
@@ -137,7 +137,7 @@ class DatabaseEntry:
 
 
 @dataclass(frozen=True)
-class RecoveryWindow:
+class CatalogSpan:
     """``earliest_full``: the oldest full (nothing restores before its finish);
     ``latest``: the newest recovery point.  Both None for an empty catalog."""
 
@@ -340,7 +340,7 @@ class Catalog:
                 return point
         return None
 
-    def window(self, instance: str, database_guid: str) -> RecoveryWindow:
+    def window(self, instance: str, database_guid: str) -> CatalogSpan:
         """The oldest full and the newest recovery point."""
         earliest = next(
             (
@@ -356,7 +356,7 @@ class Catalog:
             if segment:
                 latest = max(segment.values(), key=_sort_key)
                 break
-        return RecoveryWindow(earliest_full=earliest, latest=latest)
+        return CatalogSpan(earliest_full=earliest, latest=latest)
 
     def databases(self) -> list[DatabaseEntry]:
         """Every database the vault holds, from the vault's own registry."""

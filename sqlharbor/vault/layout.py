@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import InvalidName
 
 MANIFEST_NAME = "manifest.json"

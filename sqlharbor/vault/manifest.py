@@ -2,7 +2,7 @@
 
 Written last by ``RecoveryPointWriter.commit`` (create-only), read by the reader, the
 catalog rebuild, retention and the CLI.  It carries the backup's facts (converted to
-and from ``sqlharbor.backupset.BackupRecord`` / ``RecoveryPoint``) and everything a
+and from ``sqlharbor.domain.backupset.BackupRecord`` / ``RecoveryPoint``) and everything a
 reader needs: chunking, compression, cipher, the wrapped data key and the id of the
 key-encryption key that wrapped it, per-chunk stored sizes and digests.
 
@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
 from sqlharbor.errors import IntegrityError
 from sqlharbor.vault.codec import Compression
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 from sqlharbor import __version__
-from sqlharbor.backupset import BackupRecord, BackupType
+from sqlharbor.domain.backupset import BackupRecord, BackupType
 from sqlharbor.errors import AlreadyExists, ErrorCode, PermanentError, SqlHarborError
 from sqlharbor.vault.codec import NONCE_PREFIX_BYTES, ChunkCodec, Compression
 from sqlharbor.vault.keys import KeyEncryptionKey, new_data_key

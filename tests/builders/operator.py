@@ -18,7 +18,7 @@ from sqlharbor.api import (
     ProtectedDatabaseStatus,
     SqlInstance,
 )
-from sqlharbor.backupset import BackupType, DatabaseState, RecoveryModel
+from sqlharbor.domain.backupset import BackupType, DatabaseState, RecoveryModel
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # a Sunday
 GUID = "46508AB9-F43A-4790-9D20-CB7901045949"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
 from sqlharbor.vault.layout import new_recovery_point_id
 
 T0 = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlharbor_agent.engines.base import RestoreStep
 from sqlharbor_agent.engines.simulated import SimulatedEngine
 
-from sqlharbor.backupset import BackupRecord, BackupRequest, BackupType, RecoveryPoint
+from sqlharbor.domain.backupset import BackupRecord, BackupRequest, BackupType, RecoveryPoint
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ from datetime import UTC
 import pytest
 from sqlharbor_agent.engines.base import RestoreOptions, RestoreStep, StopAt
 
-from sqlharbor.backupset import (
+from sqlharbor.domain.backupset import (
     BackupRecord,
     BackupRequest,
     BackupType,

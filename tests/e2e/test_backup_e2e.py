@@ -13,7 +13,7 @@ from sqlharbor_agent.engines.simulated import open_simulated_engine
 from sqlharbor_agent.engines.simulated.engine import Operation
 
 from sqlharbor.api import JobPhase, contract
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import ErrorCode
 from sqlharbor.vault import AzureBlobStore
 

@@ -19,13 +19,13 @@ from sqlharbor_agent.engines.sqlserver.settings import (
 from sqlharbor_agent.engines.sqlserver.tsql import StreamGeometry
 from sqlharbor_agent.engines.sqlserver.vdi.linux import LinuxVdi
 
-from sqlharbor.backupset import BackupRecord, BackupRequest, BackupType
+from sqlharbor.domain.backupset import BackupRecord, BackupRequest, BackupType
 from sqlharbor.errors import EngineError, ErrorCode
 from tests.builders.records import backup_record
 
 from .fakes import FakeServer
 from .standin import StandinStatements, StandinVdi
-from .test_catalog import backupset_row
+from .test_msdb import backupset_row
 
 MTS = 65536
 

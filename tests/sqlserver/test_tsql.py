@@ -18,7 +18,7 @@ from sqlharbor_agent.engines.sqlserver.tsql import (
     to_server_local,
 )
 
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import EngineError, ErrorCode
 
 GEOMETRY = StreamGeometry(max_transfer_size=1048576, buffer_count=4, block_size=65536)

@@ -22,7 +22,7 @@ from sqlharbor_agent.engines.sqlserver.tsql import (
 from sqlharbor_agent.engines.sqlserver.vdi.linux import LinuxVdi
 from sqlharbor_agent.engines.sqlserver.vdi.loop import VdiError, VdiSession
 
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import EngineError, ErrorCode, SqlHarborError, TemporaryError
 
 from .fakes import FakeServer, sql_error

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlharbor.backupset import BackupRecord, BackupRequest, DatabaseInfo
+from sqlharbor.domain.backupset import BackupRecord, BackupRequest, DatabaseInfo
 
 #: Called with the number of bytes just moved (an increment, not a total).
 ProgressCallback = Callable[[int], None]

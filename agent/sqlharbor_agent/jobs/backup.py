@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlharbor.api import BackupJob, DatabaseResult, ErrorInfo, JobDatabase, JobPhase
-from sqlharbor.backupset import BackupRecord, BackupRequest, BackupType
+from sqlharbor.domain.backupset import BackupRecord, BackupRequest, BackupType
 from sqlharbor.errors import ChainError, EngineError, ErrorCode, PermanentError, SqlHarborError
 from sqlharbor_agent.engines.base import Engine, Sink
 from sqlharbor_agent.jobs.reporter import JobReporter

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlharbor.api import ErrorInfo, Progress, RestoreJob, contract
-from sqlharbor.api.jobs import RestorePlan
-from sqlharbor.backupset import BackupType
+from sqlharbor.api.jobs import RestorePlanStatus
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import Conflict, ErrorCode, PermanentError, SqlHarborError
 from sqlharbor.vault import Manifest, Vault
 from sqlharbor_agent.engines.base import (
@@ -165,7 +165,7 @@ def _end(reporter: RestoreReporter, message: str, error: SqlHarborError | None =
         log.warning("the outcome of this restore job was refused: %s", lost)
 
 
-def _manifests(vault: Vault, plan: RestorePlan) -> list[Manifest]:
+def _manifests(vault: Vault, plan: RestorePlanStatus) -> list[Manifest]:
     return [
         vault.manifest(plan.instance, plan.database_guid, step.recovery_point_id)
         for step in plan.steps
@@ -175,7 +175,7 @@ def _manifests(vault: Vault, plan: RestorePlan) -> list[Manifest]:
 def _execute(
     ctx: RestoreContext,
     job: RestoreJob,
-    plan: RestorePlan,
+    plan: RestorePlanStatus,
     vault: Vault,
     reporter: RestoreReporter,
 ) -> str:
@@ -209,7 +209,7 @@ def _execute(
     )
 
 
-def _stop_of(plan: RestorePlan) -> StopAt | None:
+def _stop_of(plan: RestorePlanStatus) -> StopAt | None:
     if plan.stop_at is not None:
         return StopAt(time=plan.stop_at)
     if plan.stop_at_lsn is not None:
@@ -245,7 +245,7 @@ def _file_name(number: int, manifest: Manifest) -> str:
 
 def write_files(
     vault: Vault,
-    plan: RestorePlan,
+    plan: RestorePlanStatus,
     manifests: list[Manifest],
     folder: Path,
     stop: StopAt | None,
@@ -316,7 +316,7 @@ def _quote(text: str) -> str:
 
 
 def describe_sequence(
-    plan: RestorePlan, entries: list[dict[str, Any]], stop: StopAt | None, folder: Path
+    plan: RestorePlanStatus, entries: list[dict[str, Any]], stop: StopAt | None, folder: Path
 ) -> dict[str, Any]:
     """The JSON a DBA reads: what each file is, in which order, and the T-SQL to run."""
     db = plan.database_name.replace("]", "]]")

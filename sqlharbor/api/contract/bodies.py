@@ -15,7 +15,7 @@ from sqlharbor.api.jobs import (
     RestoreJobStatus,
     RestorePhase,
 )
-from sqlharbor.api.jobs import RestorePlan as PlanStatus
+from sqlharbor.api.jobs import RestorePlanStatus as PlanStatus
 from sqlharbor.errors import ErrorCode
 
 

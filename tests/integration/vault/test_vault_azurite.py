@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryPoint
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryPoint
 from sqlharbor.errors import (
     AlreadyExists,
     BlobNotFound,

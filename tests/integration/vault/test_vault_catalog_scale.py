@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sqlharbor.backupset import BackupType, RecoveryPoint
+from sqlharbor.domain.backupset import BackupType, RecoveryPoint
 from sqlharbor.vault import AzureBlobStore, Catalog, Layout
 from tests.builders.records import catalog_history
 from tests.builders.stores import CountingStore

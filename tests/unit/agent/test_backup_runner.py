@@ -16,7 +16,7 @@ from sqlharbor_agent.jobs.backup import BackupContext, run_backup_job
 from sqlharbor_agent.jobs.reporter import JobReporter
 
 from sqlharbor.api import BackupJob, JobPhase
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel
 from sqlharbor.errors import ChainError, TemporaryError
 
 

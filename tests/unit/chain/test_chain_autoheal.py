@@ -1,4 +1,4 @@
-"""Auto-heal decisions and the agent's chain checks (``sqlharbor.autoheal``)."""
+"""Auto-heal decisions and the agent's chain checks (``sqlharbor.domain.autoheal``)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sqlharbor.autoheal import (
-    ChainState,
+from sqlharbor.domain.autoheal import (
+    BackupFacts,
     HealPolicy,
     Reason,
     check_differential_base,
     check_log_continuity,
-    decide,
+    next_backup,
 )
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel
 from sqlharbor.errors import ErrorCode
 from tests.builders.records import backup_record
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
-HEALTHY = ChainState(
+HEALTHY = BackupFacts(
     recovery_model=RecoveryModel.FULL,
     database_guid="G1",
     database_name="sales",
@@ -94,7 +94,7 @@ HEALTHY = ChainState(
 def test_decisions(
     requested: BackupType, changes: dict, expected: BackupType | None, reason: Reason
 ) -> None:
-    decision = decide(requested, replace(HEALTHY, **changes), NOW)
+    decision = next_backup(requested, replace(HEALTHY, **changes), NOW)
     assert decision.backup_type is expected
     assert decision.reason is reason
     assert decision.message
@@ -107,18 +107,18 @@ def test_simple_log_message_and_on_demand_refusal() -> None:
         recovery_model=RecoveryModel.SIMPLE,
         recovery_model_at_last_backup=RecoveryModel.SIMPLE,
     )
-    skipped = decide(BackupType.LOG, state, NOW)
+    skipped = next_backup(BackupType.LOG, state, NOW)
     assert "database uses SIMPLE recovery: log backups are skipped; fulls only" in skipped.message
-    refused = decide(BackupType.LOG, state, NOW, on_demand=True)
+    refused = next_backup(BackupType.LOG, state, NOW, on_demand=True)
     assert refused.backup_type is None
     assert refused.error_code == ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE
 
 
 def test_policy_sets_the_full_age_limit() -> None:
     state = replace(HEALTHY, last_full_finish=NOW - timedelta(days=3))
-    assert decide(BackupType.LOG, state, NOW).backup_type is BackupType.LOG
+    assert next_backup(BackupType.LOG, state, NOW).backup_type is BackupType.LOG
     strict = HealPolicy(max_full_age=timedelta(days=2))
-    decision = decide(BackupType.LOG, state, NOW, strict)
+    decision = next_backup(BackupType.LOG, state, NOW, strict)
     assert decision.reason is Reason.FULL_TOO_OLD
     assert decision.is_heal
 

@@ -1,8 +1,8 @@
-"""``sqlharbor.chain`` on hand-built histories."""
+"""``sqlharbor.domain.chain`` on hand-built histories."""
 
 from __future__ import annotations
 
-from sqlharbor import chain
+from sqlharbor.domain import chain
 from tests.builders.records import History
 
 

@@ -9,7 +9,7 @@ from sqlharbor_operator.dispatch import MAX_DATABASES_PER_JOB, DueBackup, batche
 from sqlharbor_operator.health import assess
 
 from sqlharbor.api import ChainHealth, Health, JobReason, contract
-from sqlharbor.backupset import BackupType, RecoveryModel
+from sqlharbor.domain.backupset import BackupType, RecoveryModel
 from sqlharbor.errors import ErrorCode
 from tests.builders.operator import T0, empty, failure, result
 

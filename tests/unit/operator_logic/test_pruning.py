@@ -10,7 +10,7 @@ import pytest
 from sqlharbor_operator.pruning import RetentionPass
 from sqlharbor_operator.state import State
 
-from sqlharbor.backupset import BackupType, RecoveryPoint
+from sqlharbor.domain.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import BlobNotFound, ContainerNotFound, VaultAccessDenied
 from tests.builders.operator import GUID, T0
 from tests.builders.records import backup_record

@@ -10,7 +10,7 @@ from sqlharbor_operator.heal import heal
 from sqlharbor_operator.scheduling import due, parse_duration, validate_policy
 
 from sqlharbor.api import JobReason
-from sqlharbor.backupset import BackupType, RecoveryModel
+from sqlharbor.domain.backupset import BackupType, RecoveryModel
 from sqlharbor.errors import ErrorCode, InvalidPolicy
 from tests.builders.operator import T0, database, empty, failure, policy, resolved, result
 

@@ -1,4 +1,4 @@
-"""``sqlharbor.planner`` on synthetic histories: choices, targets, refusals, speed."""
+"""``sqlharbor.domain.planner`` on synthetic histories: choices, targets, refusals, speed."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from sqlharbor import chain, planner
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain import chain, planner
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import ErrorCode
 from tests.builders.records import History
 

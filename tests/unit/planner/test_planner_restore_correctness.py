@@ -1,5 +1,5 @@
 """End to end without Azure: a seeded workload, interleaved backups, then many restores
-planned by ``sqlharbor.planner`` and run by the simulated engine, each checked against
+planned by ``sqlharbor.domain.planner`` and run by the simulated engine, each checked against
 the engine's truth journal (``rows_as_of``)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from sqlharbor_agent.engines.base import RestoreOptions, StopAt
 from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload, WorkloadShape
 
-from sqlharbor import autoheal, planner
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
+from sqlharbor.domain import autoheal, planner
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel
 from sqlharbor.errors import EngineError, ErrorCode
 from tests.builders.simulated import FakeClock, MemoryVault
 
@@ -35,7 +35,7 @@ class Protector:
 
     def run(self, requested: BackupType, clock: FakeClock) -> None:
         info = self.engine.database(self.name)
-        state = autoheal.ChainState(
+        state = autoheal.BackupFacts(
             recovery_model=info.recovery_model,
             database_guid=info.database_guid,
             database_name=self.name,
@@ -46,7 +46,7 @@ class Protector:
             recovery_model_at_last_backup=info.recovery_model,
             database_guid_at_last_backup=info.database_guid,
         )
-        decision = autoheal.decide(requested, state, clock.now)
+        decision = autoheal.next_backup(requested, state, clock.now)
         if decision.backup_type is None:
             return
         if decision.is_heal:

@@ -8,8 +8,8 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sqlharbor import planner, retention
-from sqlharbor.backupset import BackupType, RecoveryPoint
+from sqlharbor.domain import planner, retention
+from sqlharbor.domain.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import PermanentError
 from tests.builders.records import History
 

@@ -1,4 +1,4 @@
-"""The operator's restore planning decisions (``sqlharbor_operator.restores.decide``): what is
+"""The operator's restore planning decisions (``restore_decisions.decide_restore``): what is
 refused before any data moves, what the error names, and vault sources.  No I/O: the state
 is built in memory and the catalog is a fake holding a few recovery points."""
 
@@ -13,13 +13,13 @@ from sqlharbor_operator.restore_decisions import (
     Planned,
     Refused,
     Wait,
-    decide,
+    decide_restore,
 )
 from sqlharbor_operator.state import State
 
 from sqlharbor.api import API_VERSION, BackupVault, RestoreJob, RestorePhase
 from sqlharbor.api.contract import LeaseInfo
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryPoint
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryPoint
 from sqlharbor.errors import ErrorCode
 from sqlharbor.vault import DatabaseEntry
 from tests.builders.kube import FakeClient
@@ -168,7 +168,7 @@ def _never(vault: BackupVault) -> CatalogReader:
 
 def test_existing_target_without_overwrite_is_refused_before_reading_the_vault() -> None:
     job = _job(target={"database": {"instanceRef": {"name": "sim-b"}, "databaseName": "existing"}})
-    decision = decide(_state(), job, NOW, _never)
+    decision = decide_restore(_state(), job, NOW, _never)
     assert isinstance(decision, Refused)
     assert decision.error.code == ErrorCode.TARGET_EXISTS
     assert "Existing" in decision.error.message
@@ -185,13 +185,13 @@ def test_existing_target_with_overwrite_is_planned() -> None:
             }
         }
     )
-    decision = decide(_state(), job, NOW, _opener(FakeCatalog()))
+    decision = decide_restore(_state(), job, NOW, _opener(FakeCatalog()))
     assert isinstance(decision, Planned)
     assert decision.target_instance == "sim-b"
 
 
 def test_time_plan_uses_the_chain_and_stops_on_the_logs() -> None:
-    decision = decide(_state(), _job(), NOW, _opener(FakeCatalog()))
+    decision = decide_restore(_state(), _job(), NOW, _opener(FakeCatalog()))
     assert isinstance(decision, Planned)
     plan = decision.plan
     assert [s.recovery_point_id for s in plan.steps] == ["F1", "L1", "L2"]
@@ -209,7 +209,7 @@ def test_time_plan_uses_the_chain_and_stops_on_the_logs() -> None:
     ],
 )
 def test_target_outside_the_window_names_the_nearest_time(when: str, nearest: str) -> None:
-    decision = decide(_state(), _job(point={"time": when}), NOW, _opener(FakeCatalog()))
+    decision = decide_restore(_state(), _job(point={"time": when}), NOW, _opener(FakeCatalog()))
     assert isinstance(decision, Refused)
     assert decision.error.code == ErrorCode.RESTORE_POINT_OUTSIDE_WINDOW
     assert nearest in decision.error.message
@@ -220,7 +220,7 @@ def test_vault_source_by_name_needs_no_protected_database() -> None:
     state.databases.clear()
     source = {"vault": {"vaultRef": {"name": "vault"}, "instance": "vm1", "databaseName": "sales"}}
     files = {"files": {"instanceRef": {"name": "sim-a"}, "path": "/restore/here"}}
-    decision = decide(state, _job(source=source, target=files), NOW, _opener(FakeCatalog()))
+    decision = decide_restore(state, _job(source=source, target=files), NOW, _opener(FakeCatalog()))
     assert isinstance(decision, Planned)
     assert decision.plan.database_guid == GUID
     assert decision.target_instance == "sim-a"
@@ -228,26 +228,26 @@ def test_vault_source_by_name_needs_no_protected_database() -> None:
 
 def test_vault_source_that_the_vault_does_not_hold_is_refused_with_what_it_holds() -> None:
     source = {"vault": {"vaultRef": {"name": "vault"}, "instance": "vm1", "databaseName": "nope"}}
-    decision = decide(_state(), _job(source=source), NOW, _opener(FakeCatalog()))
+    decision = decide_restore(_state(), _job(source=source), NOW, _opener(FakeCatalog()))
     assert isinstance(decision, Refused)
     assert decision.error.code == ErrorCode.RESTORE_SOURCE_NOT_FOUND
     assert "sales" in decision.error.message
 
 
 def test_latest_and_lsn_targets() -> None:
-    latest = decide(_state(), _job(point={"latest": True}), NOW, _opener(FakeCatalog()))
+    latest = decide_restore(_state(), _job(point={"latest": True}), NOW, _opener(FakeCatalog()))
     assert isinstance(latest, Planned)
     assert latest.plan.steps[-1].recovery_point_id == "L2"
-    at_lsn = decide(_state(), _job(point={"lsn": "250"}), NOW, _opener(FakeCatalog()))
+    at_lsn = decide_restore(_state(), _job(point={"lsn": "250"}), NOW, _opener(FakeCatalog()))
     assert isinstance(at_lsn, Planned)
     assert at_lsn.plan.stop_at_lsn == "250"
     assert [s.recovery_point_id for s in at_lsn.plan.steps] == ["F1", "L1"]
 
 
 def test_unserved_target_waits_then_fails() -> None:
-    decision = decide(_state(served=False), _job(), NOW, _opener(FakeCatalog()))
+    decision = decide_restore(_state(served=False), _job(), NOW, _opener(FakeCatalog()))
     assert isinstance(decision, Wait)
-    later = decide(
+    later = decide_restore(
         _state(served=False), _job(), NOW + timedelta(minutes=10), _opener(FakeCatalog())
     )
     assert isinstance(later, Refused)
@@ -255,7 +255,7 @@ def test_unserved_target_waits_then_fails() -> None:
 
 def test_missing_target_instance_is_refused() -> None:
     job = _job(target={"database": {"instanceRef": {"name": "nope"}, "databaseName": "x"}})
-    decision = decide(_state(), job, NOW, _never)
+    decision = decide_restore(_state(), job, NOW, _never)
     assert isinstance(decision, Refused)
     assert decision.error.code == ErrorCode.TARGET_INSTANCE_NOT_FOUND
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlharbor_agent.engines.simulated import SimulatedEngine
 
-from sqlharbor.backupset import RecoveryModel
+from sqlharbor.domain.backupset import RecoveryModel
 from tests.builders.simulated import FakeClock, MemoryVault
 
 

@@ -17,8 +17,8 @@ from sqlharbor_agent.engines.simulated import (
 )
 from sqlharbor_agent.engines.simulated.payload import page_payload
 
-from sqlharbor import chain
-from sqlharbor.backupset import BackupRequest, BackupType, DatabaseState, RecoveryModel
+from sqlharbor.domain import chain
+from sqlharbor.domain.backupset import BackupRequest, BackupType, DatabaseState, RecoveryModel
 from sqlharbor.errors import EngineError, ErrorCode
 from tests.builders.simulated import FakeClock, MemoryVault
 

@@ -2,7 +2,7 @@
 
 For any sequence of work, fulls, differentials, logs (copy-only or not), other tools'
 backups and recovery-model switches: the engine refuses exactly what SQL Server refuses,
-its records obey the chain rules, ``sqlharbor.chain``'s windows are exactly what the
+its records obey the chain rules, ``sqlharbor.domain.chain``'s windows are exactly what the
 engine can restore (checked by restoring), and auto-heal asks for a full exactly when
 our chain cannot continue.
 """
@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from sqlharbor_agent.engines.base import RestoreOptions, StopAt
 from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload, WorkloadShape
 
-from sqlharbor import autoheal, chain, planner
-from sqlharbor.backupset import BackupType, RecoveryModel
+from sqlharbor.domain import autoheal, chain, planner
+from sqlharbor.domain.backupset import BackupType, RecoveryModel
 from sqlharbor.errors import EngineError, ErrorCode
 from tests.builders.simulated import FakeClock, MemoryVault
 
@@ -130,14 +130,14 @@ def _check_heal(
 ) -> None:
     """After a log backup: a gap (another tool's log) or no full of ours means a full next."""
     info = engine.database("db")
-    state = autoheal.ChainState(
+    state = autoheal.BackupFacts(
         recovery_model=info.recovery_model,
         database_guid=info.database_guid,
         has_full=has_full,
         last_full_finish=clock.now if has_full else None,
         last_error_code=check.code,
     )
-    decision = autoheal.decide(BackupType.LOG, state, clock.now)
+    decision = autoheal.next_backup(BackupType.LOG, state, clock.now)
     if not has_full:
         assert decision.reason is autoheal.Reason.NO_FULL_BACKUP
     elif check.ok:

@@ -14,7 +14,7 @@ import pytest
 from sqlharbor_agent.engines.base import RestoreOptions, RestoreStep, StopAt
 from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload
 
-from sqlharbor.backupset import BackupRequest, BackupType, DatabaseState
+from sqlharbor.domain.backupset import BackupRequest, BackupType, DatabaseState
 from sqlharbor.errors import EngineError, ErrorCode
 from tests.builders.simulated import FakeClock, MemoryVault
 

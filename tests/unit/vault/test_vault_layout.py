@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import InvalidName
 from sqlharbor.vault import Layout, RecoveryPointId, new_recovery_point_id
 from sqlharbor.vault.layout import decode_component, encode_component

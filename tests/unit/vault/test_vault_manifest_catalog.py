@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from sqlharbor.backupset import BackupType, RecoveryPoint
+from sqlharbor.domain.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import IntegrityError
 from sqlharbor.vault import Catalog, Layout, Manifest, Vault
 from sqlharbor.vault.catalog import entry_line, parse_segment, tombstone_line

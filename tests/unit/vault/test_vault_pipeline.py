@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import (
     AlreadyExists,
     ErrorCode,

@@ -4,7 +4,7 @@ Used by the demo and the tests where no SQL Server exists; never presented as SQ
 Server.  ``open_simulated_engine`` is what the agent calls; ``Workload`` commits
 transactions; ``seed_databases`` creates the demo's databases.  Modules: ``engine``
 (the Engine Protocol and test controls), ``restore``, ``stream`` (the backup format),
-``store`` (SQLite), ``catalog`` (row mappings, error codes), ``payload``, ``workload``,
+``store`` (SQLite), ``tables`` (row mappings), ``payload``, ``workload``,
 ``seed``.
 """
 

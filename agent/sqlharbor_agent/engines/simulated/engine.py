@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlharbor.backupset import (
+from sqlharbor.domain.backupset import (
     BackupRecord,
     BackupRequest,
     BackupType,
@@ -42,8 +42,11 @@ from sqlharbor_agent.engines.base import (
     Sink,
     StopAt,
 )
-from sqlharbor_agent.engines.simulated import catalog
-from sqlharbor_agent.engines.simulated.catalog import (
+from sqlharbor_agent.engines.simulated import tables
+from sqlharbor_agent.engines.simulated.restore import RestoreRun
+from sqlharbor_agent.engines.simulated.store import Store, instance_file
+from sqlharbor_agent.engines.simulated.stream import OP_DELETE, OP_PUT, StreamWriter
+from sqlharbor_agent.engines.simulated.tables import (
     Clock,
     DatabaseRow,
     from_us,
@@ -52,9 +55,6 @@ from sqlharbor_agent.engines.simulated.catalog import (
     to_us,
     utc_now,
 )
-from sqlharbor_agent.engines.simulated.restore import RestoreRun
-from sqlharbor_agent.engines.simulated.store import Store, instance_file
-from sqlharbor_agent.engines.simulated.stream import OP_DELETE, OP_PUT, StreamWriter
 
 DEFAULT_LOGIN = "NT SERVICE\\SQLHarborAgent"
 VERSION = "sqlharbor simulated engine 1.0 (a stand-in with SQL Server backup semantics)"
@@ -125,7 +125,7 @@ class SimulatedEngine:
 
     def discover(self) -> Sequence[DatabaseInfo]:
         with self._store.read() as con:
-            return [self._info(con, name) for name in catalog.all_database_names(con)]
+            return [self._info(con, name) for name in tables.all_database_names(con)]
 
     def check_permissions(self) -> PermissionCheck:
         if self._is_sysadmin():
@@ -150,7 +150,7 @@ class SimulatedEngine:
     def history(self, database_name: str, since: datetime | None = None) -> Sequence[BackupRecord]:
         since_us = None if since is None else to_us(since)
         with self._store.read() as con:
-            return catalog.select_records(con, database_name, since_us)
+            return tables.select_records(con, database_name, since_us)
 
     def restore(
         self,
@@ -180,7 +180,7 @@ class SimulatedEngine:
         is_system: bool = False,
     ) -> DatabaseInfo:
         with self._store.write() as con:
-            if catalog.find_database(con, name) is not None:
+            if tables.find_database(con, name) is not None:
                 raise EngineError(
                     f"Database '{name}' already exists.", code=ErrorCode.DATABASE_ALREADY_EXISTS
                 )
@@ -196,7 +196,7 @@ class SimulatedEngine:
     ) -> DatabaseInfo:
         """Create the database if it is missing (idempotent); an existing one is left alone."""
         with self._store.write() as con:
-            if catalog.find_database(con, name) is None:
+            if tables.find_database(con, name) is None:
                 self._insert_database(con, name, recovery_model, False, is_system)
             return self._info(con, name)
 
@@ -427,11 +427,11 @@ class SimulatedEngine:
                 size_bytes=size,
                 backup_set_id=uuid.uuid4().hex,
             )
-            catalog.insert_record(con, record, out_of_band=out_of_band)
+            tables.insert_record(con, record, out_of_band=out_of_band)
             return record
 
     def _reload(self, con: sqlite3.Connection, started: _Started) -> DatabaseRow:
-        db = catalog.find_database(con, started.db.name)
+        db = tables.find_database(con, started.db.name)
         if db is None or db.guid != started.db.guid:
             raise EngineError(
                 f"Database '{started.db.name}' was dropped or replaced during the backup.",
@@ -466,7 +466,7 @@ class SimulatedEngine:
                 DatabaseState.ONLINE.value,
                 int(read_only),
                 int(is_system),
-                catalog.FIRST_LSN,
+                tables.FIRST_LSN,
                 to_us(self._clock()),
             ),
         )

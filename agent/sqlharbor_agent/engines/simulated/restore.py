@@ -18,11 +18,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlharbor.backupset import BackupRecord, BackupType, DatabaseState
+from sqlharbor.domain.backupset import BackupRecord, BackupType, DatabaseState
 from sqlharbor.errors import EngineError, ErrorCode
 from sqlharbor_agent.engines.base import ProgressCallback, RestoreOptions, RestoreStep, StopAt
-from sqlharbor_agent.engines.simulated import catalog
-from sqlharbor_agent.engines.simulated.catalog import Clock, to_us
+from sqlharbor_agent.engines.simulated import tables
 from sqlharbor_agent.engines.simulated.store import Store
 from sqlharbor_agent.engines.simulated.stream import (
     OP_PUT,
@@ -31,6 +30,7 @@ from sqlharbor_agent.engines.simulated.stream import (
     OpFrame,
     StreamReader,
 )
+from sqlharbor_agent.engines.simulated.tables import Clock, to_us
 
 _BATCH = 2000
 
@@ -75,7 +75,7 @@ class RestoreRun:
     # -- checks -----------------------------------------------------------------------
 
     def _check_target(self, con: sqlite3.Connection) -> None:
-        existing = catalog.find_database(con, self._target)
+        existing = tables.find_database(con, self._target)
         if existing is None or self._replace or existing.state is DatabaseState.RESTORING:
             return
         raise EngineError(
@@ -190,7 +190,7 @@ class RestoreRun:
     def _create_target(self, record: BackupRecord) -> None:
         with self._store.write() as con:
             self._check_target(con)
-            existing = catalog.find_database(con, self._target)
+            existing = tables.find_database(con, self._target)
             if existing is not None:
                 con.execute("DELETE FROM rows WHERE guid = ?", (existing.guid,))
                 con.execute("DELETE FROM journal WHERE guid = ?", (existing.guid,))
@@ -261,7 +261,7 @@ class RestoreRun:
 
     def _recover(self) -> None:
         with self._store.write() as con:
-            db = catalog.find_database(con, self._target)
+            db = tables.find_database(con, self._target)
             if db is None or db.guid != self._guid:
                 raise _sequence(f"Database '{self._target}' changed during the restore.")
             now_us = max(to_us(self._clock()), self._end_us + 1)

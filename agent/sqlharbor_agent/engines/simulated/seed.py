@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlharbor.backupset import DatabaseInfo, RecoveryModel
+from sqlharbor.domain.backupset import DatabaseInfo, RecoveryModel
 from sqlharbor_agent.engines.simulated.engine import SimulatedEngine
 
 #: name -> recovery model; ``master`` is created as a system database.

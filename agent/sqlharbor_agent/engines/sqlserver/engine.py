@@ -2,8 +2,9 @@
 
 Built by the agent when its configuration says ``engine: sqlserver``
 (``SqlServerEngine(SqlServerSettings.from_mapping(section))``); called by the job runner.
-Catalog work goes through ``catalog``; every BACKUP / RESTORE runs on its own connection
-on the VDI session's T-SQL thread, while the device threads move the bytes.
+Catalog work (msdb and the system views) goes through ``msdb``; every BACKUP / RESTORE
+runs on its own connection on the VDI session's T-SQL thread, while the device threads
+move the bytes.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlharbor.backupset import BackupRecord, BackupRequest, BackupType, DatabaseInfo
+from sqlharbor.domain.backupset import BackupRecord, BackupRequest, BackupType, DatabaseInfo
 from sqlharbor.errors import EngineError, ErrorCode
 
 from ..base import PermissionCheck, ProgressCallback, RestoreOptions, RestoreStep, Sink, StopAt
-from . import catalog
+from . import msdb
 from .connection import Connection, ConnectionFactory, Cursor, connect_pyodbc, execute_drained
 from .settings import SqlServerSettings
 from .tsql import (
@@ -75,19 +76,19 @@ class SqlServerEngine:
 
     def version(self) -> str:
         with self._cursor() as (_, cursor):
-            return catalog.version(cursor)
+            return msdb.version(cursor)
 
     def discover(self) -> Sequence[DatabaseInfo]:
         with self._cursor() as (_, cursor):
-            return catalog.discover(cursor)
+            return msdb.discover(cursor)
 
     def check_permissions(self) -> PermissionCheck:
         with self._cursor() as (_, cursor):
-            return catalog.check_permissions(cursor)
+            return msdb.check_permissions(cursor)
 
     def history(self, database_name: str, since: datetime | None = None) -> Sequence[BackupRecord]:
         with self._cursor() as (_, cursor):
-            return catalog.history(cursor, database_name, since)
+            return msdb.history(cursor, database_name, since)
 
     def backup(
         self,
@@ -114,7 +115,7 @@ class SqlServerEngine:
 
             self._session().backup(run, [sink], progress, cancel=cursor.cancel)
         with self._cursor() as (_, cursor):
-            record = catalog.backup_by_device(cursor, used[0])
+            record = msdb.backup_by_device(cursor, used[0])
         if record is None:
             raise EngineError(
                 f"the backup of {request.database_name!r} succeeded but msdb has no record of "
@@ -139,7 +140,7 @@ class SqlServerEngine:
         for index, step in enumerate(ordered):
             self._restore_one(options, step, moves, clause, index == len(ordered) - 1, progress)
         with self._cursor() as (_, cursor):
-            state = catalog.state_of(cursor, options.target_database)
+            state = msdb.state_of(cursor, options.target_database)
         if state != "ONLINE":
             raise EngineError(
                 f"{options.target_database!r} is {state or 'missing'} after the restore: the "
@@ -183,7 +184,7 @@ class SqlServerEngine:
         if stop.lsn is not None:
             return StopClause(lsn=stop.lsn)
         assert stop.time is not None
-        offset = catalog.offset_minutes_at(cursor, stop.time)
+        offset = msdb.offset_minutes_at(cursor, stop.time)
         return StopClause(local_time=to_server_local(stop.time, offset))
 
     def _moves(
@@ -197,7 +198,7 @@ class SqlServerEngine:
         wants_relocation = relocation.data_dir is not None or relocation.log_dir is not None
         if options.target_database == first.database_name and not wants_relocation:
             return []
-        files = catalog.database_files(cursor, first.database_name)
+        files = msdb.database_files(cursor, first.database_name)
         if not files:
             if wants_relocation:
                 raise EngineError(
@@ -206,7 +207,7 @@ class SqlServerEngine:
                     remediation="Restore on the source instance, or without relocation.",
                 )
             return []
-        default_data, default_log = catalog.default_paths(cursor)
+        default_data, default_log = msdb.default_paths(cursor)
         data_dir = relocation.data_dir or default_data
         log_dir = relocation.log_dir or default_log
         stem = _UNSAFE_FILE_CHARS.sub("_", options.target_database)
@@ -226,7 +227,7 @@ def open_sqlserver_engine(section: Mapping[str, Any], instance_name: str) -> Sql
     )
 
 
-def _join(directory: str, stem: str, file: catalog.DatabaseFile) -> str:
+def _join(directory: str, stem: str, file: msdb.DatabaseFile) -> str:
     separator = "\\" if "\\" in directory else "/"
     extension = ""
     name = file.physical_name.replace("\\", "/").rsplit("/", 1)[-1]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlharbor.backupset import BackupType
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import EngineError, ErrorCode
 
 #: ``sysname`` is ``nvarchar(128)``; QUOTENAME returns NULL beyond that.

@@ -2,7 +2,7 @@
 
 Pure, no I/O.  The operator calls ``plan_restore`` for a RestoreJob (and the CLI for a
 dry run); the agent turns the plan into ``RestoreStep``s and a ``StopAt``.  The rules
-are those of ``sqlharbor.chain``: a full finished at or before the target (copy-only
+are those of ``sqlharbor.domain.chain``: a full finished at or before the target (copy-only
 fulls count), then that full's latest differential finished at or before the target,
 then the logs from the one that covers the base's end to the first that ends at or
 after the target, with the stop point on every log.  When several bases work, the plan
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryPoint
-from sqlharbor.chain import ChainIndex, LsnRange, TimeWindow, lsn_ranges_of, windows_of
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryPoint
+from sqlharbor.domain.chain import ChainIndex, LsnRange, TimeWindow, lsn_ranges_of, windows_of
 from sqlharbor.errors import ErrorCode, PlanError
 
 

@@ -1,7 +1,7 @@
 """What a backup *is*, independent of where it is stored: the facts of one backup set.
 
 These frozen records mirror ``msdb.dbo.backupset`` and ``sys.databases``.  Engines
-produce them, the vault manifest stores them, the chain rules (``sqlharbor.chain``)
+produce them, the vault manifest stores them, the chain rules (``sqlharbor.domain.chain``)
 and the restore planner reason about them.  Pure data: no I/O here.
 """
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlharbor.backupset import BackupRecord, BackupType, DatabaseState, RecoveryModel
+from sqlharbor.domain.backupset import BackupRecord, BackupType, DatabaseState, RecoveryModel
 from sqlharbor.errors import EngineError, ErrorCode
 
 Clock = Callable[[], datetime]

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlharbor import planner
-from sqlharbor.backupset import BackupType, RecoveryPoint
+from sqlharbor.domain import planner
+from sqlharbor.domain.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import PermanentError
 
 

@@ -1,8 +1,8 @@
 """The LSN chain rules of DESIGN.md section 4, over ``BackupRecord``s: pure, no I/O.
 
-Used by the restore planner (``sqlharbor.planner``), the operator (recovery window and
+Used by the restore planner (``sqlharbor.domain.planner``), the operator (recovery window and
 chain health in status) and the agent (checks before and after a backup, through
-``sqlharbor.autoheal``).  The rules, as SQL Server applies them:
+``sqlharbor.domain.autoheal``).  The rules, as SQL Server applies them:
 
 - a differential belongs to the non-copy-only full whose ``checkpoint_lsn`` equals its
   ``differential_base_lsn`` (same database GUID);
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from sqlharbor.backupset import BackupRecord, BackupType
+from sqlharbor.domain.backupset import BackupRecord, BackupType
 
 T = TypeVar("T")
 

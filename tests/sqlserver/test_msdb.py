@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlharbor_agent.engines.sqlserver import catalog
+from sqlharbor_agent.engines.sqlserver import msdb
 
-from sqlharbor.backupset import BackupType, DatabaseState, RecoveryModel
+from sqlharbor.domain.backupset import BackupType, DatabaseState, RecoveryModel
 from sqlharbor.errors import ErrorCode
 
 from .fakes import FakeServer
@@ -38,7 +38,7 @@ def backupset_row(**overrides: Any) -> dict[str, Any]:
 
 
 def test_backupset_row_becomes_a_utc_record() -> None:
-    record = catalog.backup_record(backupset_row())
+    record = msdb.backup_record(backupset_row())
     assert record.backup_type is BackupType.LOG
     assert record.finish == datetime(2024, 3, 1, 12, 0, 2, 500000, tzinfo=UTC)
     assert record.first_lsn == 35000000012300001
@@ -50,15 +50,15 @@ def test_backupset_row_becomes_a_utc_record() -> None:
 
 
 def test_negative_and_unknown_time_zones() -> None:
-    west = catalog.backup_record(backupset_row(time_zone=-20))  # UTC-5
+    west = msdb.backup_record(backupset_row(time_zone=-20))  # UTC-5
     assert west.finish.hour == 19
-    unknown = catalog.backup_record(backupset_row(time_zone=127), fallback_offset_minutes=60)
+    unknown = msdb.backup_record(backupset_row(time_zone=127), fallback_offset_minutes=60)
     assert unknown.finish.hour == 13
 
 
 def test_full_and_differential_types() -> None:
-    assert catalog.backup_record(backupset_row(type="D")).backup_type is BackupType.FULL
-    diff = catalog.backup_record(backupset_row(type="I", differential_base_lsn=Decimal(7)))
+    assert msdb.backup_record(backupset_row(type="D")).backup_type is BackupType.FULL
+    diff = msdb.backup_record(backupset_row(type="I", differential_base_lsn=Decimal(7)))
     assert diff.backup_type is BackupType.DIFFERENTIAL
     assert diff.differential_base_lsn == 7
 
@@ -72,7 +72,7 @@ def test_history_filters_exactly_after_conversion() -> None:
     server.on("msdb.dbo.backupset", rows)
     server.on("SYSUTCDATETIME", [{"offset_minutes": 0}])
     cursor = server.connect().cursor()
-    got = catalog.history(cursor, "Sales", datetime(2024, 3, 1, 10, 0, tzinfo=UTC))
+    got = msdb.history(cursor, "Sales", datetime(2024, 3, 1, 10, 0, tzinfo=UTC))
     assert [r.backup_set_id for r in got] == ["2"]
     sql, params = server.executed[0]
     assert "bs.database_name = ?" in sql
@@ -108,7 +108,7 @@ def test_discovery_rows() -> None:
             },
         ],
     )
-    sales, master = catalog.discover(server.connect().cursor())
+    sales, master = msdb.discover(server.connect().cursor())
     assert sales.availability_group == "ag1"
     assert not sales.is_preferred_backup_replica
     assert sales.size_bytes == 16777216
@@ -124,13 +124,13 @@ def test_discovery_rows() -> None:
 def test_permission_check_reports_the_exact_fix() -> None:
     server = FakeServer()
     server.on("IS_SRVROLEMEMBER", [{"login": "CONTOSO\\agent]x", "is_sysadmin": 0}])
-    check = catalog.check_permissions(server.connect().cursor())
+    check = msdb.check_permissions(server.connect().cursor())
     assert not check.ok
     assert check.code == ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP
     assert check.remediation_tsql == "ALTER SERVER ROLE [sysadmin] ADD MEMBER [CONTOSO\\agent]]x];"
     ok_server = FakeServer()
     ok_server.on("IS_SRVROLEMEMBER", [{"login": "sa", "is_sysadmin": 1}])
-    assert catalog.check_permissions(ok_server.connect().cursor()).ok
+    assert msdb.check_permissions(ok_server.connect().cursor()).ok
 
 
 def test_offset_at_falls_back_to_the_current_offset() -> None:
@@ -141,4 +141,4 @@ def test_offset_at_falls_back_to_the_current_offset() -> None:
 
     server.on("CURRENT_TIMEZONE_ID", refuse)
     server.on("SYSUTCDATETIME", [{"offset_minutes": -240}])
-    assert catalog.offset_minutes_at(server.connect().cursor(), datetime.now(UTC)) == -240
+    assert msdb.offset_minutes_at(server.connect().cursor(), datetime.now(UTC)) == -240

@@ -13,7 +13,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlharbor.backupset import BackupRecord, BackupType, DatabaseInfo, DatabaseState, RecoveryModel
+from sqlharbor.domain.backupset import (
+    BackupRecord,
+    BackupType,
+    DatabaseInfo,
+    DatabaseState,
+    RecoveryModel,
+)
 from sqlharbor.errors import ErrorCode
 
 from ..base import PermissionCheck

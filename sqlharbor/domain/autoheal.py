@@ -1,7 +1,7 @@
 """Auto-heal: what the next backup of a database must be, and the agent's chain checks.
 
 Pure, no I/O.  The operator calls ``decide`` when a schedule fires (or a user asks for a
-backup) with what it knows about the database (``ChainState``); the answer is a
+backup) with what it knows about the database (``BackupFacts``); the answer is a
 ``Decision``: the backup type to run (None: skip) and a stable reason code with a
 human message for status and Events.  The agent calls ``check_log_continuity`` and
 ``check_differential_base`` after a backup to report a chain broken by another tool.
@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlharbor.backupset import BackupRecord, BackupType, RecoveryModel
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel
 from sqlharbor.errors import ErrorCode
 
 DEFAULT_MAX_FULL_AGE = timedelta(days=15)
@@ -42,7 +42,7 @@ class Reason(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class ChainState:
+class BackupFacts:
     """What the operator knows about one database's backups and its current state."""
 
     recovery_model: RecoveryModel
@@ -84,9 +84,9 @@ class Decision:
         )
 
 
-def decide(
+def next_backup(
     requested: BackupType,
-    state: ChainState,
+    state: BackupFacts,
     now: datetime,
     policy: HealPolicy = HealPolicy(),
     *,
@@ -106,7 +106,7 @@ def decide(
     return Decision(requested, reason, f"{reason.value.lower()} {requested.value.lower()} backup")
 
 
-def _skip(requested: BackupType, state: ChainState, on_demand: bool) -> Decision | None:
+def _skip(requested: BackupType, state: BackupFacts, on_demand: bool) -> Decision | None:
     """Backups that cannot be taken: logs under SIMPLE, anything but fulls of master or of
     a read-only database."""
     if requested is BackupType.FULL:
@@ -126,7 +126,7 @@ def _skip(requested: BackupType, state: ChainState, on_demand: bool) -> Decision
     return None
 
 
-def _heal(state: ChainState, now: datetime, policy: HealPolicy) -> Decision | None:
+def _heal(state: BackupFacts, now: datetime, policy: HealPolicy) -> Decision | None:
     guid_then = state.database_guid_at_last_backup
     if guid_then is not None and guid_then != state.database_guid:
         return _full(
