@@ -27,10 +27,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.domain.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import BlobNotFound, IntegrityError
+from sqlharbor.vault.catalog_lines import day, entry_line, parse_segment, sort_key, tombstone_line
 from sqlharbor.vault.layout import Layout, decode_component, segment_key
 from sqlharbor.vault.manifest import Manifest
 from sqlharbor.vault.store import BlobStore
@@ -41,87 +42,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 MAX_APPEND_BYTES = 4 * 1024 * 1024
-_LETTER = {BackupType.FULL: "F", BackupType.DIFFERENTIAL: "D", BackupType.LOG: "L"}
-_TYPE = {letter: kind for kind, letter in _LETTER.items()}
 _BASES = frozenset({BackupType.FULL, BackupType.DIFFERENTIAL})
-
-
-# -- entry lines -------------------------------------------------------------------------
-
-
-def entry_line(point: RecoveryPoint) -> bytes:
-    """One compact JSON line with every fact of the point (LSNs as decimal strings)."""
-    r = point.record
-    entry = {
-        "id": point.id,
-        "t": _LETTER[r.backup_type],
-        "n": r.database_name,
-        "g": r.database_guid,
-        "c": r.is_copy_only,
-        "f": str(r.first_lsn),
-        "l": str(r.last_lsn),
-        "k": str(r.checkpoint_lsn),
-        "b": str(r.database_backup_lsn),
-        "d": None if r.differential_base_lsn is None else str(r.differential_base_lsn),
-        "s": r.start.astimezone(UTC).isoformat(),
-        "e": r.finish.astimezone(UTC).isoformat(),
-        "m": r.recovery_model.value,
-        "z": r.size_bytes,
-        "lc": r.begins_log_chain,
-        "sid": r.backup_set_id,
-    }
-    return json.dumps(entry, separators=(",", ":")).encode() + b"\n"
-
-
-def tombstone_line(recovery_point_id: str) -> bytes:
-    return json.dumps({"del": recovery_point_id}, separators=(",", ":")).encode() + b"\n"
-
-
-def _point(entry: dict[str, Any]) -> RecoveryPoint:
-    diff_base = entry["d"]
-    record = BackupRecord(
-        database_name=entry["n"],
-        database_guid=entry["g"],
-        backup_type=_TYPE[entry["t"]],
-        is_copy_only=entry["c"],
-        first_lsn=int(entry["f"]),
-        last_lsn=int(entry["l"]),
-        checkpoint_lsn=int(entry["k"]),
-        database_backup_lsn=int(entry["b"]),
-        differential_base_lsn=None if diff_base is None else int(diff_base),
-        start=datetime.fromisoformat(entry["s"]),
-        finish=datetime.fromisoformat(entry["e"]),
-        recovery_model=RecoveryModel(entry["m"]),
-        begins_log_chain=entry.get("lc", False),
-        size_bytes=entry.get("z", 0),
-        backup_set_id=entry.get("sid", ""),
-    )
-    return RecoveryPoint(id=entry["id"], record=record)
-
-
-def parse_segment(data: bytes, *, name: str = "segment") -> dict[str, RecoveryPoint]:
-    """Entries of one segment by id, tombstones applied, duplicate appends folded."""
-    points: dict[str, RecoveryPoint] = {}
-    for number, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            if "del" in entry:
-                points.pop(entry["del"], None)
-            else:
-                points[entry["id"]] = _point(entry)
-        except (ValueError, KeyError, TypeError):
-            raise IntegrityError(f"catalog {name} line {number} is not a valid entry") from None
-    return points
-
-
-def _sort_key(point: RecoveryPoint) -> tuple[datetime, str]:
-    return point.record.finish, point.id
-
-
-def _day(moment: datetime) -> str:
-    return f"{moment.astimezone(UTC):%Y%m%d}"
 
 
 # -- results -------------------------------------------------------------------------
@@ -257,7 +178,7 @@ class Catalog:
         points: dict[str, RecoveryPoint] = {}
         for segment in self._map(self._read_segment, names):
             points.update(segment)
-        return sorted(points.values(), key=_sort_key)
+        return sorted(points.values(), key=sort_key)
 
     def list_points(
         self,
@@ -274,8 +195,8 @@ class Catalog:
         checks every point's manifest and drops the ones that are gone (costly).
         """
         names = self._segment_names(self._layout.points_dir(instance, database_guid))
-        low = _day(since) if since else ""
-        high = _day(until) if until else "99999999"
+        low = day(since) if since else ""
+        high = day(until) if until else "99999999"
         chosen = [n for n in names if low <= segment_key(n) <= high]
         points = [
             p
@@ -317,7 +238,7 @@ class Catalog:
     ) -> Iterator[RecoveryPoint]:
         names = self._segment_names(self._layout.bases_dir(instance, database_guid))
         for name in reversed(names) if newest_first else names:
-            points = sorted(self._read_segment(name).values(), key=_sort_key)
+            points = sorted(self._read_segment(name).values(), key=sort_key)
             yield from reversed(points) if newest_first else points
 
     def base_before(
@@ -354,7 +275,7 @@ class Catalog:
         for name in reversed(self._segment_names(self._layout.points_dir(instance, database_guid))):
             segment = self._read_segment(name)
             if segment:
-                latest = max(segment.values(), key=_sort_key)
+                latest = max(segment.values(), key=sort_key)
                 break
         return CatalogSpan(earliest_full=earliest, latest=latest)
 
@@ -396,7 +317,7 @@ class Catalog:
         manifests = self._map(self._load_manifest, manifest_names)
         good = [m for m in manifests if isinstance(m, Manifest)]
         bad = tuple(name for name, m in zip(manifest_names, manifests, strict=True) if m is None)
-        points = sorted((m.recovery_point() for m in good), key=_sort_key)
+        points = sorted((m.recovery_point() for m in good), key=sort_key)
         wanted: dict[str, list[bytes]] = {}
         for point in points:
             line = entry_line(point)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from sqlharbor_agent.engines.simulated import open_simulated_engine
-from sqlharbor_agent.engines.simulated.engine import Operation
+from sqlharbor_agent.engines.simulated.transactions import Operation
 
 from sqlharbor.api import JobPhase, contract
 from sqlharbor.domain.backupset import BackupType

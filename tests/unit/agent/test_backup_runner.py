@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from sqlharbor_agent.engines.simulated import open_simulated_engine
-from sqlharbor_agent.engines.simulated.engine import Operation, SimulatedEngine
+from sqlharbor_agent.engines.simulated.engine import SimulatedEngine
+from sqlharbor_agent.engines.simulated.transactions import Operation
 from sqlharbor_agent.jobs.backup import BackupContext, run_backup_job
 from sqlharbor_agent.jobs.reporter import JobReporter
 

@@ -8,13 +8,9 @@ transactions; ``seed_databases`` creates the demo's databases.  Modules: ``engin
 ``seed``.
 """
 
-from sqlharbor_agent.engines.simulated.engine import (
-    Commit,
-    Operation,
-    SimulatedEngine,
-    open_simulated_engine,
-)
+from sqlharbor_agent.engines.simulated.engine import SimulatedEngine, open_simulated_engine
 from sqlharbor_agent.engines.simulated.seed import DEMO_DATABASES, seed_databases
+from sqlharbor_agent.engines.simulated.transactions import Commit, Operation
 from sqlharbor_agent.engines.simulated.workload import Workload, WorkloadShape
 
 __all__ = [

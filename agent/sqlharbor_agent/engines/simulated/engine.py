@@ -21,7 +21,6 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -42,53 +41,21 @@ from sqlharbor_agent.engines.base import (
     Sink,
     StopAt,
 )
-from sqlharbor_agent.engines.simulated import tables
+from sqlharbor_agent.engines.simulated import tables, transactions
+from sqlharbor_agent.engines.simulated.backup import BackupRun, header
 from sqlharbor_agent.engines.simulated.restore import RestoreRun
 from sqlharbor_agent.engines.simulated.store import Store, instance_file
-from sqlharbor_agent.engines.simulated.stream import OP_DELETE, OP_PUT, StreamWriter
+from sqlharbor_agent.engines.simulated.stream import StreamWriter
 from sqlharbor_agent.engines.simulated.tables import (
     Clock,
-    DatabaseRow,
-    from_us,
     load_database,
-    next_event_us,
     to_us,
     utc_now,
 )
+from sqlharbor_agent.engines.simulated.transactions import Commit, Operation
 
 DEFAULT_LOGIN = "NT SERVICE\\SQLHarborAgent"
 VERSION = "sqlharbor simulated engine 1.0 (a stand-in with SQL Server backup semantics)"
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One change in a transaction: put ``payload`` at ``key``, or delete it (payload None)."""
-
-    key: int
-    payload: bytes | None
-
-
-@dataclass(frozen=True)
-class Commit:
-    """A committed transaction: its LSN and commit time (microsecond precision)."""
-
-    database_name: str
-    lsn: int
-    commit_time: datetime
-
-
-@dataclass(frozen=True)
-class _Started:
-    """What the first phase of a backup fixed (checkpoint / log range, times)."""
-
-    db: DatabaseRow
-    request: BackupRequest
-    start_us: int
-    checkpoint_lsn: int
-    first_lsn: int
-    database_backup_lsn: int
-    differential_base_lsn: int | None
-    log_end: tuple[int, int] | None  # (last_lsn, finish_us), fixed up front for logs
 
 
 class _DiscardSink:
@@ -236,59 +203,26 @@ class SimulatedEngine:
                 ("1" if sysadmin else "0",),
             )
 
+    def commit(self, name: str, operations: Sequence[Operation]) -> Commit:
+        """Commit one transaction (all operations share one LSN and commit time)."""
+        return transactions.commit(self._store, self._clock, name, operations)
+
+    def rows(self, name: str) -> dict[int, bytes]:
+        """The database's current content."""
+        return transactions.rows(self._store, name)
+
+    def rows_as_of(
+        self, name: str, *, time: datetime | None = None, lsn: int | None = None
+    ) -> dict[int, bytes]:
+        """The content as of a moment (see ``transactions.rows_as_of``)."""
+        return transactions.rows_as_of(self._store, name, time=time, lsn=lsn)
+
     def out_of_band_backup(
         self, name: str, backup_type: BackupType, copy_only: bool = False
     ) -> BackupRecord:
         """Another tool's backup: recorded in history with the same effects, data discarded."""
         request = BackupRequest(name, backup_type, copy_only)
         return self._backup(request, _DiscardSink(), None, out_of_band=True)
-
-    def commit(self, name: str, operations: Sequence[Operation]) -> Commit:
-        """Commit one transaction (all operations share one LSN and commit time)."""
-        with self._store.write() as con:
-            db = load_database(con, name)
-            if db.state is not DatabaseState.ONLINE:
-                raise _not_online(db)
-            if db.read_only:
-                raise EngineError(
-                    f"Database '{name}' is read-only.", code=ErrorCode.DATABASE_READ_ONLY
-                )
-            commit_us = next_event_us(db, self._clock)
-            _apply_commit(con, db.guid, db.next_lsn, commit_us, operations)
-            con.execute(
-                "UPDATE databases SET next_lsn = ?, last_event_us = ? WHERE name = ?",
-                (db.next_lsn + 1, commit_us, name),
-            )
-            return Commit(name, db.next_lsn, from_us(commit_us))
-
-    def rows(self, name: str) -> dict[int, bytes]:
-        """The database's current content."""
-        with self._store.read() as con:
-            db = load_database(con, name)
-            return dict(con.execute("SELECT k, payload FROM rows WHERE guid = ?", (db.guid,)))
-
-    def rows_as_of(
-        self, name: str, *, time: datetime | None = None, lsn: int | None = None
-    ) -> dict[int, bytes]:
-        """The content as of a moment: every transaction committed at or before ``time``
-        (or with an LSN at or before ``lsn``), replayed from the never-truncated journal."""
-        if (time is None) == (lsn is None):
-            raise ValueError("rows_as_of needs exactly one of time or lsn")
-        column, bound = ("commit_us", to_us(time)) if time is not None else ("lsn", lsn)
-        content: dict[int, bytes] = {}
-        with self._store.read() as con:
-            db = load_database(con, name)
-            cursor = con.execute(
-                f"SELECT op, k, payload FROM journal WHERE guid = ? AND {column} <= ? "
-                "ORDER BY lsn, seq",
-                (db.guid, bound),
-            )
-            for op, key, payload in cursor:
-                if op == OP_PUT:
-                    content[key] = payload
-                else:
-                    content.pop(key, None)
-        return content
 
     # -- backup internals -------------------------------------------------------------
 
@@ -301,143 +235,17 @@ class SimulatedEngine:
         out_of_band: bool,
     ) -> BackupRecord:
         with self._backup_lock(request.database_name):
-            started = self._start(request)
+            run = BackupRun(self._store, self._clock)
+            started = run.start(request)
             writer = StreamWriter(sink, progress)
-            writer.header(_header(self._name, started))
+            writer.header(header(self._name, started))
             if started.log_end is not None:
                 last_lsn, finish_us = started.log_end
-                self._stream_log(writer, started.db.guid, started.first_lsn, last_lsn)
+                run.stream_log(writer, started.db.guid, started.first_lsn, last_lsn)
             else:
-                last_lsn, finish_us = self._stream_data(writer, started)
+                last_lsn, finish_us = run.stream_data(writer, started)
             writer.finish({"last_lsn": last_lsn, "finish_us": finish_us})
-            return self._finish(started, last_lsn, finish_us, writer.bytes_written, out_of_band)
-
-    def _start(self, request: BackupRequest) -> _Started:
-        with self._store.write() as con:
-            db = load_database(con, request.database_name)
-            _validate(db, request)
-            start_us = to_us(self._clock())
-            marker = db.next_lsn
-            log_end = None
-            if request.backup_type is BackupType.LOG:
-                log_end = (marker + 1, next_event_us(db, self._clock))
-                con.execute(
-                    "UPDATE databases SET next_lsn = ?, last_event_us = ? WHERE guid = ?",
-                    (marker + 1, log_end[1], db.guid),
-                )
-            else:
-                con.execute(
-                    "UPDATE databases SET next_lsn = ? WHERE guid = ?", (marker + 1, db.guid)
-                )
-        first = marker
-        if log_end is not None and db.last_log_backup_lsn is not None:
-            first = db.last_log_backup_lsn
-        return _Started(
-            db=db,
-            request=request,
-            start_us=min(start_us, log_end[1]) if log_end else start_us,
-            checkpoint_lsn=marker,
-            first_lsn=first,
-            database_backup_lsn=db.full_checkpoint_lsn or 0,
-            differential_base_lsn=(
-                db.diff_base_lsn if request.backup_type is BackupType.DIFFERENTIAL else None
-            ),
-            log_end=log_end,
-        )
-
-    def _stream_data(self, writer: StreamWriter, started: _Started) -> tuple[int, int]:
-        """Copy the data (all rows, or what changed since the base), then the log tail."""
-        guid = started.db.guid
-        with self._store.read() as con:
-            snapshot_lsn = self._reload(con, started).next_lsn
-            if started.differential_base_lsn is None:
-                for key, payload in con.execute(
-                    "SELECT k, payload FROM rows WHERE guid = ? ORDER BY k", (guid,)
-                ):
-                    writer.row(key, payload)
-            else:
-                for key, payload in con.execute(
-                    _CHANGED_SINCE, (guid, started.differential_base_lsn, snapshot_lsn, guid)
-                ):
-                    if payload is None:
-                        writer.delete(key)
-                    else:
-                        writer.row(key, payload)
-        with self._store.write() as con:
-            db = self._reload(con, started)
-            last_lsn, finish_us = db.next_lsn, next_event_us(db, self._clock)
-            con.execute("UPDATE databases SET last_event_us = ? WHERE guid = ?", (finish_us, guid))
-        self._stream_log(writer, guid, snapshot_lsn, last_lsn)
-        return last_lsn, finish_us
-
-    def _stream_log(self, writer: StreamWriter, guid: str, first: int, last: int) -> None:
-        with self._store.read() as con:
-            for lsn, commit_us, op, key, payload in con.execute(
-                "SELECT lsn, commit_us, op, k, payload FROM journal "
-                "WHERE guid = ? AND lsn >= ? AND lsn < ? ORDER BY lsn, seq",
-                (guid, first, last),
-            ):
-                writer.op(lsn, commit_us, op, key, payload)
-
-    def _finish(
-        self, started: _Started, last_lsn: int, finish_us: int, size: int, out_of_band: bool
-    ) -> BackupRecord:
-        request = started.request
-        with self._store.write() as con:
-            db = self._reload(con, started)
-            _validate(db, request)
-            begins_chain = False
-            kind = request.backup_type
-            if kind is BackupType.LOG and not request.copy_only:
-                if db.last_log_backup_lsn != started.first_lsn:
-                    raise EngineError(
-                        "Another log backup completed meanwhile; the log chain moved.",
-                        code=ErrorCode.SQL_LSN_VALIDATION_FAILURE,
-                    )
-                _set(con, db.guid, last_log_backup_lsn=last_lsn)
-            if kind is BackupType.FULL and not request.copy_only:
-                _set(
-                    con,
-                    db.guid,
-                    diff_base_lsn=started.checkpoint_lsn,
-                    full_checkpoint_lsn=started.checkpoint_lsn,
-                )
-            if (
-                kind is not BackupType.LOG
-                and not request.copy_only
-                and db.recovery_model is not RecoveryModel.SIMPLE
-                and db.last_log_backup_lsn is None
-            ):
-                _set(con, db.guid, last_log_backup_lsn=started.checkpoint_lsn)
-                begins_chain = True
-            record = BackupRecord(
-                database_name=db.name,
-                database_guid=db.guid,
-                backup_type=kind,
-                is_copy_only=request.copy_only,
-                first_lsn=started.first_lsn,
-                last_lsn=last_lsn,
-                checkpoint_lsn=started.checkpoint_lsn,
-                database_backup_lsn=started.database_backup_lsn,
-                differential_base_lsn=started.differential_base_lsn,
-                start=from_us(started.start_us),
-                finish=from_us(finish_us),
-                recovery_model=db.recovery_model,
-                begins_log_chain=begins_chain,
-                size_bytes=size,
-                backup_set_id=uuid.uuid4().hex,
-            )
-            tables.insert_record(con, record, out_of_band=out_of_band)
-            return record
-
-    def _reload(self, con: sqlite3.Connection, started: _Started) -> DatabaseRow:
-        db = tables.find_database(con, started.db.name)
-        if db is None or db.guid != started.db.guid:
-            raise EngineError(
-                f"Database '{started.db.name}' was dropped or replaced during the backup.",
-                code=ErrorCode.SQL_PO_DOES_NOT_EXIST,
-            )
-        return db
+            return run.finish(started, last_lsn, finish_us, writer.bytes_written, out_of_band)
 
     @contextmanager
     def _backup_lock(self, name: str) -> Iterator[None]:
@@ -499,104 +307,6 @@ class SimulatedEngine:
                 code=ErrorCode.SQL_NO_SYSADMIN_MEMBERSHIP,
                 remediation=check.remediation_tsql,
             )
-
-
-_CHANGED_SINCE = (
-    "SELECT j.k, r.payload FROM (SELECT DISTINCT k FROM journal "
-    "WHERE guid = ? AND lsn >= ? AND lsn < ?) AS j "
-    "LEFT JOIN rows AS r ON r.guid = ? AND r.k = j.k ORDER BY j.k"
-)
-
-
-def _validate(db: DatabaseRow, request: BackupRequest) -> None:
-    """SQL Server's refusals, in the order it checks them."""
-    if db.state is not DatabaseState.ONLINE:
-        raise _not_online(db)
-    kind = request.backup_type
-    if kind is not BackupType.FULL and db.is_master:
-        raise EngineError(
-            f"Only full backups of the master database are possible ({kind.value} requested).",
-            code=ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE,
-            remediation="Back up master with full backups only.",
-        )
-    if kind is BackupType.LOG and db.recovery_model is RecoveryModel.SIMPLE:
-        raise EngineError(
-            f"The statement BACKUP LOG is not allowed while the recovery model of "
-            f"'{db.name}' is SIMPLE.",
-            code=ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE,
-            remediation="Use the FULL recovery model, or take full/differential backups only.",
-        )
-    if kind is BackupType.LOG and db.last_log_backup_lsn is None:
-        raise EngineError(
-            f"BACKUP LOG cannot be performed because there is no current database backup "
-            f"of '{db.name}' (no log chain: take a full or differential first).",
-            code=ErrorCode.PARENT_FULL_BACKUP_MISSING,
-            remediation="Take a full backup.",
-        )
-    if kind is BackupType.DIFFERENTIAL and db.diff_base_lsn is None:
-        raise EngineError(
-            f"Cannot perform a differential backup of '{db.name}': no full backup exists "
-            "to base it on.",
-            code=ErrorCode.PARENT_FULL_BACKUP_MISSING,
-            remediation="Take a full backup.",
-        )
-
-
-def _not_online(db: DatabaseRow) -> EngineError:
-    return EngineError(
-        f"Database '{db.name}' is {db.state.value}, not ONLINE.",
-        code=ErrorCode.DATABASE_NOT_ONLINE,
-        remediation="Bring the database online (finish or redo its restore).",
-    )
-
-
-def _apply_commit(
-    con: sqlite3.Connection, guid: str, lsn: int, commit_us: int, operations: Sequence[Operation]
-) -> None:
-    con.executemany(
-        "INSERT INTO journal (guid, lsn, seq, commit_us, op, k, payload) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                guid,
-                lsn,
-                seq,
-                commit_us,
-                OP_PUT if o.payload is not None else OP_DELETE,
-                o.key,
-                o.payload,
-            )
-            for seq, o in enumerate(operations)
-        ],
-    )
-    for o in operations:
-        if o.payload is None:
-            con.execute("DELETE FROM rows WHERE guid = ? AND k = ?", (guid, o.key))
-        else:
-            con.execute(
-                "INSERT INTO rows (guid, k, payload) VALUES (?, ?, ?) "
-                "ON CONFLICT (guid, k) DO UPDATE SET payload = excluded.payload",
-                (guid, o.key, o.payload),
-            )
-
-
-def _set(con: sqlite3.Connection, guid: str, **columns: int | None) -> None:
-    assignments = ", ".join(f"{name} = ?" for name in columns)
-    con.execute(f"UPDATE databases SET {assignments} WHERE guid = ?", (*columns.values(), guid))
-
-
-def _header(instance: str, started: _Started) -> dict[str, object]:
-    return {
-        "instance": instance,
-        "database_name": started.db.name,
-        "database_guid": started.db.guid,
-        "backup_type": started.request.backup_type.value,
-        "is_copy_only": started.request.copy_only,
-        "recovery_model": started.db.recovery_model.value,
-        "first_lsn": started.first_lsn,
-        "checkpoint_lsn": started.checkpoint_lsn,
-        "differential_base_lsn": started.differential_base_lsn,
-    }
 
 
 def open_simulated_engine(

@@ -18,13 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlharbor.errors import EngineError
-from sqlharbor_agent.engines.simulated.engine import (
-    Commit,
-    Operation,
-    SimulatedEngine,
-    open_simulated_engine,
-)
+from sqlharbor_agent.engines.simulated.engine import SimulatedEngine, open_simulated_engine
 from sqlharbor_agent.engines.simulated.payload import page_payload
+from sqlharbor_agent.engines.simulated.transactions import Commit, Operation
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,92 @@
+"""The catalog's segment line format: one JSON line per recovery point (``entry_line``), a
+tombstone line per deleted point, and the parser that folds a segment into points.
+
+Used by ``vault.catalog`` only; the manifests stay the truth (``Catalog.rebuild``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.errors import IntegrityError
+
+_LETTER = {BackupType.FULL: "F", BackupType.DIFFERENTIAL: "D", BackupType.LOG: "L"}
+_TYPE = {letter: kind for kind, letter in _LETTER.items()}
+
+
+def entry_line(point: RecoveryPoint) -> bytes:
+    """One compact JSON line with every fact of the point (LSNs as decimal strings)."""
+    r = point.record
+    entry = {
+        "id": point.id,
+        "t": _LETTER[r.backup_type],
+        "n": r.database_name,
+        "g": r.database_guid,
+        "c": r.is_copy_only,
+        "f": str(r.first_lsn),
+        "l": str(r.last_lsn),
+        "k": str(r.checkpoint_lsn),
+        "b": str(r.database_backup_lsn),
+        "d": None if r.differential_base_lsn is None else str(r.differential_base_lsn),
+        "s": r.start.astimezone(UTC).isoformat(),
+        "e": r.finish.astimezone(UTC).isoformat(),
+        "m": r.recovery_model.value,
+        "z": r.size_bytes,
+        "lc": r.begins_log_chain,
+        "sid": r.backup_set_id,
+    }
+    return json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+
+
+def tombstone_line(recovery_point_id: str) -> bytes:
+    return json.dumps({"del": recovery_point_id}, separators=(",", ":")).encode() + b"\n"
+
+
+def _point(entry: dict[str, Any]) -> RecoveryPoint:
+    diff_base = entry["d"]
+    record = BackupRecord(
+        database_name=entry["n"],
+        database_guid=entry["g"],
+        backup_type=_TYPE[entry["t"]],
+        is_copy_only=entry["c"],
+        first_lsn=int(entry["f"]),
+        last_lsn=int(entry["l"]),
+        checkpoint_lsn=int(entry["k"]),
+        database_backup_lsn=int(entry["b"]),
+        differential_base_lsn=None if diff_base is None else int(diff_base),
+        start=datetime.fromisoformat(entry["s"]),
+        finish=datetime.fromisoformat(entry["e"]),
+        recovery_model=RecoveryModel(entry["m"]),
+        begins_log_chain=entry.get("lc", False),
+        size_bytes=entry.get("z", 0),
+        backup_set_id=entry.get("sid", ""),
+    )
+    return RecoveryPoint(id=entry["id"], record=record)
+
+
+def parse_segment(data: bytes, *, name: str = "segment") -> dict[str, RecoveryPoint]:
+    """Entries of one segment by id, tombstones applied, duplicate appends folded."""
+    points: dict[str, RecoveryPoint] = {}
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if "del" in entry:
+                points.pop(entry["del"], None)
+            else:
+                points[entry["id"]] = _point(entry)
+        except (ValueError, KeyError, TypeError):
+            raise IntegrityError(f"catalog {name} line {number} is not a valid entry") from None
+    return points
+
+
+def sort_key(point: RecoveryPoint) -> tuple[datetime, str]:
+    return point.record.finish, point.id
+
+
+def day(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y%m%d}"
