@@ -10,10 +10,11 @@ server holds as written.  Called by the tick; the only writer of ProtectedDataba
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -50,7 +51,7 @@ class StatusWriter:
         self._written: dict[Key, Written] = {}
 
     async def tick(self, now: datetime) -> None:
-        writes: list[Coroutine[Any, Any, None]] = []
+        writes: list[Callable[[], Awaitable[None]]] = []
         limit = self._rt.settings.writes_per_tick
         for key, pd in list(self._rt.state.databases.items()):
             status, reason = self.compute(pd, now)
@@ -107,7 +108,7 @@ class StatusWriter:
         status: ProtectedDatabaseStatus,
         reason: str,
         now: datetime,
-    ) -> Coroutine[Any, Any, None] | None:
+    ) -> Callable[[], Awaitable[None]] | None:
         """The write of ``status`` (and its Event), or None when the server has it or
         when only deferred fields changed (``defer_at_most``)."""
         state = self._rt.state
@@ -127,7 +128,8 @@ class StatusWriter:
         deferred = now - previous.at < self._rt.settings.defer_at_most if previous else False
         if previous is not None and previous.urgent == urgent and deferred:
             return None  # kept in ``unwritten``: it goes with the next write
-        return self._write(key, pd, status, reason, wire, Written(urgent, full, reason, now))
+        written = Written(urgent, full, reason, now)
+        return functools.partial(self._write, key, pd, status, reason, wire, written)
 
     async def _write(
         self,
@@ -193,14 +195,15 @@ def _hash(kept: dict[str, Any]) -> bytes:
     return hashlib.blake2b(json.dumps(kept, sort_keys=True).encode(), digest_size=16).digest()
 
 
-async def bounded(calls: Iterable[Awaitable[None]], limit: int) -> None:
-    """Await ``calls`` with at most ``limit`` in flight (a burst of 10,000 status writes
-    one after another is 10,000 round trips end to end)."""
+async def bounded(calls: Iterable[Callable[[], Awaitable[None]]], limit: int) -> None:
+    """Run ``calls`` with at most ``limit`` in flight (a burst of 10,000 status writes
+    one after another is 10,000 round trips end to end); a call not started when the tick
+    is cancelled never starts."""
     gate = asyncio.Semaphore(limit)
 
-    async def one(call: Awaitable[None]) -> None:
+    async def one(call: Callable[[], Awaitable[None]]) -> None:
         async with gate:
-            await call
+            await call()
 
     await asyncio.gather(*(one(call) for call in calls))
 
