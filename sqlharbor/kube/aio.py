@@ -8,10 +8,7 @@ Called by the operator's controller modules; the agent and the CLI use the sync
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import datetime as dt
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -20,8 +17,8 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
 from sqlharbor.api import GROUP, KINDS_BY_NAME, VERSION
-from sqlharbor.api.contract import reporting_controller
-from sqlharbor.errors import ErrorCode, NotFound, PermanentError
+from sqlharbor.errors import NotFound
+from sqlharbor.kube.objects import event_body, secret_key
 from sqlharbor.kube.translate import translate
 
 T = TypeVar("T")
@@ -150,15 +147,7 @@ class AsyncKubeClient:
         secret = await self._call(
             f"Secret {namespace}/{name}", self.core.read_namespaced_secret(name, namespace)
         )
-        data = secret.data or {}
-        if key not in data:
-            raise PermanentError(
-                f"Secret {namespace}/{name} has no key '{key}' (it has: "
-                f"{', '.join(sorted(data)) or 'no keys'})",
-                code=ErrorCode.SECRET_KEY_MISSING,
-                remediation=f"Add the key '{key}' to Secret {name}, or fix the reference.",
-            )
-        return base64.b64decode(data[key])
+        return secret_key(secret.data, namespace, name, key)
 
     def blocking_secret_reader(
         self, loop: asyncio.AbstractEventLoop
@@ -185,25 +174,14 @@ class AsyncKubeClient:
         reporter: str = "operator",
     ) -> None:
         """Post a Kubernetes Event; failures to post are not fatal (and not raised)."""
-        body = {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
-            "metadata": {
-                "generateName": f"{regarding.get('name', 'sqlharbor')}-",
-                "namespace": namespace,
-            },
-            "eventTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "reportingController": reporting_controller(reporter),
-            "reportingInstance": f"{reporter}-{uuid.getnode():x}",
-            "action": action,
-            "reason": reason,
-            "note": note[:1024],
-            "type": type_,
-            "regarding": {
-                k: regarding[k]
-                for k in ("apiVersion", "kind", "name", "namespace", "uid")
-                if regarding.get(k)
-            },
-        }
+        body = event_body(
+            namespace=namespace,
+            regarding=regarding,
+            reason=reason,
+            note=note,
+            type_=type_,
+            action=action,
+            reporter=reporter,
+        )
         with contextlib.suppress(Exception):
             await self.events.create_namespaced_event(namespace, body)

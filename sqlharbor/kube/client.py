@@ -7,8 +7,6 @@ CLI.  Every method translates ``ApiException`` at this boundary.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,8 +18,8 @@ from kubernetes import watch as k8s_watch
 from pydantic import BaseModel
 
 from sqlharbor.api import GROUP, KINDS_BY_NAME, VERSION, Resource
-from sqlharbor.api.contract import reporting_controller
-from sqlharbor.errors import ErrorCode, NotFound, PermanentError
+from sqlharbor.errors import NotFound
+from sqlharbor.kube.objects import event_body, secret_key
 from sqlharbor.kube.translate import translate
 
 R = TypeVar("R", bound=Resource[Any, Any])
@@ -217,20 +215,10 @@ class KubeClient:
     # -- secrets ----------------------------------------------------------------------
     def secret_value(self, namespace: str, name: str, key: str) -> bytes:
         """One key of a Secret, decoded.  The value never appears in an error message."""
-        import base64
-
         secret = self._call(
             f"Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
         )
-        data = secret.data or {}
-        if key not in data:
-            raise PermanentError(
-                f"Secret {namespace}/{name} has no key '{key}' (it has: "
-                f"{', '.join(sorted(data)) or 'no keys'})",
-                code=ErrorCode.SECRET_KEY_MISSING,
-                remediation=f"Add the key '{key}' to Secret {name}, or fix the reference.",
-            )
-        return base64.b64decode(data[key])
+        return secret_key(secret.data, namespace, name, key)
 
     # -- events -----------------------------------------------------------------------
     def post_event(
@@ -245,25 +233,14 @@ class KubeClient:
         reporter: str = "sqlharbor",
     ) -> None:
         """Post a Kubernetes Event; failures to post are not fatal (and not raised)."""
-        now = dt.datetime.now(dt.UTC)
-        body = k8s.EventsV1Event(
-            metadata=k8s.V1ObjectMeta(
-                generate_name=f"{regarding.get('name', 'sqlharbor')}-", namespace=namespace
-            ),
-            event_time=now,
-            reporting_controller=reporting_controller(reporter),
-            reporting_instance=f"{reporter}-{uuid.getnode():x}",
-            action=action,
+        body: Any = event_body(  # the client serialises a plain dict as it is
+            namespace=namespace,
+            regarding=regarding,
             reason=reason,
-            note=note[:1024],
-            type=type_,
-            regarding=k8s.V1ObjectReference(
-                api_version=regarding.get("apiVersion"),
-                kind=regarding.get("kind"),
-                name=regarding.get("name"),
-                namespace=regarding.get("namespace"),
-                uid=regarding.get("uid"),
-            ),
+            note=note,
+            type_=type_,
+            action=action,
+            reporter=reporter,
         )
         with contextlib.suppress(Exception):
             self.events.create_namespaced_event(namespace, body)
@@ -281,6 +258,3 @@ def _kind_of(model: type[Resource[Any, Any]]) -> str:
             return kind.kind
     raise ValueError(f"unknown resource model {model}")
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -62,6 +62,14 @@ class E2E:
         items, _ = self.stack.client.list_raw("BackupJob", self.namespace)
         return items
 
+    def job_moving_bytes(self) -> dict[str, Any] | None:
+        """A Running BackupJob whose progress shows bytes already read, if any."""
+        for job in self.jobs():
+            st = job.get("status") or {}
+            if st.get("phase") == JobPhase.RUNNING and (st.get("progress") or {}).get("bytesDone"):
+                return job
+        return None
+
     def wait(self, what: str, condition: Callable[[], Any], timeout: float = 120) -> Any:
         try:
             return self.stack.wait_for(what, condition, timeout)

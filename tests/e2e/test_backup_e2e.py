@@ -163,16 +163,7 @@ def test_killed_agent_leaves_no_partial_point_and_the_job_is_redone(e2e: E2E) ->
     slow = {"uploadConcurrency": 1, "chunkSize": 65536}
     agent = e2e.start_agent("vm1", ["sim1"], **slow)
 
-    def running() -> dict[str, Any] | None:
-        for job in e2e.jobs():
-            st = job.get("status") or {}
-            if st.get("phase") == JobPhase.RUNNING and (st.get("progress") or {}).get(
-                "bytesDone", 0
-            ):
-                return job
-        return None
-
-    victim = e2e.wait("a full backup in progress", running)
+    victim = e2e.wait("a full backup in progress", e2e.job_moving_bytes)
     agent.popen.send_signal(signal.SIGKILL)
     agent.popen.wait(10)
     assert _manifests(e2e) == [], "no recovery point is visible from the killed backup"

@@ -34,14 +34,7 @@ def test_an_agent_cut_off_past_its_lease_cannot_undo_agent_lost(e2e: E2E) -> Non
         heartbeatSeconds=1,
     )
 
-    def running() -> dict[str, Any] | None:
-        for job in e2e.jobs():
-            st = job.get("status") or {}
-            if st.get("phase") == JobPhase.RUNNING and (st.get("progress") or {}).get("bytesDone"):
-                return job
-        return None
-
-    name = e2e.wait("a full backup in progress", running)["metadata"]["name"]
+    name = e2e.wait("a full backup in progress", e2e.job_moving_bytes)["metadata"]["name"]
 
     def job_status() -> dict[str, Any]:
         return dict(e2e.stack.client.get_raw("BackupJob", e2e.namespace, name).get("status") or {})
