@@ -25,7 +25,7 @@ fifteen minutes later.  Measured:
   three times a window (full runs keep the operator's 10 minutes) so that its cost in
   writes shows: the load agent writes no vault, so every pass finds each database's
   catalog empty and sets its point count to 0, a change that must ride along
-  with the next fold (``controller.DEFER_AT_MOST``) rather than cost a write each;
+  with the next fold (``OperatorSettings.defer_at_most``) rather than cost a write each;
 - settle time after a restart: the operator is stopped for an outage (60 s full), the
   databases that came due meanwhile are the backlog, and the time from the restart until
   every one of them has a new job is the settle time.
