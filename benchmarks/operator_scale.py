@@ -321,15 +321,16 @@ def measure(
     without kube-controller-manager a namespace never finishes deleting).  With
     ``baseline`` (a source tree), the operator runs from that tree instead."""
     workdir = config.workdir / f"scale-{count}-{uuid.uuid4().hex[:6]}"
-    with control_plane(workdir / "plane") as plane:
-        out = _measure(plane, workdir, count, shape, baseline)
+    with control_plane(workdir / "plane") as plane, _operator_from(baseline):
+        out = _measure(plane, workdir, count, shape)
     out["variant"] = "baseline" if baseline else "current"
     return out
 
 
 @contextlib.contextmanager
 def _operator_from(tree: Path | None) -> Iterator[None]:
-    """Start the operator from ``tree`` (its packages ahead of the installed ones)."""
+    """Processes started meanwhile (the operator, and its restart in ``_settle``) run
+    from ``tree``: its packages ahead of the installed ones."""
     if tree is None:
         yield
         return
@@ -345,9 +346,7 @@ def _operator_from(tree: Path | None) -> Iterator[None]:
             os.environ["PYTHONPATH"] = saved
 
 
-def _measure(
-    plane: Any, workdir: Path, count: int, shape: Shape, baseline: Path | None
-) -> dict[str, Any]:
+def _measure(plane: Any, workdir: Path, count: int, shape: Shape) -> dict[str, Any]:
     from sqlharbor.demo.stack import Stack
     from sqlharbor.vault import AzureBlobStore
 
@@ -376,8 +375,7 @@ def _measure(
         _create(stack, list(_docs(instances, shape.interval, container)))
         out["create_seconds"] = time.monotonic() - began
         agent.start()
-        with _operator_from(baseline):
-            operator = stack.start_operator(retention_seconds=shape.retention)
+        operator = stack.start_operator(retention_seconds=shape.retention)
         began = time.monotonic()
         stack.wait_for(
             "every database's first full folded into its status",
