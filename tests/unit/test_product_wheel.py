@@ -38,7 +38,7 @@ _NOT_SOURCES = shutil.ignore_patterns(
     "bench-results",
 )
 DEV_DIRS = {"devenv", "demo", "sqlharbor_devtools", "devtools", "controlplane-go"}
-DEV_MODULES = {"simulate_cli.py", "compare_cli.py"}
+DEV_MODULES = {"simulate_cli.py", "compare_cli.py", "dev.py", "demo.py", "devenv.py"}
 GO_FILES = {"go.mod", "go.sum"}
 DEV_VERBS = {"dev", "demo", "simulate", "simulate-compare"}
 _IMPORTS_DEVTOOLS = re.compile(r"^\s*(?:from|import)\s+sqlharbor_devtools\b", re.MULTILINE)
