@@ -71,10 +71,10 @@ def demo(once: bool, timeout: float, state_dir: Path) -> None:
 
     try:
         checkout = require_repo_root()
+        plane = ControlPlane.find(state_dir) or ControlPlane.up(state_dir)
+        plane.apply_crds(checkout / "crds")
     except DevEnvError as exc:
-        raise click.ClickException(f"{exc} ({exc.remediation})") from None
-    plane = ControlPlane.find(state_dir) or ControlPlane.up(state_dir)
-    plane.apply_crds(checkout / "crds")
+        raise click.ClickException(f"{exc}\n({exc.code}: {exc.remediation})") from None
     stack = Stack(plane, NAMESPACE, state_dir.resolve() / "demo", checkout=checkout)
     stack.create_namespace()
     click.echo(f"control plane up; namespace {NAMESPACE}; logs in {stack.workdir}")

@@ -64,8 +64,8 @@ def _fail(exc: DevEnvError) -> click.ClickException:
 )
 def up(state_dir: Path, timeout: float, crd_dir: Path | None) -> None:
     """Start etcd, kube-apiserver and Azurite (detached) and write kubeconfig and env."""
-    toolchain = Toolchain.from_env()
     try:
+        toolchain = Toolchain.from_env()
         plane = ControlPlane.up(state_dir, toolchain=toolchain, timeout=timeout, progress=_progress)
         if crd_dir is not None:
             names = plane.apply_crds(crd_dir, toolchain=toolchain)
@@ -128,8 +128,8 @@ def status(state_dir: Path) -> None:
 @click.command()
 def build() -> None:
     """Find or build kube-apiserver, etcd and kubectl; print their paths."""
-    toolchain = Toolchain.from_env()
     try:
+        toolchain = Toolchain.from_env()
         binaries = resolve_binaries(toolchain, _progress)
         kubectl = resolve_kubectl(toolchain, _progress)
     except DevEnvError as exc:
