@@ -1,5 +1,6 @@
-# sqlharbor — every target does its own set-up (virtual environment, Python packages,
-# Azurite from npm, kube-apiserver/etcd built from the Go module proxy and cached).
+# sqlharbor — every target does its own set-up (virtual environment with the product and,
+# from devtools/, the dev tools; Azurite from npm; kube-apiserver/etcd built from the Go
+# module proxy and cached).
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,10 +8,11 @@ PYTHON ?= python3
 
 .PHONY: setup venv node binaries test lint typecheck unit demo crds bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e ".[dev]"
+	$(VENV)/bin/pip install -q -e ./devtools
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -21,7 +23,7 @@ venv: $(VENV)/.installed
 node: node_modules/.installed
 
 binaries: venv
-	$(VENV)/bin/sqlharbor dev build
+	$(VENV)/bin/sqlharbor-dev build
 
 setup: venv node binaries
 
@@ -42,11 +44,11 @@ test: setup lint typecheck
 	$(VENV)/bin/pytest -q
 
 demo: setup
-	$(VENV)/bin/sqlharbor demo --once
+	$(VENV)/bin/sqlharbor-dev demo --once
 
 bench: setup
 	$(VENV)/bin/python -m benchmarks.run
 
 clean:
-	-$(VENV)/bin/sqlharbor dev down
+	-$(VENV)/bin/sqlharbor-dev down
 	rm -rf $(VENV) node_modules .sqlharbor-dev

@@ -283,7 +283,7 @@ def _changing_fields(stack: Any) -> dict[str, list[Any]]:
 def _docs(
     instances: dict[str, list[str]], interval: int, container: str
 ) -> Iterable[dict[str, Any]]:
-    from sqlharbor.demo import scenario
+    from sqlharbor_devtools.demo import scenario
 
     full_hour = (datetime.now(UTC).hour + 12) % 24  # no scheduled full during the run
     yield scenario.vault(container=container)
@@ -347,7 +347,8 @@ def _operator_from(tree: Path | None) -> Iterator[None]:
 
 
 def _measure(plane: Any, workdir: Path, count: int, shape: Shape) -> dict[str, Any]:
-    from sqlharbor.demo.stack import Stack
+    from sqlharbor_devtools.demo.stack import Stack
+
     from sqlharbor.vault import AzureBlobStore
 
     stack = Stack(plane, f"bench-scale-{count}", workdir)

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlharbor_devtools.devenv.controlplane import ControlPlane
+
 from benchmarks.common import REPO
-from sqlharbor.devenv.controlplane import ControlPlane
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """Benchmark 6: measured RPO with 30-second log backups on one agent.
 
-The real operator and one real agent (processes, via ``sqlharbor.demo.stack.Stack``) with
+The real operator and one real agent (processes, via ``sqlharbor_devtools.demo.stack.Stack``) with
 the simulated engine under a workload; N databases protected by a policy with a daily
 full and a 30 s log interval.  After every database has its first restorable point, the
 harness samples every ProtectedDatabase's status every few seconds and records
@@ -30,8 +30,8 @@ def _latest(item: dict[str, Any]) -> datetime | None:
 
 
 def run(config: Config) -> Result:
-    from sqlharbor.demo import scenario
-    from sqlharbor.demo.stack import Stack
+    from sqlharbor_devtools.demo import scenario
+    from sqlharbor_devtools.demo.stack import Stack
 
     result = Result(NAME)
     count = config.pick(200, 10, 3)

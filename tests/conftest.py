@@ -4,12 +4,12 @@ Fixtures are lazy: only tests that request them (directly or through another fix
 start anything, so ``tests/unit`` never touches a control plane.  Any test that uses
 ``control_plane`` is marked ``integration`` automatically.
 
-- ``control_plane`` (session): a running :class:`sqlharbor.devenv.ControlPlane`.  Reuses
-  the one ``$SQLHARBOR_DEV_DIR`` points at when it runs (and leaves it running); else
-  starts its own in a temporary directory and stops it at the end.  The CRDs in ``crds/``
-  are applied and Established.  When Go/binaries or node/Azurite are absent the tests
-  are skipped with the reason, unless ``SQLHARBOR_REQUIRE_CONTROL_PLANE=1`` (CI), which
-  turns that into an error.
+- ``control_plane`` (session): a running :class:`sqlharbor_devtools.devenv.ControlPlane`.
+  Reuses the one ``$SQLHARBOR_DEV_DIR`` points at when it runs (and leaves it running);
+  else starts its own in a temporary directory and stops it at the end.  The CRDs in the
+  checkout's ``crds/`` are applied and Established.  When Go/binaries or node/Azurite are
+  absent the tests are skipped with the reason, unless ``SQLHARBOR_REQUIRE_CONTROL_PLANE=1``
+  (CI), which turns that into an error.
 - ``kubectl`` (session): ``kubectl(*args, input=None, check=True) -> CompletedProcess``
   as the admin; ``.with_kubeconfig(path)`` runs as someone else.
 - ``namespace`` (function): a fresh namespace, deleted (without waiting) afterwards.
@@ -26,8 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from sqlharbor.devenv import (
+from sqlharbor_devtools.devenv import (
     BlobTarget,
     ControlPlane,
     KubectlRunner,
@@ -51,7 +50,7 @@ def _progress(config: pytest.Config, message: str) -> None:
     if capture is None or reporter is None:
         return
     with capture.global_and_fixture_disabled():
-        reporter.write_line(f"[sqlharbor dev] {message}")
+        reporter.write_line(f"[sqlharbor-dev] {message}")
 
 
 def _tool_missing(exc: ToolMissingError) -> None:

@@ -88,11 +88,6 @@ def _start_with_retry(worker: InstanceWorker, stop: threading.Event) -> None:
 
 
 def _register_plugins() -> None:
-    from sqlharbor_agent.compare_cli import simulate_compare
-    from sqlharbor_agent.simulate_cli import simulate
-
-    cli.add_command(simulate)
-    cli.add_command(simulate_compare)
     try:
         from sqlharbor_agent.engines.sqlserver.grant import grant_permissions
     except ImportError:

@@ -12,10 +12,8 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sqlharbor.cli import demo, dev, points, restore
+    from sqlharbor.cli import points, restore
 
-    cli.add_command(dev.dev)
-    cli.add_command(demo.demo)
     cli.add_command(restore.restore)
     cli.add_command(points.points)
 

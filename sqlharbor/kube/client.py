@@ -257,4 +257,3 @@ def _kind_of(model: type[Resource[Any, Any]]) -> str:
         if kind.spec is spec_type:
             return kind.kind
     raise ValueError(f"unknown resource model {model}")
-

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from sqlharbor.demo.stack import Stack
-from sqlharbor.devenv.controlplane import ControlPlane
+from sqlharbor_devtools.demo.stack import Stack
+from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
 from .harness import E2E
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlharbor_devtools.demo import scenario
+from sqlharbor_devtools.demo.stack import Process, Stack
+
 from sqlharbor.api import JobPhase
-from sqlharbor.demo import scenario
-from sqlharbor.demo.stack import Process, Stack
 
 
 class E2E:

@@ -216,7 +216,7 @@ def test_two_agents_for_one_instance_never_run_the_same_job(e2e: E2E) -> None:
 def test_bad_references_show_conditions_that_say_what_is_wrong(e2e: E2E) -> None:
     stack = e2e.stack
     e2e.apply_vault_and_policy(**FAST)  # vault "demo-vault" with valid secrets
-    from sqlharbor.demo import scenario
+    from sqlharbor_devtools.demo import scenario
 
     broken_vault = scenario.vault("no-key", container=e2e.container)
     broken_vault["spec"]["encryption"]["keySecretRef"] = {"name": "missing-kek", "key": "kek"}

@@ -5,7 +5,7 @@ One stack per module (backups take a minute to produce a window worth restoring 
 each test then drives one restore: ``kubectl apply`` of a RestoreJob onto ANOTHER instance,
 the ``sqlharbor restore`` CLI, restore-as-files from a vault source, and a refused restore
 onto an existing database.  Restored content is compared with the source as of the target
-second by ``sqlharbor-agent simulate-compare`` (the source's journal replayed).
+second by ``sqlharbor-dev simulate-compare`` (the source's journal replayed).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 import yaml
 from sqlharbor_agent.engines.simulated import open_simulated_engine
+from sqlharbor_devtools.demo.stack import Stack
+from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
 from sqlharbor.api import API_VERSION, RestorePhase, contract
-from sqlharbor.demo.stack import Stack
-from sqlharbor.devenv.controlplane import ControlPlane
 from sqlharbor.errors import ErrorCode
 
 from .harness import E2E
@@ -130,7 +130,7 @@ def _compare(
         [
             sys.executable,
             "-m",
-            "sqlharbor_agent",
+            "sqlharbor_devtools",
             "simulate-compare",
             "--root",
             str(env.e2e.root),

@@ -1,6 +1,6 @@
-"""The local control plane (``sqlharbor dev``) and its Python API, tested for real.
+"""The local control plane (``sqlharbor-dev``) and its Python API, tested for real.
 
-The CLI tests run ``sqlharbor dev`` as a subprocess in a temporary state directory (their
+The CLI tests run ``sqlharbor-dev`` as a subprocess in a temporary state directory (their
 own etcd, kube-apiserver and Azurite, beside any other control plane); the RBAC test uses
 the session ``control_plane`` fixture.  The binary tests check where binaries come from
 without a control plane (and one builds etcd into an empty cache with the machine's Go).
@@ -20,21 +20,28 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-
-from sqlharbor.devenv import (
+from sqlharbor_devtools.devenv import (
     ControlPlane,
     KubectlRunner,
     Toolchain,
     ToolMissingError,
     resolve_kubectl,
 )
-from sqlharbor.devenv.binaries import ETCD, KUBE_APISERVER, build, module_version, resolve_binaries
-from sqlharbor.devenv.pki import write_pki
-from sqlharbor.devenv.processes import ProcessRecord, is_alive
-from sqlharbor.devenv.waiting import wait_for
+from sqlharbor_devtools.devenv.binaries import (
+    ETCD,
+    KUBE_APISERVER,
+    build,
+    module_version,
+    resolve_binaries,
+)
+from sqlharbor_devtools.devenv.checkout import GO_MODULES
+from sqlharbor_devtools.devenv.pki import write_pki
+from sqlharbor_devtools.devenv.processes import ProcessRecord, is_alive
+from sqlharbor_devtools.devenv.waiting import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
-SQLHARBOR_CLI = Path(sys.executable).parent / "sqlharbor"
+REPO = Path(__file__).resolve().parents[2]  # this test's own checkout
+MODULES = REPO / GO_MODULES
+SQLHARBOR_DEV_CLI = Path(sys.executable).parent / "sqlharbor-dev"
 
 
 def _noop(_: str) -> None:
@@ -44,7 +51,7 @@ def _noop(_: str) -> None:
 def _cli(state_dir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "SQLHARBOR_DEV_DIR"}
     return subprocess.run(
-        [str(SQLHARBOR_CLI), "dev", *args, "--state-dir", str(state_dir)],
+        [str(SQLHARBOR_DEV_CLI), *args, "--state-dir", str(state_dir)],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -266,7 +273,7 @@ def test_explicit_binaries_win_over_assets_and_build(tmp_path: Path) -> None:
 
 
 def test_cached_build_is_used_without_go(tmp_path: Path) -> None:
-    modules = REPO / "tools" / "controlplane"
+    modules = MODULES
     cache = tmp_path / "cache"
     versions = {
         tool.name: module_version(modules / tool.module_dir / "go.mod", tool.versioned_module)
@@ -281,7 +288,7 @@ def test_cached_build_is_used_without_go(tmp_path: Path) -> None:
 
 
 def test_missing_go_and_cache_is_a_tool_missing_error(tmp_path: Path) -> None:
-    toolchain = Toolchain(cache_dir=tmp_path, modules_dir=REPO / "tools" / "controlplane")
+    toolchain = Toolchain(cache_dir=tmp_path, modules_dir=MODULES)
     with pytest.raises(ToolMissingError, match="no `go` on PATH"):
         resolve_binaries(toolchain, _noop)
 
@@ -293,7 +300,7 @@ def test_etcd_is_built_into_an_empty_cache(tmp_path: Path) -> None:
     if go is None:
         pytest.skip("no Go toolchain on PATH: cannot test building from the module proxy")
     messages: list[str] = []
-    toolchain = Toolchain(cache_dir=tmp_path, modules_dir=REPO / "tools" / "controlplane", go=go)
+    toolchain = Toolchain(cache_dir=tmp_path, modules_dir=MODULES, go=go)
     built = build(ETCD, toolchain, messages.append)
     assert built.parent.name.startswith("etcd-v3.")
     assert any("first run only" in m for m in messages)

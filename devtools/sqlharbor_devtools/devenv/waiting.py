@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlharbor.devenv.errors import DevEnvError
+from sqlharbor_devtools.devenv.errors import DevEnvError
 
 
 def wait_for(

@@ -1,7 +1,10 @@
 """Where the control plane's external tools come from: settings read once, at the edge.
 
 :meth:`Toolchain.from_env` is called by the CLI and the pytest fixtures (the only places that
-read the environment); everything else in :mod:`sqlharbor.devenv` receives a ``Toolchain``.
+read the environment); everything else in :mod:`sqlharbor_devtools.devenv` receives a
+``Toolchain``.  The Go modules and Azurite come from the sqlharbor checkout
+(:mod:`sqlharbor_devtools.devenv.checkout`) unless ``SQLHARBOR_CONTROLPLANE_MODULES`` /
+``SQLHARBOR_AZURITE_BLOB`` name them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-_MODULES = Path("tools") / "controlplane"
+from sqlharbor_devtools.devenv.checkout import GO_MODULES, find_repo_root
+
 _AZURITE_BLOB = Path("node_modules") / "azurite" / "dist" / "src" / "blob" / "main.js"
 
 
@@ -34,7 +38,7 @@ class Toolchain:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Toolchain:
         """Read ``KUBEBUILDER_ASSETS``, ``SQLHARBOR_*`` overrides, ``PATH`` and the repo layout."""
         env = os.environ if environ is None else environ
-        repo = find_repo_root()
+        repo = find_repo_root(env)
 
         def path(name: str) -> Path | None:
             return Path(env[name]).expanduser() if env.get(name) else None
@@ -49,7 +53,7 @@ class Toolchain:
         return cls(
             cache_dir=cache_root,
             modules_dir=path("SQLHARBOR_CONTROLPLANE_MODULES")
-            or (repo / _MODULES if repo is not None else None),
+            or (repo / GO_MODULES if repo is not None else None),
             go=shutil.which("go", path=which_path),
             kubebuilder_assets=path("KUBEBUILDER_ASSETS"),
             kube_apiserver=path("SQLHARBOR_KUBE_APISERVER"),
@@ -63,12 +67,3 @@ class Toolchain:
 def _which(name: str, search_path: str | None) -> Path | None:
     found = shutil.which(name, path=search_path)
     return Path(found) if found else None
-
-
-def find_repo_root() -> Path | None:
-    """The sqlharbor checkout holding ``tools/controlplane`` (this file's, or the cwd's)."""
-    here, cwd = Path(__file__).resolve().parents[2], Path.cwd().resolve()
-    for candidate in (here, cwd, *cwd.parents):
-        if (candidate / _MODULES / "kube" / "go.mod").is_file():
-            return candidate
-    return None

@@ -1,10 +1,11 @@
-"""``sqlharbor dev``: the local control plane (etcd, kube-apiserver, Azurite).
+"""``sqlharbor-dev up|down|env|status|build|apply-crds``: the local control plane (etcd,
+kube-apiserver, Azurite).
 
-Registered by :mod:`sqlharbor.cli.main`; a thin layer over :mod:`sqlharbor.devenv`.  The
-state directory is ``--state-dir``, else ``$SQLHARBOR_DEV_DIR``, else ``.sqlharbor-dev`` in
-the current directory.  Exit codes: 0 success (including ``up`` when one is already running,
-which says so, and ``down`` when nothing runs); 1 a control plane error; 3 ``env``/``status``
-when nothing runs.
+Registered by :mod:`sqlharbor_devtools.cli.main`; a thin layer over
+:mod:`sqlharbor_devtools.devenv`.  The state directory is ``--state-dir``, else
+``$SQLHARBOR_DEV_DIR``, else ``.sqlharbor-dev`` in the current directory.  Exit codes: 0
+success (including ``up`` when one is already running, which says so, and ``down`` when
+nothing runs); 1 a control plane error; 3 ``env``/``status`` when nothing runs.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ from pathlib import Path
 
 import click
 
-from sqlharbor.devenv import (
+from sqlharbor_devtools.devenv import (
     ControlPlane,
     DevEnvError,
     NotRunningError,
     Toolchain,
     apply_crds,
-    find_repo_root,
+    require_repo_root,
     resolve_binaries,
     resolve_kubectl,
 )
-from sqlharbor.devenv.state import DEFAULT_DIR_NAME
+from sqlharbor_devtools.devenv.state import DEFAULT_DIR_NAME
 
 EXIT_NOT_RUNNING = 3
 
@@ -51,12 +52,7 @@ def _fail(exc: DevEnvError) -> click.ClickException:
     return kind(f"{exc}\n({exc.code}: {exc.remediation})")
 
 
-@click.group()
-def dev() -> None:
-    """Run a local control plane for development, tests and the demo."""
-
-
-@dev.command()
+@click.command()
 @state_dir_option
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for readiness.")
 @click.option(
@@ -68,8 +64,8 @@ def dev() -> None:
 )
 def up(state_dir: Path, timeout: float, crd_dir: Path | None) -> None:
     """Start etcd, kube-apiserver and Azurite (detached) and write kubeconfig and env."""
-    toolchain = Toolchain.from_env()
     try:
+        toolchain = Toolchain.from_env()
         plane = ControlPlane.up(state_dir, toolchain=toolchain, timeout=timeout, progress=_progress)
         if crd_dir is not None:
             names = plane.apply_crds(crd_dir, toolchain=toolchain)
@@ -82,10 +78,10 @@ def up(state_dir: Path, timeout: float, crd_dir: Path | None) -> None:
         )
     else:
         _progress(f"control plane is up: {plane.apiserver_url}")
-    _progress(f'use it with: eval "$(sqlharbor dev env --state-dir {plane.state_dir})"')
+    _progress(f'use it with: eval "$(sqlharbor-dev env --state-dir {plane.state_dir})"')
 
 
-@dev.command()
+@click.command()
 @state_dir_option
 @click.option("--purge", is_flag=True, help="Also delete the state directory.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for exit.")
@@ -104,7 +100,7 @@ def down(state_dir: Path, purge: bool, timeout: float) -> None:
         shutil.rmtree(state_dir)
 
 
-@dev.command()
+@click.command()
 @state_dir_option
 def env(state_dir: Path) -> None:
     """Print ``export`` lines for KUBECONFIG, AZURE_STORAGE_CONNECTION_STRING, SQLHARBOR_DEV_DIR."""
@@ -115,7 +111,7 @@ def env(state_dir: Path) -> None:
     click.echo(plane.env_script(), nl=False)
 
 
-@dev.command()
+@click.command()
 @state_dir_option
 def status(state_dir: Path) -> None:
     """Say whether a control plane runs from the state directory, and whether it answers."""
@@ -129,11 +125,11 @@ def status(state_dir: Path) -> None:
         click.echo(f"  {record.name}: pid {record.pid}, log {record.log}")
 
 
-@dev.command()
+@click.command()
 def build() -> None:
     """Find or build kube-apiserver, etcd and kubectl; print their paths."""
-    toolchain = Toolchain.from_env()
     try:
+        toolchain = Toolchain.from_env()
         binaries = resolve_binaries(toolchain, _progress)
         kubectl = resolve_kubectl(toolchain, _progress)
     except DevEnvError as exc:
@@ -143,17 +139,13 @@ def build() -> None:
     click.echo(f"kubectl: {kubectl}")
 
 
-@dev.command("apply-crds")
+@click.command("apply-crds")
 @state_dir_option
 @click.argument("crd_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 def apply_crds_command(state_dir: Path, crd_dir: Path | None) -> None:
     """Apply CRD_DIR/*.yaml (default: the checkout's crds/) and wait until Established."""
-    if crd_dir is None:
-        repo = find_repo_root()
-        if repo is None:
-            raise click.UsageError("give CRD_DIR: no sqlharbor checkout found")
-        crd_dir = repo / "crds"
     try:
+        crd_dir = crd_dir or require_repo_root() / "crds"
         plane = ControlPlane.attach(state_dir)
         kubectl = resolve_kubectl(Toolchain.from_env(), _progress)
         names = apply_crds(plane.kubeconfig, crd_dir, kubectl=kubectl)

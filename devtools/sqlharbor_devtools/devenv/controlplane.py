@@ -1,7 +1,7 @@
 """The local control plane: real etcd, a real kube-apiserver (RBAC, service-account tokens)
 and Azurite's blob service, started detached from a state directory.
 
-Called by ``sqlharbor dev`` (:mod:`sqlharbor.cli.dev`), the pytest fixtures in
+Called by ``sqlharbor-dev`` (:mod:`sqlharbor_devtools.cli.dev`), the pytest fixtures in
 ``tests/conftest.py`` and the demo.  ``ControlPlane.up`` returns once every component
 answers; the processes keep running after the caller exits until ``ControlPlane.down``.
 A second ``up`` on a running state directory returns the running one (``reused=True``).
@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlharbor.devenv import azurite, probes, state
-from sqlharbor.devenv.binaries import Binaries, Progress, resolve_binaries, resolve_kubectl
-from sqlharbor.devenv.errors import DevEnvError, NotRunningError, ToolMissingError
-from sqlharbor.devenv.kubeconfig import client_cert_credentials, write_kubeconfig
-from sqlharbor.devenv.pki import Pki, write_pki, write_private
-from sqlharbor.devenv.ports import LOOPBACK, free_ports
-from sqlharbor.devenv.processes import ProcessRecord, exit_reason, is_alive, spawn, stop
-from sqlharbor.devenv.toolchain import Toolchain
-from sqlharbor.devenv.waiting import wait_for
+from sqlharbor_devtools.devenv import azurite, probes, state
+from sqlharbor_devtools.devenv.binaries import Binaries, Progress, resolve_binaries, resolve_kubectl
+from sqlharbor_devtools.devenv.errors import DevEnvError, NotRunningError, ToolMissingError
+from sqlharbor_devtools.devenv.kubeconfig import client_cert_credentials, write_kubeconfig
+from sqlharbor_devtools.devenv.pki import Pki, write_pki, write_private
+from sqlharbor_devtools.devenv.ports import LOOPBACK, free_ports
+from sqlharbor_devtools.devenv.processes import ProcessRecord, exit_reason, is_alive, spawn, stop
+from sqlharbor_devtools.devenv.toolchain import Toolchain
+from sqlharbor_devtools.devenv.waiting import wait_for
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class ControlPlane:
         expiration_seconds: int = 86400,
     ) -> Path:
         """Create ``namespace``/``name`` (ServiceAccount) and write a kubeconfig for it."""
-        from sqlharbor.devenv.serviceaccounts import create_service_account_kubeconfig
+        from sqlharbor_devtools.devenv.serviceaccounts import create_service_account_kubeconfig
 
         return create_service_account_kubeconfig(
             self.kubeconfig,
@@ -161,7 +161,7 @@ class ControlPlane:
         self, crd_dir: Path, *, toolchain: Toolchain | None = None, timeout: float = 60.0
     ) -> list[str]:
         """Apply ``crd_dir/*.yaml`` and wait until every CRD is Established."""
-        from sqlharbor.devenv.crds import apply_crds
+        from sqlharbor_devtools.devenv.crds import apply_crds
 
         kubectl = resolve_kubectl(toolchain or Toolchain.from_env(), log.info)
         return apply_crds(self.kubeconfig, crd_dir, kubectl=kubectl, timeout=timeout)

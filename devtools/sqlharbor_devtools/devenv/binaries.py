@@ -1,11 +1,12 @@
 """Find or build etcd, kube-apiserver and kubectl for the local control plane.
 
-Called by :mod:`sqlharbor.devenv.controlplane` (``up``), :mod:`sqlharbor.devenv.crds` and
-``sqlharbor dev build``.  Order of preference: explicit paths (``SQLHARBOR_KUBE_APISERVER``,
-``SQLHARBOR_ETCD``, ``SQLHARBOR_KUBECTL``), ``KUBEBUILDER_ASSETS``, an installed kubectl, the
-build cache ``<cache>/<name>-<version>/<name>``, and last ``go build`` from the pinned
-modules in ``tools/controlplane`` (the versions come from their go.mod files, so the cache
-is keyed by what is built and only the first run pays).
+Called by :mod:`sqlharbor_devtools.devenv.controlplane` (``up``),
+:mod:`sqlharbor_devtools.devenv.crds` and ``sqlharbor-dev build``.  Order of preference:
+explicit paths (``SQLHARBOR_KUBE_APISERVER``, ``SQLHARBOR_ETCD``, ``SQLHARBOR_KUBECTL``),
+``KUBEBUILDER_ASSETS``, an installed kubectl, the build cache
+``<cache>/<name>-<version>/<name>``, and last ``go build`` from the pinned modules in the
+checkout's ``devtools/controlplane-go`` (the versions come from their go.mod files, so the
+cache is keyed by what is built, not where the modules live, and only the first run pays).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlharbor.devenv.errors import DevEnvError, ToolMissingError
-from sqlharbor.devenv.toolchain import Toolchain
+from sqlharbor_devtools.devenv.errors import DevEnvError, ToolMissingError
+from sqlharbor_devtools.devenv.toolchain import Toolchain
 
 Progress = Callable[[str], None]
 
@@ -77,8 +78,9 @@ def cached_path(tool: GoTool, toolchain: Toolchain) -> Path:
     """Where the build cache keeps ``tool`` at the version its go.mod pins."""
     if toolchain.modules_dir is None:
         raise ToolMissingError(
-            f"cannot build {tool.name}: the Go modules (tools/controlplane) were not found; "
-            "run from a sqlharbor checkout or set SQLHARBOR_CONTROLPLANE_MODULES"
+            f"cannot build {tool.name}: the Go modules (devtools/controlplane-go) were not found; "
+            "run from a sqlharbor checkout, or set SQLHARBOR_CHECKOUT or "
+            "SQLHARBOR_CONTROLPLANE_MODULES"
         )
     version = module_version(
         toolchain.modules_dir / tool.module_dir / "go.mod", tool.versioned_module

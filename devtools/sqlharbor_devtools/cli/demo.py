@@ -1,5 +1,10 @@
-"""``sqlharbor demo``: the whole system on this machine — control plane, operator, an agent
-with the simulated engine under a workload — and backups flowing into ``kubectl get``."""
+"""``sqlharbor-dev demo``: the whole system on this machine — control plane, operator, an
+agent with the simulated engine under a workload — and backups flowing into ``kubectl get``.
+
+Needs a sqlharbor checkout (its ``crds/`` and ``manifests/agent/``; see
+:mod:`sqlharbor_devtools.devenv.checkout`).  ``--once`` ends with a point-in-time restore
+checked by ``sqlharbor-dev simulate-compare``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from typing import Any
 import click
 
 from sqlharbor.api import RestorePhase, contract
-from sqlharbor.devenv.controlplane import ControlPlane
+from sqlharbor_devtools.devenv import DevEnvError, require_repo_root
+from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
 NAMESPACE = "sqlharbor-demo"
 
@@ -19,9 +25,9 @@ def _protected(stack: Any) -> bool:
     """Every database has a full; every FULL-recovery one has at least three log backups in
     the vault (counted in the vault's catalog, not guessed from status)."""
     from sqlharbor.api import BackupVault
-    from sqlharbor.demo.scenario import INSTANCES
     from sqlharbor.domain.backupset import BackupType
     from sqlharbor.restoreplan import open_catalog
+    from sqlharbor_devtools.demo.scenario import INSTANCES
 
     items, _ = stack.client.list_raw("ProtectedDatabase", stack.namespace)
     if len(items) < sum(len(i.databases) for i in INSTANCES):
@@ -59,13 +65,17 @@ def _table(stack: Any) -> str:
     envvar="SQLHARBOR_DEV_DIR",
 )
 def demo(once: bool, timeout: float, state_dir: Path) -> None:
-    """Run the demo (Ctrl-C to stop; the control plane stays up: sqlharbor dev down)."""
-    from sqlharbor.demo import scenario
-    from sqlharbor.demo.stack import REPO, Stack
+    """Run the demo (Ctrl-C to stop; the control plane stays up: sqlharbor-dev down)."""
+    from sqlharbor_devtools.demo import scenario
+    from sqlharbor_devtools.demo.stack import Stack
 
-    plane = ControlPlane.find(state_dir) or ControlPlane.up(state_dir)
-    plane.apply_crds(REPO / "crds")
-    stack = Stack(plane, NAMESPACE, state_dir.resolve() / "demo")
+    try:
+        checkout = require_repo_root()
+        plane = ControlPlane.find(state_dir) or ControlPlane.up(state_dir)
+        plane.apply_crds(checkout / "crds")
+    except DevEnvError as exc:
+        raise click.ClickException(f"{exc}\n({exc.code}: {exc.remediation})") from None
+    stack = Stack(plane, NAMESPACE, state_dir.resolve() / "demo", checkout=checkout)
     stack.create_namespace()
     click.echo(f"control plane up; namespace {NAMESPACE}; logs in {stack.workdir}")
     try:
@@ -90,7 +100,7 @@ def demo(once: bool, timeout: float, state_dir: Path) -> None:
         stack.stop()
         click.echo(
             f"processes stopped; the control plane is still up "
-            f"(KUBECONFIG={plane.kubeconfig}); stop it with: sqlharbor dev down"
+            f"(KUBECONFIG={plane.kubeconfig}); stop it with: sqlharbor-dev down"
         )
 
 
@@ -102,7 +112,7 @@ def _prove_restore(stack: Any, *, root: Path, timeout: float = 240.0) -> None:
     from datetime import datetime
 
     from sqlharbor.api import API_VERSION
-    from sqlharbor.demo.scenario import INSTANCES
+    from sqlharbor_devtools.demo.scenario import INSTANCES
 
     source = INSTANCES[0]
     pd = f"{source.name}-sales"
@@ -158,7 +168,7 @@ def _prove_restore(stack: Any, *, root: Path, timeout: float = 240.0) -> None:
         [
             sys.executable,
             "-m",
-            "sqlharbor_agent",
+            "sqlharbor_devtools",
             "simulate-compare",
             "--root",
             str(root),

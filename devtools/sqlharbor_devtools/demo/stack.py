@@ -1,9 +1,11 @@
 """``Stack``: one namespace on the local control plane with the operator, agents and
 workloads running as real processes (logs under the stack's folder).
 
-Used by ``sqlharbor demo`` and by the end-to-end tests.  Agents authenticate with their own
-ServiceAccount token and the least-privilege RBAC of ``manifests/agent`` (RBAC enforced);
-the operator uses the admin kubeconfig.
+Used by ``sqlharbor-dev demo``, the end-to-end tests and the benchmarks.  Agents
+authenticate with their own ServiceAccount token and the least-privilege RBAC of
+``manifests/agent`` (RBAC enforced), which is read from the sqlharbor checkout
+(``checkout``: :func:`sqlharbor_devtools.devenv.require_repo_root` unless given); the
+operator uses the admin kubeconfig.  Workloads run ``python -m sqlharbor_devtools simulate``.
 """
 
 from __future__ import annotations
@@ -22,11 +24,10 @@ from typing import Any
 
 import yaml
 
-from sqlharbor.devenv.controlplane import ControlPlane
 from sqlharbor.errors import PermanentError, TemporaryError
 from sqlharbor.kube import KubeClient
-
-REPO = Path(__file__).resolve().parents[2]
+from sqlharbor_devtools.devenv.checkout import require_repo_root
+from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Stack:
     namespace: str
     workdir: Path
     processes: list[Process] = field(default_factory=list)
+    checkout: Path = field(default_factory=require_repo_root)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +112,7 @@ class Stack:
     def install_agent_rbac(self) -> None:
         """manifests/agent (kustomize), re-targeted at this namespace."""
         rendered = subprocess.run(
-            ["kubectl", "kustomize", str(REPO / "manifests" / "agent")],
+            ["kubectl", "kustomize", str(self.checkout / "manifests" / "agent")],
             capture_output=True,
             text=True,
             check=True,
@@ -241,10 +243,10 @@ class Stack:
 
 
 def _simulate_args(root: Path, instance: str, databases: Sequence[str], rate: float) -> list[str]:
-    """``python -m sqlharbor_agent simulate`` arguments (without the interpreter)."""
+    """``python -m sqlharbor_devtools simulate`` arguments (without the interpreter)."""
     args = [
         "-m",
-        "sqlharbor_agent",
+        "sqlharbor_devtools",
         "simulate",
         "--root",
         str(root),

@@ -1,6 +1,6 @@
 """Install CustomResourceDefinitions into a cluster and wait until they are Established.
 
-Called by :meth:`sqlharbor.devenv.ControlPlane.apply_crds`, ``sqlharbor dev up --crds`` and
+Called by :meth:`sqlharbor_devtools.devenv.ControlPlane.apply_crds`, ``sqlharbor-dev up --crds`` and
 the pytest ``control_plane`` fixture.  Uses kubectl (server-side apply) so what the tests do
 is what a user does.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from sqlharbor.devenv.errors import DevEnvError
+from sqlharbor_devtools.devenv.errors import DevEnvError
 
 
 def crd_names(files: list[Path]) -> list[str]:

@@ -1,6 +1,6 @@
 """Start the control plane's components as detached processes, and stop them again.
 
-Called by :mod:`sqlharbor.devenv.controlplane`.  A process is identified by its pid *and*
+Called by :mod:`sqlharbor_devtools.devenv.controlplane`.  A process is identified by its pid *and*
 its start time (from ``/proc`` where there is one), so a recycled pid is never signalled.
 Processes started by this Python process are kept in a registry until they are stopped, so
 they are reaped properly and never garbage-collected while still running.
@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlharbor.devenv.errors import DevEnvError
-from sqlharbor.devenv.waiting import wait_for
+from sqlharbor_devtools.devenv.errors import DevEnvError
+from sqlharbor_devtools.devenv.waiting import wait_for
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 

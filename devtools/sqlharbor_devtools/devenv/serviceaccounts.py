@@ -1,6 +1,6 @@
 """ServiceAccount kubeconfigs: how an agent authenticates to the dev control plane.
 
-Called by :meth:`sqlharbor.devenv.ControlPlane.create_service_account_kubeconfig`, the
+Called by :meth:`sqlharbor_devtools.devenv.ControlPlane.create_service_account_kubeconfig`, the
 tests and the demo.  Creates the namespace (if absent) and the ServiceAccount explicitly
 (there is no controller-manager), asks the TokenRequest API for a bound token and writes a
 kubeconfig (0600) with it; RBAC then applies to whoever uses that kubeconfig.  The token is
@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from sqlharbor.devenv.errors import DevEnvError
-from sqlharbor.devenv.kubeconfig import token_credentials, write_kubeconfig
+from sqlharbor_devtools.devenv.errors import DevEnvError
+from sqlharbor_devtools.devenv.kubeconfig import token_credentials, write_kubeconfig
 
 
 def _cluster(admin_kubeconfig: Path) -> tuple[str, bytes]:

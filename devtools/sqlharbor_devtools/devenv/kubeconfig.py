@@ -1,7 +1,7 @@
 """Write kubeconfig files for the local control plane (mode 0600, credentials embedded).
 
-Called by :mod:`sqlharbor.devenv.controlplane` for the admin (client certificate) and by
-:mod:`sqlharbor.devenv.serviceaccounts` for a ServiceAccount (bearer token).
+Called by :mod:`sqlharbor_devtools.devenv.controlplane` for the admin (client certificate) and by
+:mod:`sqlharbor_devtools.devenv.serviceaccounts` for a ServiceAccount (bearer token).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from sqlharbor.devenv.pki import write_private
+from sqlharbor_devtools.devenv.pki import write_private
 
 
 def _b64(data: bytes) -> str:

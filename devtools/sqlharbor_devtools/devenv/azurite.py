@@ -1,6 +1,6 @@
 """Azurite's blob service for the local control plane: command line and connection string.
 
-Called by :mod:`sqlharbor.devenv.controlplane`.  The account is Azurite's well-known
+Called by :mod:`sqlharbor_devtools.devenv.controlplane`.  The account is Azurite's well-known
 development account; its key is published by Microsoft and safe to print.
 """
 

@@ -1,7 +1,7 @@
-"""``sqlharbor-agent simulate-compare``: check a restored simulated database against its source
+"""``sqlharbor-dev simulate-compare``: check a restored simulated database against its source
 as of a moment (the source's never-truncated journal replayed with ``rows_as_of``).
 
-Used by ``sqlharbor demo`` and the end-to-end tests to prove a point-in-time restore; exits 0
+Used by ``sqlharbor-dev demo`` and the end-to-end tests to prove a point-in-time restore; exits 0
 and prints one line when the contents are equal, 1 with a diff summary otherwise.
 """
 
@@ -28,8 +28,9 @@ def simulate_compare(
     root: Path, instance: str, source: str, target: str, as_of: str, target_instance: str | None
 ) -> None:
     """Exit 0 when TARGET's rows equal SOURCE's rows as of the time given."""
-    from sqlharbor.restoreplan import parse_time
     from sqlharbor_agent.engines.simulated import open_simulated_engine
+
+    from sqlharbor.restoreplan import parse_time
 
     try:
         moment = parse_time(as_of)

@@ -1,6 +1,7 @@
-"""``sqlharbor-agent simulate``: create the simulated engine's databases (if missing) and run
-a workload against them.  Used by the demo, the end-to-end tests and benchmarks; never
-presented as SQL Server."""
+"""``sqlharbor-dev simulate``: create the simulated engine's databases (if missing) and run a
+workload against them.  Used by the demo, the end-to-end tests and benchmarks; never
+presented as SQL Server.  The engine itself (and its ``Workload``) stays in the agent, which
+loads it through its engine factory; only this test control lives in the dev tools."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Readiness probes for the control plane's components (plain HTTP(S), no proxies).
 
-Called by :mod:`sqlharbor.devenv.controlplane` while waiting for etcd, the API server and
+Called by :mod:`sqlharbor_devtools.devenv.controlplane` while waiting for etcd, the API server and
 Azurite to answer.  Each probe returns a bool and never raises for a component that is
 simply not up yet.
 """

@@ -1,6 +1,6 @@
 """Pick free TCP ports on the loopback interface for the control plane's listeners.
 
-Called by :mod:`sqlharbor.devenv.controlplane` before it starts etcd, the API server and
+Called by :mod:`sqlharbor_devtools.devenv.controlplane` before it starts etcd, the API server and
 Azurite, so several control planes (a person's and the tests') can run side by side.
 """
 

@@ -1,6 +1,6 @@
-"""Errors of the local control plane (``sqlharbor dev``), on the shared tree in sqlharbor.errors.
+"""Errors of the local control plane (``sqlharbor-dev``), on the shared tree in sqlharbor.errors.
 
-Raised by every module of :mod:`sqlharbor.devenv`; the CLI turns them into a message and a
+Raised by every module of :mod:`sqlharbor_devtools.devenv`; the CLI turns them into a message and a
 non-zero exit, the pytest fixtures into a failure (or a skip with a reason when a documented
 external tool is absent).
 """
@@ -31,4 +31,14 @@ class NotRunningError(DevEnvError):
     """No control plane is running from the given state directory."""
 
     code = "DevEnvNotRunning"
-    remediation = "Start one with `sqlharbor dev up`."
+    remediation = "Start one with `sqlharbor-dev up`."
+
+
+class NoCheckoutError(DevEnvError):
+    """The dev tools were run outside a sqlharbor checkout (they need its files)."""
+
+    code = "DevEnvNoCheckout"
+    remediation = (
+        "Run from a sqlharbor checkout (the folder holding devtools/controlplane-go), "
+        "or set SQLHARBOR_CHECKOUT to one."
+    )

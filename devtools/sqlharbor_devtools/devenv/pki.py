@@ -1,6 +1,6 @@
 """The control plane's keys and certificates, made with ``cryptography``.
 
-Called by :mod:`sqlharbor.devenv.controlplane` on ``up``: a throw-away CA, the API server's
+Called by :mod:`sqlharbor_devtools.devenv.controlplane` on ``up``: a throw-away CA, the API server's
 serving certificate (for 127.0.0.1 and localhost), the admin client certificate
 (O=system:masters) and the service-account token signing key pair.  Every file is written
 with mode 0600; nothing here is ever logged.

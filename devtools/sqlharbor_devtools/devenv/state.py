@@ -1,6 +1,6 @@
 """The state directory of one local control plane: layout, lock and ``state.json``.
 
-Called by :mod:`sqlharbor.devenv.controlplane`.  Layout::
+Called by :mod:`sqlharbor_devtools.devenv.controlplane`.  Layout::
 
     state.json   what runs (urls, ports, pids with start times)  -- present only while up
     kubeconfig   the admin kubeconfig (0600)          env   shell exports (0600)
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlharbor.devenv.processes import ProcessRecord
+from sqlharbor_devtools.devenv.processes import ProcessRecord
 
 DEFAULT_DIR_NAME = ".sqlharbor-dev"
 STATE_FILE = "state.json"

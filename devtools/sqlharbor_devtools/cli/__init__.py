@@ -1,0 +1,1 @@
+"""The ``sqlharbor-dev`` command line (:mod:`sqlharbor_devtools.cli.main`)."""
