@@ -84,7 +84,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
     memo.state.wakeup = asyncio.Event()
     reader = memo.api.blocking_secret_reader(asyncio.get_running_loop())
     controller = Controller(Runtime(memo.api, memo.state, ours), vault_catalog_opener(reader))
-    task = asyncio.create_task(controller.run(memo.api.list_raw), name="sqlharbor-controller")
+    task = asyncio.create_task(controller.run(memo.api.list_pages), name="sqlharbor-controller")
     memo.tasks.append(task)
 
 

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlharbor.api import KINDS, BackupVault
@@ -32,8 +32,9 @@ from sqlharbor_operator.validation import Validator
 
 log = logging.getLogger(__name__)
 
-#: Lists one kind in one namespace (None: all namespaces): ``AsyncKubeClient.list_raw``.
-ListRaw = Callable[[str, str | None], Awaitable[list[dict[str, Any]]]]
+#: Lists one kind in one namespace (None: all namespaces) a page at a time:
+#: ``AsyncKubeClient.list_pages``.
+ListPages = Callable[[str, str | None], AsyncIterator[list[dict[str, Any]]]]
 
 
 class Controller:
@@ -54,24 +55,25 @@ class Controller:
             rt.settings.retention_concurrency,
         )
 
-    async def load(self, list_raw: ListRaw) -> None:
+    async def load(self, list_pages: ListPages) -> None:
         """List every kind once (kopf's watches then keep the state current): the tick and
         the first retention pass see everything from the start."""
         state = self.rt.state
         namespaces: tuple[str | None, ...] = self.rt.settings.namespaces or (None,)
         for kind in KINDS:
             for namespace in namespaces:
-                for body in await list_raw(kind.kind, namespace):
-                    key = (body["metadata"]["namespace"], body["metadata"]["name"])
-                    if key not in state.table(kind.kind):  # the watch may be newer
-                        state.upsert(kind.kind, body)
+                async for page in list_pages(kind.kind, namespace):
+                    for body in page:
+                        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+                        if key not in state.table(kind.kind):  # the watch may be newer
+                            state.upsert(kind.kind, body)
         state.loaded = True
 
-    async def run(self, list_raw: ListRaw) -> None:
+    async def run(self, list_pages: ListPages) -> None:
         state = self.rt.state
         while not state.loaded:
             try:
-                await self.load(list_raw)
+                await self.load(list_pages)
             except SqlHarborError as exc:
                 log.warning("loading the state: %s (retrying)", exc)
                 await asyncio.sleep(self.rt.settings.tick_seconds)

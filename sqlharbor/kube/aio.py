@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
@@ -71,16 +71,29 @@ class AsyncKubeClient:
         result: dict[str, Any] = await self._call(f"{kind} {namespace}/{name}", call)
         return result
 
-    async def list_raw(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
-        """Every object of ``kind`` in ``namespace`` (None: all namespaces)."""
+    async def list_pages(
+        self, kind: str, namespace: str | None, *, limit: int = 500
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every object of ``kind`` in ``namespace`` (None: all namespaces), ``limit`` at a
+        time (10,000 ProtectedDatabases in one answer are 26 MB of JSON to hold at once)."""
         plural = KINDS_BY_NAME[kind].plural
-        call: Coroutine[Any, Any, Any]
-        if namespace is None:
-            call = self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
-        else:
-            call = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
-        result = await self._call(f"list {kind} in {namespace or 'all namespaces'}", call)
-        return list(result.get("items", []))
+        token: str | None = None
+        while True:
+            options: dict[str, Any] = {"limit": limit}
+            if token:
+                options["_continue"] = token
+            call: Coroutine[Any, Any, Any]
+            if namespace is None:
+                call = self.custom.list_cluster_custom_object(GROUP, VERSION, plural, **options)
+            else:
+                call = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, **options
+                )
+            result = await self._call(f"list {kind} in {namespace or 'all namespaces'}", call)
+            yield list(result.get("items", []))
+            token = (result.get("metadata") or {}).get("continue")
+            if not token:
+                return
 
     async def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         plural = KINDS_BY_NAME[kind].plural
