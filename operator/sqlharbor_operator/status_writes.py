@@ -60,6 +60,7 @@ class StatusWriter:
                 write = self._write_if_changed(key, pd, status, reason, now)
                 if write is not None:
                     writes.append(write)
+        metrics.retain(self._rt.state.databases.keys())
         await bounded(writes, self._rt.settings.write_concurrency)
 
     def compute(self, pd: ProtectedDatabase, now: datetime) -> tuple[ProtectedDatabaseStatus, str]:

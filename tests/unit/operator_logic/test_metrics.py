@@ -35,3 +35,13 @@ def test_rpo_follows_every_observation() -> None:
         )
         == 7.0
     )
+
+
+def test_a_deleted_database_s_series_disappear() -> None:
+    status = ProtectedDatabaseStatus(health=Health.HEALTHY, rpo_seconds=3)
+    metrics.observe_status("ns", "gone-db", status)
+    metrics.observe_status("ns", "kept-db", status)
+    assert _health_series("gone-db") == {"Healthy": 1.0}
+    metrics.retain({("ns", "kept-db")})
+    assert _health_series("gone-db") == {}
+    assert _health_series("kept-db") == {"Healthy": 1.0}
