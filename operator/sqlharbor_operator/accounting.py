@@ -161,8 +161,22 @@ def refresh_rpo(status: ProtectedDatabaseStatus, now: datetime) -> ProtectedData
     return s
 
 
+def accounted_only(job: BackupJob) -> BackupJob:
+    """What the operator still needs of an accounted job (garbage collection: instance,
+    type, phase, completion): its per-database lists go — a 20-database log job is 58 KB
+    as a model, 20 KB without them, and 3,000 of them are kept at 10,000 databases."""
+    assert job.status is not None
+    return job.model_copy(
+        update={
+            "spec": job.spec.model_copy(update={"databases": []}),
+            "status": job.status.model_copy(update={"databases": []}),
+        }
+    )
+
+
 class Accountant:
-    """Folds every finished job into status exactly once (``State.accounted``)."""
+    """Folds every finished job into status exactly once (``State.accounted``), then keeps
+    only what garbage collection reads of it (``accounted_only``)."""
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
@@ -174,10 +188,11 @@ class Accountant:
             uid = job.metadata.uid or name
             if status is None or status.phase is None or not status.phase.finished:
                 continue
-            if uid in state.accounted:
-                continue
-            await self._account(ns, name, job)
-            state.accounted.add(uid)
+            if uid not in state.accounted:
+                await self._account(ns, name, job)
+                state.accounted.add(uid)
+            if job.spec.databases or status.databases:
+                state.jobs[(ns, name)] = accounted_only(job)
 
     async def _account(self, ns: str, name: str, job: BackupJob) -> None:
         assert job.status is not None
