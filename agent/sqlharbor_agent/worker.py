@@ -147,7 +147,7 @@ class InstanceWorker:
         try:
             vault = self._vaults.get(job.spec.vault_ref.name)
         except SqlHarborError as exc:
-            info = ErrorInfo(code=exc.code, message=exc.message, remediation=exc.remediation)
+            info = ErrorInfo.of(exc)
             for db in job.spec.databases:
                 reporter.set_result(DatabaseResult(name=db.name, phase=JobPhase.FAILED, error=info))
             self._finish(reporter, error=exc)
@@ -181,9 +181,7 @@ class InstanceWorker:
         self._finish(reporter)
 
     def _finish(self, reporter: JobReporter, error: SqlHarborError | None = None) -> None:
-        info = None
-        if error is not None:
-            info = ErrorInfo(code=error.code, message=error.message, remediation=error.remediation)
+        info = ErrorInfo.of(error) if error is not None else None
         body = contract.backup_finished(reporter.results(), info, datetime.now(UTC))
         try:
             reporter.final(body)

@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from sqlharbor.errors import SqlHarborError
+
 GROUP = "sqlharbor.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -140,3 +142,8 @@ class ErrorInfo(StatusModel):
     message: str = Field(description="What went wrong.")
     remediation: str = Field(default="", description="What to do about it.")
     time: datetime | None = Field(default=None, description="When the error was observed.")
+
+    @classmethod
+    def of(cls, error: SqlHarborError, time: datetime | None = None) -> ErrorInfo:
+        """How ``error`` is shown in status: its code, message and remediation."""
+        return cls(code=error.code, message=error.message, remediation=error.remediation, time=time)

@@ -87,9 +87,7 @@ def _failed(name: str, started: datetime, exc: SqlHarborError) -> DatabaseResult
         phase=JobPhase.FAILED,
         start=started,
         finish=datetime.now(UTC),
-        error=ErrorInfo(
-            code=exc.code, message=exc.message, remediation=exc.remediation, time=datetime.now(UTC)
-        ),
+        error=ErrorInfo.of(exc, datetime.now(UTC)),
     )
 
 

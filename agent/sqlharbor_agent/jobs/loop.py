@@ -136,7 +136,7 @@ class JobLoop:
             log.exception("%s %s crashed", self._kind, obj["metadata"]["name"])
             code = ErrorCode.AGENT_INTERNAL_ERROR
             info = (
-                ErrorInfo(code=exc.code, message=exc.message, remediation=exc.remediation)
+                ErrorInfo.of(exc)
                 if isinstance(exc, SqlHarborError)
                 else ErrorInfo(code=code, message=type(exc).__name__, remediation=code.remediation)
             )

@@ -156,9 +156,7 @@ def run_restore_job(ctx: RestoreContext, obj: dict[str, Any]) -> bool:
 
 
 def _end(reporter: RestoreReporter, message: str, error: SqlHarborError | None = None) -> None:
-    info = None
-    if error is not None:
-        info = ErrorInfo(code=error.code, message=error.message, remediation=error.remediation)
+    info = ErrorInfo.of(error) if error is not None else None
     try:
         reporter.final(contract.restore_finished(message, info, datetime.now(UTC)))
     except Conflict as lost:  # e.g. failed AgentLost while we were cut off

@@ -42,13 +42,11 @@ def failed(
 ) -> dict[str, Any]:
     """A job's terminal failure as a whole (its per-database results are kept)."""
     model = BackupJobStatus if kind == "BackupJob" else RestoreJobStatus
-    if error.time is None:
-        error = error.model_copy(update={"time": now})
     return patch(
         model(
             phase=JobPhase.FAILED.value,
             completion_time=now,
-            error=error,
+            error=_stamped(error, now),
             message=message or error.message,
         )
     )
@@ -58,7 +56,7 @@ def agent_lost(kind: str, token: str, now: dt.datetime) -> dict[str, Any]:
     """The operator's only write to a claimed job: its session's Lease expired."""
     if kind == "BackupJob":
         what = "the job was running; the backup is scheduled again"
-        fix = "Check that sqlharbor-agent runs on the VM."
+        fix = ErrorCode.AGENT_LOST.remediation
     else:
         what = "the restore was running; the target is left RESTORING (never ONLINE half-done)"
         fix = (
@@ -118,7 +116,7 @@ def restore_finished(message: str, error: ErrorInfo | None, now: dt.datetime) ->
         message=message,
     )
     if error is not None:
-        status.error = error if error.time else error.model_copy(update={"time": now})
+        status.error = _stamped(error, now)
     return patch(status)
 
 
@@ -137,3 +135,8 @@ def restore_planned(plan: PlanStatus, message: str, generation: int | None) -> d
             observed_generation=generation,
         )
     )
+
+
+def _stamped(error: ErrorInfo, now: dt.datetime) -> ErrorInfo:
+    """``error`` with the time it was observed (``now`` unless it says)."""
+    return error if error.time else error.model_copy(update={"time": now})
