@@ -45,6 +45,47 @@ class DatabaseInfo:
     is_system: bool = False
     availability_group: str | None = None
     is_preferred_backup_replica: bool = True
+    #: ``sys.database_recovery_status.recovery_fork_guid``: changes when the database is
+    #: restored in place ("" when the engine does not know it)
+    recovery_fork_guid: str = ""
+
+
+class MediaKind(enum.StrEnum):
+    """``msdb.dbo.backupmediafamily.device_type``, by name."""
+
+    DISK = "Disk"
+    TAPE = "Tape"
+    VIRTUAL_DEVICE = "VirtualDevice"
+    URL = "Url"
+    UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """One file or device a backup set was written to (``msdb.dbo.backupmediafamily``).
+
+    ``family`` is the ``family_sequence_number``: striped backups write one family per
+    device (1..64); ``mirror`` numbers the copies of a mirrored media set."""
+
+    name: str
+    family: int = 1
+    mirror: int = 0
+    kind: MediaKind = MediaKind.UNKNOWN
+
+
+@dataclass(frozen=True)
+class BackupMedia:
+    """Where a backup set lives: its media set, its ``position`` in it (a media set can
+    hold several backup sets) and the files or devices (several when striped)."""
+
+    files: tuple[MediaFile, ...] = ()
+    position: int = 1
+    media_set_id: str = ""
+
+    @property
+    def stripes(self) -> int:
+        """How many devices the backup set was striped across."""
+        return len({f.family for f in self.files}) or 1
 
 
 @dataclass(frozen=True)
@@ -71,6 +112,38 @@ class BackupRecord:
     begins_log_chain: bool = False
     size_bytes: int = 0
     backup_set_id: str = ""
+    #: recovery forks (``first_recovery_fork_guid`` / ``last_recovery_fork_guid``): equal
+    #: except for a log backup that spans a fork point (the first log backup after an
+    #: in-place restore); "" when unknown (points written before forks were recorded)
+    first_recovery_fork_guid: str = ""
+    last_recovery_fork_guid: str = ""
+    #: where the new fork begins, for a log that spans a fork point
+    fork_point_lsn: int | None = None
+    #: ``@@SERVERNAME`` of the server that took it (for an availability group: the replica)
+    server_name: str = ""
+    media: BackupMedia | None = None
+
+    @property
+    def recovery_fork(self) -> str:
+        """The fork the backup ends on: where a restore that ends with it leaves the database."""
+        return self.last_recovery_fork_guid
+
+    @property
+    def spans_fork(self) -> bool:
+        return self.first_recovery_fork_guid != self.last_recovery_fork_guid
+
+    def fork_at(self, lsn: int) -> str:
+        """The recovery fork the backup's log is on at ``lsn``."""
+        if self.spans_fork and self.fork_point_lsn is not None and lsn < self.fork_point_lsn:
+            return self.first_recovery_fork_guid
+        return self.last_recovery_fork_guid
+
+    @property
+    def is_empty_log(self) -> bool:
+        """A log backup of an idle database: no log since the previous one
+        (``first_lsn == last_lsn``).  It restores nothing but proves the database was idle
+        until it finished."""
+        return self.backup_type is BackupType.LOG and self.first_lsn == self.last_lsn
 
     @property
     def is_base(self) -> bool:
