@@ -123,6 +123,11 @@ class ErrorCode(enum.StrEnum):
         "Choose a restore point inside the recovery window.",
     )
     RESTORE_POINT_IN_LOG_GAP = "UserErrorRestorePointInLogGap", "Choose a point outside the gap."
+    RESTORE_POINT_AMBIGUOUS = (
+        "UserErrorRestorePointOnSeveralForks",
+        "The database was restored in place, so this point exists on more than one recovery "
+        "fork: restore to an LSN with pointInTime.recoveryFork, or to a recovery point id.",
+    )
     RECOVERY_POINT_NOT_FOUND = "UserErrorRecoveryPointNotFound", "List points: sqlharbor points."
     NO_RECOVERY_POINTS = "UserErrorNoRecoveryPoints", "Nothing restorable yet: take a full backup."
     INVALID_RESTORE_POINT = "UserErrorInvalidRestorePoint", "Give an RFC 3339 time."

@@ -133,7 +133,7 @@ def target_of(point: RestorePoint, guid: str | None = None) -> RestoreTarget:
     if point.time is not None:
         return AtTime(parse_time(point.time))
     if point.lsn is not None:
-        return AtLsn(int(point.lsn), guid)
+        return AtLsn(int(point.lsn), guid, point.recovery_fork)
     if point.recovery_point_id is not None:
         return AtRecoveryPoint(point.recovery_point_id)
     return Latest()

@@ -81,6 +81,7 @@ class Registrar:
                     size_bytes=d.size_bytes,
                     read_only=d.read_only,
                     availability_group=d.availability_group,
+                    recovery_fork_guid=d.recovery_fork_guid or None,
                 )
                 for d in self._engine.discover()
             ]

@@ -113,7 +113,10 @@ def apply_success(
     window.latest = max(filter(None, [window.latest, result.finish]))
     window.earliest_text = rfc3339(window.earliest) if window.earliest else None
     window.latest_text = rfc3339(window.latest)
+    if result.database_guid and result.database_guid != chain.database_guid:
+        chain.recovery_fork_guid = None  # another incarnation: its forks are its own
     chain.database_guid = result.database_guid or chain.database_guid
+    chain.recovery_fork_guid = result.recovery_fork_guid or chain.recovery_fork_guid
     if result.recovery_model:
         chain.recovery_model = RecoveryModel(result.recovery_model)
     s.chain = chain

@@ -41,6 +41,8 @@ def backup_facts(
         last_error_code=_CAUSE.get(chain.full_required) if chain and chain.full_required else None,
         recovery_model_at_last_backup=chain.recovery_model if chain else None,
         database_guid_at_last_backup=chain.database_guid if chain else None,
+        recovery_fork_guid=db.recovery_fork_guid or "",
+        recovery_fork_at_last_backup=chain.recovery_fork_guid if chain else None,
         read_only=db.read_only,
     )
 

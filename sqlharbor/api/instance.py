@@ -150,6 +150,11 @@ class DiscoveredDatabase(StatusModel):
     size_bytes: int = Field(default=0, description="Data and log size in bytes.")
     read_only: bool = Field(default=False, description="Whether the database is read-only.")
     availability_group: str | None = Field(default=None, description="AG name, if any.")
+    recovery_fork_guid: str | None = Field(
+        default=None,
+        description="sys.database_recovery_status.recovery_fork_guid: changes when the "
+        "database is restored in place.",
+    )
 
 
 class PermissionStatus(StatusModel):

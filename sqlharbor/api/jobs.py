@@ -129,6 +129,9 @@ class DatabaseResult(StatusModel):
     backup_type: BackupType | None = Field(default=None, description="Type taken.")
     recovery_point_id: str | None = Field(default=None, description="Recovery point id.")
     database_guid: str | None = Field(default=None, description="database_guid at backup time.")
+    recovery_fork_guid: str | None = Field(
+        default=None, description="The recovery fork the backup ends on (last_recovery_fork_guid)."
+    )
     recovery_model: str | None = Field(default=None, description="Recovery model at backup.")
     first_lsn: str | None = Field(default=None, description="first_lsn.")
     last_lsn: str | None = Field(default=None, description="last_lsn.")
@@ -267,7 +270,12 @@ class RestorePoint(ApiModel):
                 "(has(self.recoveryPointId) ? 1 : 0) + "
                 "(has(self.latest) && self.latest ? 1 : 0) == 1",
                 "set exactly one of pointInTime.time, .lsn, .recoveryPointId or .latest: true",
-            )
+            ),
+            cel(
+                "!has(self.recoveryFork) || has(self.lsn)",
+                "pointInTime.recoveryFork names the fork of an LSN: set pointInTime.lsn too, "
+                "or remove recoveryFork",
+            ),
         )
     )
 
@@ -288,6 +296,13 @@ class RestorePoint(ApiModel):
         max_length=128,
     )
     latest: bool | None = Field(default=None, description="The latest restorable point.")
+    recovery_fork: str | None = Field(
+        default=None,
+        description="With lsn: the recovery fork (first_recovery_fork_guid) the LSN is on. "
+        "Needed only when the database was restored in place and the LSN exists on more "
+        "than one fork; the planner says so.",
+        pattern=r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
+    )
 
 
 class RestoreJobSpec(ApiModel):

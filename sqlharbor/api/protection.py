@@ -83,6 +83,9 @@ class ChainState(StatusModel):
     """What the operator needs to decide whether the next backup must be a full."""
 
     database_guid: str | None = Field(default=None, description="GUID at the last backup.")
+    recovery_fork_guid: str | None = Field(
+        default=None, description="Recovery fork at the last backup."
+    )
     recovery_model: RecoveryModel | None = Field(
         default=None, description="Recovery model at the last backup."
     )

@@ -33,6 +33,7 @@ def restore_body(
     overwrite: bool,
     as_files: str | None,
     source_instance: str | None = None,
+    recovery_fork: str | None = None,
 ) -> dict[str, Any]:
     """The RestoreJob manifest the options describe (validated again by the API server)."""
     chosen = [to_time is not None, to_lsn is not None, latest, recovery_point is not None]
@@ -40,11 +41,15 @@ def restore_body(
         raise click.UsageError(
             "give exactly one of --to-time, --to-lsn, --latest, --recovery-point"
         )
+    if recovery_fork is not None and to_lsn is None:
+        raise click.UsageError("--recovery-fork names the fork of --to-lsn: give --to-lsn too")
     point: dict[str, Any]
     if to_time is not None:
         point = {"time": to_time}
     elif to_lsn is not None:
         point = {"lsn": to_lsn}
+        if recovery_fork is not None:
+            point["recoveryFork"] = recovery_fork
     elif recovery_point is not None:
         point = {"recoveryPointId": recovery_point}
     else:
@@ -132,6 +137,10 @@ def follow(client: KubeClient, namespace: str, name: str, *, timeout: float) -> 
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.option("--to-time", help="RFC 3339 time (UTC unless an offset is given).")
 @click.option("--to-lsn", help="Exact LSN (STOPATMARK).")
+@click.option(
+    "--recovery-fork",
+    help="With --to-lsn: the recovery fork the LSN is on (after an in-place restore).",
+)
 @click.option("--latest", is_flag=True, help="The latest restorable point.")
 @click.option("--recovery-point", help="A recovery point id.")
 @click.option("--target-instance", help="SqlInstance to restore into (or whose host gets files).")
@@ -146,6 +155,7 @@ def restore(
     namespace: str,
     to_time: str | None,
     to_lsn: str | None,
+    recovery_fork: str | None,
     latest: bool,
     recovery_point: str | None,
     target_instance: str | None,
@@ -174,6 +184,7 @@ def restore(
             overwrite=overwrite,
             as_files=as_files,
             source_instance=source_instance,
+            recovery_fork=recovery_fork,
         )
         created = client.create("RestoreJob", namespace, body)
         name = created["metadata"]["name"]

@@ -8,9 +8,9 @@ human message for status and Events.  The agent calls ``check_log_continuity`` a
 
 The rules follow Azure Backup's auto-heal (REFERENCE.md): no full yet, a broken log
 chain, a missing parent, a recovery-model change, a database overwritten by a restore
-(new GUID) or a full older than the policy's limit turn the next backup into a full.
-Log backups are skipped under SIMPLE (an on-demand one is refused); master and
-read-only databases get fulls only.
+(new GUID) or restored in place (same GUID, new recovery fork), or a full older than
+the policy's limit turn the next backup into a full.  Log backups are skipped under
+SIMPLE (an on-demand one is refused); master and read-only databases get fulls only.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Reason(enum.StrEnum):
     PARENT_FULL_MISSING = "ParentFullMissing"
     RECOVERY_MODEL_CHANGED = "RecoveryModelChanged"
     DATABASE_OVERWRITTEN = "DatabaseOverwritten"
+    RESTORED_IN_PLACE = "DatabaseRestoredInPlace"
     FULL_TOO_OLD = "FullTooOld"
     SIMPLE_RECOVERY = "SimpleRecoveryModel"
     SYSTEM_DATABASE = "SystemDatabaseFullOnly"
@@ -57,6 +58,10 @@ class BackupFacts:
     recovery_model_at_last_backup: RecoveryModel | None = None
     database_guid_at_last_backup: str | None = None
     read_only: bool = False
+    #: the database's current recovery fork and the one the last backup ended on ("" /
+    #: None: unknown); they differ after an in-place restore
+    recovery_fork_guid: str = ""
+    recovery_fork_at_last_backup: str | None = None
 
     @property
     def is_master(self) -> bool:
@@ -132,6 +137,12 @@ def _heal(state: BackupFacts, now: datetime, policy: HealPolicy) -> Decision | N
         return _full(
             Reason.DATABASE_OVERWRITTEN,
             "the database was overwritten by a restore (its GUID changed)",
+        )
+    fork_then = state.recovery_fork_at_last_backup
+    if fork_then and state.recovery_fork_guid and fork_then != state.recovery_fork_guid:
+        return _full(
+            Reason.RESTORED_IN_PLACE,
+            "the database was restored in place (a new recovery fork began)",
         )
     model_then = state.recovery_model_at_last_backup
     if model_then is not None and model_then is not state.recovery_model:

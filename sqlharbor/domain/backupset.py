@@ -130,7 +130,9 @@ class BackupRecord:
 
     @property
     def spans_fork(self) -> bool:
-        return self.first_recovery_fork_guid != self.last_recovery_fork_guid
+        """A log backup that holds a fork point (both forks known and different)."""
+        first, last = self.first_recovery_fork_guid, self.last_recovery_fork_guid
+        return bool(first) and bool(last) and first != last
 
     def fork_at(self, lsn: int) -> str:
         """The recovery fork the backup's log is on at ``lsn``."""

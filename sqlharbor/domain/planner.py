@@ -20,7 +20,15 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryPoint
-from sqlharbor.domain.chain import ChainIndex, LsnRange, TimeWindow, lsn_ranges_of, windows_of
+from sqlharbor.domain.chain import (
+    ChainIndex,
+    Lineage,
+    LsnRange,
+    TimeWindow,
+    lsn_ranges_of,
+    restoring_logs,
+    windows_of,
+)
 from sqlharbor.errors import ErrorCode, PlanError
 
 
@@ -35,10 +43,13 @@ class AtTime:
 class AtLsn:
     """An exact LSN position (STOPATMARK 'lsn:<n>'): every transaction at or before it.
 
-    ``database_guid`` picks the incarnation; None means the newest one in the history."""
+    ``database_guid`` picks the incarnation; None means the newest one in the history.
+    ``recovery_fork`` picks the fork when the database was restored in place and the LSN
+    exists on more than one; None means the only fork that holds it."""
 
     lsn: int
     database_guid: str | None = None
+    recovery_fork: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,8 +164,9 @@ class _Candidate:
 
     cost: _Cost
     steps: tuple[RecoveryPoint, ...]
-    guid: str
-    logs: tuple[int, int] | None  # log indexes, inclusive
+    base: BackupRecord
+    lineage: Lineage
+    logs: tuple[int, int] | None  # log indexes, inclusive (before leaving out empty logs)
 
 
 def _candidate(
@@ -165,45 +177,76 @@ def _candidate(
 ) -> _Candidate:
     size = sum(p.record.size_bytes for p in steps)
     count = len(steps)
+    lineage = index.lineage(base)
     if logs is not None:
-        run = index.logs[base.database_guid]
+        run = index.logs[lineage]
         size += run.size_prefix[logs[1] + 1] - run.size_prefix[logs[0]]
-        count += logs[1] - logs[0] + 1
-    return _Candidate((count, size, -base.finish.timestamp()), steps, base.database_guid, logs)
+        count += run.restoring(logs[0], logs[1], base.last_lsn)
+    return _Candidate((count, size, -base.finish.timestamp()), steps, base, lineage, logs)
 
 
-def _steps(index: ChainIndex[RecoveryPoint], best: _Candidate) -> tuple[RecoveryPoint, ...]:
+def _logs(index: ChainIndex[RecoveryPoint], best: _Candidate) -> tuple[RecoveryPoint, ...]:
+    """The logs a plan applies: the candidate's run without the logs that restore nothing."""
     if best.logs is None:
-        return best.steps
-    run = index.logs[best.guid]
-    return (*best.steps, *run.items[best.logs[0] : best.logs[1] + 1])
+        return ()
+    items = index.logs[best.lineage].items[best.logs[0] : best.logs[1] + 1]
+    return tuple(items[i] for i in restoring_logs([p.record for p in items], best.base))
 
 
-def _at_time(
-    index: ChainIndex[RecoveryPoint], when: datetime, guid: str | None, *, stop: bool
-) -> RestorePlan:
+def _single_fork(candidates: list[_Candidate], label: str) -> None:
+    """Refuse a target that two forks of one database both reach (after an in-place
+    restore they share times and LSNs) instead of guessing."""
+    forks: dict[str, set[str]] = {}
+    for c in candidates:
+        forks.setdefault(c.lineage[0], set()).add(c.lineage[1])
+    for guid, names in forks.items():
+        if len(names) > 1:
+            raise PlanError(
+                f"The restore point {label} exists on {len(names)} recovery forks of database "
+                f"{guid} (it was restored in place): {', '.join(sorted(names))}.",
+                code=ErrorCode.RESTORE_POINT_AMBIGUOUS,
+                remediation="Restore to an LSN and name its recovery fork "
+                "(pointInTime.recoveryFork), or to a recovery point id.",
+            )
+
+
+def _best_at_time(
+    index: ChainIndex[RecoveryPoint], when: datetime, lineage: Lineage | None
+) -> _Candidate | None:
     candidates = []
     for steps, base in index.bases():
-        if base.finish > when or (guid is not None and base.database_guid != guid):
+        if base.finish > when or (lineage is not None and index.lineage(base) != lineage):
             continue
         reach = index.reach(base)
         if when > reach.end:
             continue
         logs = None
         if when > base.finish and reach.first_log is not None and reach.last_log is not None:
-            run = index.logs[base.database_guid]
+            run = index.logs[index.lineage(base)]
             last = bisect.bisect_left(run.finishes, when, reach.first_log, reach.last_log + 1)
             logs = (reach.first_log, last)
         candidates.append(_candidate(index, steps, base, logs))
-    best = min(candidates, key=lambda c: c.cost, default=None)
+    _single_fork(candidates, when.isoformat())
+    return min(candidates, key=lambda c: c.cost, default=None)
+
+
+def _at_time(
+    index: ChainIndex[RecoveryPoint], when: datetime, lineage: Lineage | None, *, stop: bool
+) -> RestorePlan:
+    best = _best_at_time(index, when, lineage)
     if best is None:
         spans = [(w.start, w.end) for w in windows_of(index)]
         raise _outside(spans, when, when.isoformat(), "time")
+    logs = _logs(index, best)
+    # The log that reaches the target restores something: stop in it.  If it is empty (the
+    # database was idle), the state at the target is the end of the last log applied.
+    target_log = None if best.logs is None else index.logs[best.lineage].items[best.logs[1]]
+    stops = stop and bool(logs) and logs[-1] is target_log
     return RestorePlan(
-        steps=_steps(index, best),
-        stop_time=when if best.logs is not None and stop else None,
+        steps=(*best.steps, *logs),
+        stop_time=when if stops else None,
         stop_lsn=None,
-        database_guid=best.guid,
+        database_guid=best.lineage[0],
         target_time=when,
     )
 
@@ -218,28 +261,38 @@ def _at_lsn(
                 "There are no restorable recovery points.", code=ErrorCode.NO_RECOVERY_POINTS
             )
         guid = max(points, key=lambda p: p.record.finish).record.database_guid
+    fork = target.recovery_fork
     candidates = []
     for steps, base in index.bases():
+        lineage = index.lineage(base)
         position = base.last_lsn - 1
-        if base.database_guid != guid or position > target.lsn:
+        if lineage[0] != guid or (fork is not None and lineage[1] != fork):
+            continue
+        if position > target.lsn:
             continue
         reach = index.reach(base)
         if target.lsn > reach.end_position:
             continue
         logs = None
         if target.lsn > position and reach.first_log is not None and reach.last_log is not None:
-            run = index.logs[guid]
+            run = index.logs[lineage]
             last = bisect.bisect_right(run.last_lsns, target.lsn, reach.first_log, reach.last_log)
             logs = (reach.first_log, last)
         candidates.append(_candidate(index, steps, base, logs))
+    _single_fork(candidates, f"LSN {target.lsn}")
     best = min(candidates, key=lambda c: c.cost, default=None)
     if best is None:
-        spans = [(r.first, r.last) for r in lsn_ranges_of(index) if r.database_guid == guid]
+        spans = sorted(
+            (r.first, r.last)
+            for r in lsn_ranges_of(index)
+            if r.database_guid == guid and (fork is None or r.recovery_fork == fork)
+        )
         raise _outside(spans, target.lsn, f"LSN {target.lsn}", "LSN")
+    applied = _logs(index, best)
     return RestorePlan(
-        steps=_steps(index, best),
+        steps=(*best.steps, *applied),
         stop_time=None,
-        stop_lsn=target.lsn if best.logs is not None else None,
+        stop_lsn=target.lsn if applied else None,
         database_guid=guid,
         target_lsn=target.lsn,
     )
@@ -268,13 +321,19 @@ def _at_point(
             f"Recovery point '{point_id}' is a differential whose full backup is missing.",
             code=ErrorCode.PARENT_FULL_BACKUP_MISSING,
         )
-    plan = _at_time(index, record.finish, record.database_guid, stop=False)
-    if plan.steps[-1] is not point:
+    lineage = index.lineage(record)
+    best = _best_at_time(index, record.finish, lineage)
+    reached = (
+        ()
+        if best is None or best.logs is None
+        else (index.logs[lineage].items[best.logs[0] : best.logs[1] + 1])
+    )
+    if not any(p is point for p in reached):
         raise PlanError(
             f"Recovery point '{point_id}' cannot be reached.",
             code=ErrorCode.RESTORE_POINT_IN_LOG_GAP,
         )
-    return plan
+    return _at_time(index, record.finish, lineage, stop=False)
 
 
 _V = TypeVar("_V", datetime, int)

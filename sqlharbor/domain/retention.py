@@ -4,7 +4,8 @@ what to keep and what may be deleted.  Called by the operator's retention pass.
 What is kept:
 - point-in-time coverage: every second from ``now - logDays`` to the latest restorable
   second stays restorable — the plan for the window's first second (its full, differential
-  and logs) and every point finished after it;
+  and logs) and every point finished at or after it; empty log backups (an idle
+  database's) that finished before the window restore nothing and are not kept;
 - daily: the last full or differential of each of the last ``daily.count`` days;
 - weekly / monthly / yearly: the last full of each of the last N weeks / months / years;
 - copy-only fulls for as long as daily (or, without daily, log) retention lasts;
@@ -60,7 +61,7 @@ def select(points: Sequence[RecoveryPoint], rules: Rules, now: datetime) -> Sele
 
 
 def _point_in_time(ordered: list[RecoveryPoint], start: datetime) -> set[str]:
-    keep = {p.id for p in ordered if p.record.finish > start}
+    keep = {p.id for p in ordered if p.record.finish >= start}
     try:
         plan = planner.plan_restore(ordered, start)
     except PermanentError:
@@ -72,7 +73,11 @@ def _point_in_time(ordered: list[RecoveryPoint], start: datetime) -> set[str]:
             if p.record.is_base and not p.record.is_copy_only and p.record.finish <= start
         ]
         if bases:
-            keep |= {p.id for p in ordered if p.record.finish >= bases[-1].record.finish}
+            keep |= {
+                p.id
+                for p in ordered
+                if p.record.finish >= bases[-1].record.finish and not p.record.is_empty_log
+            }
         return keep
     keep |= {p.id for p in plan.steps}
     return keep

@@ -14,7 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.domain.backupset import (
+    BackupMedia,
+    BackupRecord,
+    BackupType,
+    RecoveryModel,
+    RecoveryPoint,
+)
 from sqlharbor.vault.layout import new_recovery_point_id
 
 T0 = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
@@ -46,10 +52,17 @@ def backup_record(
     finish: datetime | None = None,
     recovery_model: RecoveryModel = RecoveryModel.FULL,
     size_bytes: int = 12345,
+    fork: str | tuple[str, str] = "",
+    fork_point_lsn: int | None = None,
+    server_name: str = "",
+    media: BackupMedia | None = None,
+    backup_set_id: str = "",
 ) -> BackupRecord:
     """One backup set.  Derived defaults: ``checkpoint_lsn`` = ``first_lsn + 10``,
     ``database_backup_lsn`` = ``first_lsn``, ``differential_base_lsn`` = ``None`` for a
-    full and ``first_lsn - 500`` otherwise, ``finish`` = ``start + duration``."""
+    full and ``first_lsn - 500`` otherwise, ``finish`` = ``start + duration``.  ``fork``
+    is the recovery fork, or (first, last) for a log that spans a fork point."""
+    first_fork, last_fork = (fork, fork) if isinstance(fork, str) else fork
     if differential_base_lsn is DERIVED:
         differential_base_lsn = None if backup_type is BackupType.FULL else first_lsn - 500
     return BackupRecord(
@@ -66,6 +79,12 @@ def backup_record(
         finish=start + duration if finish is None else finish,
         recovery_model=recovery_model,
         size_bytes=size_bytes,
+        first_recovery_fork_guid=first_fork,
+        last_recovery_fork_guid=last_fork,
+        fork_point_lsn=fork_point_lsn,
+        server_name=server_name,
+        media=media,
+        backup_set_id=backup_set_id,
     )
 
 

@@ -124,6 +124,7 @@ def _backup(
         backup_type=record.backup_type,
         recovery_point_id=manifest.recovery_point_id,
         database_guid=record.database_guid,
+        recovery_fork_guid=record.recovery_fork or None,
         recovery_model=record.recovery_model.value,
         first_lsn=str(record.first_lsn),
         last_lsn=str(record.last_lsn),
@@ -208,18 +209,27 @@ def _check_chain_before(engine: Engine, job: BackupJob, db: JobDatabase) -> None
 
 
 def _foreign_logs(history: Sequence[BackupRecord], expected_last_lsn: int) -> list[BackupRecord]:
+    """Log backups that truncated the log past where our chain ends.  An empty log (an idle
+    database: first_lsn == last_lsn, ours or anyone's) moves nothing and breaks nothing."""
     return [
         r
         for r in history
         if r.backup_type is BackupType.LOG
         and not r.is_copy_only
         and r.first_lsn >= expected_last_lsn
+        and r.last_lsn > expected_last_lsn
     ]
 
 
 def _chain_gap_after(db: JobDatabase, record: BackupRecord) -> str | None:
     if record.backup_type is not BackupType.LOG or record.is_copy_only:
         return None
+    if record.spans_fork:
+        return (
+            f"log backup of '{db.name}' spans a recovery fork (LSN {record.fork_point_lsn}): "
+            "the database was restored in place, so the chain we hold ends on the old fork; "
+            "the next backup will be a full"
+        )
     if db.expected_last_lsn and record.first_lsn != int(db.expected_last_lsn):
         return (
             f"log backup of '{db.name}' starts at LSN {record.first_lsn}, not at "

@@ -64,6 +64,26 @@ HEALTHY = BackupFacts(
         (BackupType.LOG, {"database_guid": "G2"}, BackupType.FULL, Reason.DATABASE_OVERWRITTEN),
         (
             BackupType.LOG,
+            {"recovery_fork_guid": "F2", "recovery_fork_at_last_backup": "F1"},
+            BackupType.FULL,
+            Reason.RESTORED_IN_PLACE,
+        ),
+        (
+            BackupType.DIFFERENTIAL,
+            {"recovery_fork_guid": "F2", "recovery_fork_at_last_backup": "F1"},
+            BackupType.FULL,
+            Reason.RESTORED_IN_PLACE,
+        ),
+        # a fork nobody recorded (an older agent or status) is not a reason for a full
+        (BackupType.LOG, {"recovery_fork_guid": "F2"}, BackupType.LOG, Reason.SCHEDULED),
+        (
+            BackupType.LOG,
+            {"recovery_fork_guid": "F1", "recovery_fork_at_last_backup": "F1"},
+            BackupType.LOG,
+            Reason.SCHEDULED,
+        ),
+        (
+            BackupType.LOG,
             {"last_full_finish": NOW - timedelta(days=16)},
             BackupType.FULL,
             Reason.FULL_TOO_OLD,

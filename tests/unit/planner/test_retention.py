@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from sqlharbor.domain import planner, retention
 from sqlharbor.domain.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import PermanentError
+from tests.builders.histories import random_history
 from tests.builders.records import History
 
 HOUR = 3600.0
@@ -89,3 +90,27 @@ def test_old_logs_and_unneeded_bases_are_deleted() -> None:
     kept_fulls = [p for p in h.points if p.id in selection.keep and p.record.is_base]
     assert 7 <= len(kept_fulls) <= 8  # the daily ones (+ the window's base)
     assert len(selection.delete) > len(h.points) // 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), log_days=st.integers(1, 3))
+def test_real_shaped_histories_keep_the_window_and_drop_empty_logs_before_it(
+    seed: int, log_days: int
+) -> None:
+    """Runs of empty logs, forks, copy-only fulls and logs during fulls: every second of
+    the window that was restorable before pruning still is, and no empty log that
+    finished before the window is kept."""
+    points = random_history(seed, events=120)
+    now = max(p.record.finish for p in points)
+    span = now - min(p.record.finish for p in points)
+    start = now - span / (log_days + 1)  # the window covers part of the history
+    rules = retention.Rules(log_days=1)
+    chosen = retention.select(points, rules, start + timedelta(days=1))
+    kept = [p for p in points if p.id in chosen.keep]
+    before = planner.recovery_window(points)
+    for window in before:
+        for moment in (window.start, window.end):
+            if moment >= start:
+                assert _restorable(kept, moment), moment
+    empties = [p for p in kept if p.record.is_empty_log and p.record.finish < start]
+    assert empties == []
