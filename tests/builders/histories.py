@@ -107,7 +107,7 @@ class RealHistory:
         if self.last_log_backup is None:
             return None
         first, last = self.last_log_backup, self.lsn
-        first_fork, fork_point = (self.span or (self.fork, None))
+        first_fork, fork_point = self.span or (self.fork, None)
         start, self.now = self.now, self.now + timedelta(seconds=2)
         record = backup_record(
             BackupType.LOG,
