@@ -200,6 +200,13 @@ def check_log_continuity(expected_lsn: int | None, log: BackupRecord) -> ChainCh
         return ChainCheck(
             False, ErrorCode.PARENT_FULL_BACKUP_MISSING, "no base to continue: take a full"
         )
+    if log.spans_fork:
+        return ChainCheck(
+            False,
+            ErrorCode.SQL_LSN_VALIDATION_FAILURE,
+            f"log backup spans a recovery fork (LSN {log.fork_point_lsn}): the database was "
+            "restored in place; the next backup will be a full",
+        )
     if log.first_lsn <= expected_lsn <= log.last_lsn:
         return ChainCheck(True)
     return ChainCheck(

@@ -168,6 +168,20 @@ def test_log_continuity() -> None:
     assert "230" in broken.message
     assert "200" in broken.message
     assert check_log_continuity(None, _log(200, 250)).code == ErrorCode.PARENT_FULL_BACKUP_MISSING
+    assert check_log_continuity(250, _log(250, 250)).ok  # an idle database's empty log
+
+
+def test_a_log_spanning_a_fork_breaks_our_chain() -> None:
+    spanning = replace(
+        _log(180, 240),
+        first_recovery_fork_guid="F1",
+        last_recovery_fork_guid="F2",
+        fork_point_lsn=180,
+    )
+    check = check_log_continuity(200, spanning)  # LSNs alone would look continuous
+    assert not check.ok
+    assert check.code == ErrorCode.SQL_LSN_VALIDATION_FAILURE
+    assert "restored in place" in check.message
 
 
 def test_differential_base_moved() -> None:
