@@ -45,7 +45,9 @@ _FINISH = operator.attrgetter("finish")
 _SIZE = operator.attrgetter("size_bytes")
 _KIND = operator.attrgetter("backup_type")
 _COPY_ONLY = operator.attrgetter("is_copy_only")
-_SPANS_FORK = operator.attrgetter("spans_fork")
+_GUID = operator.attrgetter("database_guid")
+_FIRST_FORK = operator.attrgetter("first_recovery_fork_guid")
+_LAST_FORK = operator.attrgetter("last_recovery_fork_guid")
 _ORDER = operator.attrgetter("first_lsn", "last_lsn", "finish", "start", "backup_set_id")
 
 
@@ -192,8 +194,7 @@ class ChainIndex(Generic[T]):
         self.record_of = record_of
         unsorted = list(items)
         unsorted_records = list(map(record_of, unsorted))
-        keys = list(map(_ORDER, unsorted_records))
-        order = sorted(range(len(unsorted)), key=keys.__getitem__)
+        order = _lsn_order(unsorted_records)
         if all(map(operator.lt, order, order[1:])):  # already in order
             ordered, records = unsorted, unsorted_records
         else:
@@ -201,12 +202,17 @@ class ChainIndex(Generic[T]):
         self._default_fork = _default_forks(records)
         is_log = list(map(operator.is_, map(_KIND, records), itertools.repeat(BackupType.LOG)))
         in_chain = list(map(operator.and_, is_log, map(operator.not_, map(_COPY_ONLY, records))))
-        lineages = list(map(self.lineage, records))
         self.logs: dict[Lineage, _LogRun[T]] = {}
-        several = len(set(lineages)) > 1
-        for lineage in dict.fromkeys(itertools.compress(lineages, in_chain)):
-            mask = in_chain
-            if several:
+        lineages = self._lineages(records)
+        if isinstance(lineages, tuple):  # one GUID, one fork: no masks to build
+            if any(in_chain):
+                self.logs[lineages] = _LogRun(
+                    lineages[1],
+                    list(itertools.compress(ordered, in_chain)),
+                    list(itertools.compress(records, in_chain)),
+                )
+        else:
+            for lineage in dict.fromkeys(itertools.compress(lineages, in_chain)):
                 mask = list(
                     map(
                         operator.and_,
@@ -214,11 +220,11 @@ class ChainIndex(Generic[T]):
                         map(operator.eq, lineages, itertools.repeat(lineage)),
                     )
                 )
-            self.logs[lineage] = _LogRun(
-                lineage[1],
-                list(itertools.compress(ordered, mask)),
-                list(itertools.compress(records, mask)),
-            )
+                self.logs[lineage] = _LogRun(
+                    lineage[1],
+                    list(itertools.compress(ordered, mask)),
+                    list(itertools.compress(records, mask)),
+                )
         bases = [i for i in itertools.compress(range(len(records)), map(operator.not_, is_log))]
         self.fulls = [ordered[i] for i in bases if records[i].backup_type is BackupType.FULL]
         diff_bases = {
@@ -235,6 +241,18 @@ class ChainIndex(Generic[T]):
                 base = diff_bases.get((r.database_guid, r.differential_base_lsn or -1))
                 if base is not None:
                     self.differentials.append((base, ordered[i]))
+
+    def _lineages(self, records: list[BackupRecord]) -> list[Lineage] | Lineage:
+        """Each record's lineage, or the one lineage they all share."""
+        guids = list(map(_GUID, records))
+        forks = list(map(_LAST_FORK, records))
+        if len(set(guids)) <= 1 and len(set(forks)) <= 1:
+            return (
+                (guids[0], forks[0] or self._default_fork.get(guids[0], "")) if guids else ("", "")
+            )
+        if "" in set(forks) and self._default_fork:
+            forks = [f or self._default_fork.get(g, "") for g, f in zip(guids, forks, strict=True)]
+        return list(zip(guids, forks, strict=True))
 
     def lineage(self, record: BackupRecord) -> Lineage:
         """The GUID and the recovery fork a restore ending with ``record`` is on."""
@@ -284,11 +302,11 @@ class _LogRun(Generic[T]):
         ]
         #: indexes of logs the next log does not continue (the ends of chains); a log
         #: that spans a fork point never continues a log of its run (it starts the fork)
-        continues = map(
-            operator.and_,
-            map(operator.eq, self.first_lsns[1:], self.last_lsns),
-            map(operator.not_, map(_SPANS_FORK, records[1:])),
-        )
+        continues: Iterable[bool] = map(operator.eq, self.first_lsns[1:], self.last_lsns)
+        first_forks = list(map(_FIRST_FORK, records))
+        if first_forks != [fork] * len(records):  # some log spans a fork point
+            spans = [r.spans_fork for r in records[1:]]
+            continues = map(operator.and_, continues, map(operator.not_, spans))
         self.breaks = list(itertools.compress(range(len(records)), map(operator.not_, continues)))
 
     def chain_end(self, i: int) -> int:
@@ -334,6 +352,29 @@ def restoring_logs(records: Sequence[BackupRecord], base: BackupRecord) -> list[
             keep.append(i)
             position = record.last_lsn
     return keep
+
+
+def _lsn_order(records: list[BackupRecord]) -> list[int]:
+    """Positions of ``records`` in ``_ORDER``: one C-level sort by first LSN, then the few
+    runs of equal first LSNs (empty logs, a full and a log starting together) by the full
+    key, so that the order never depends on the input's."""
+    firsts = list(map(_FIRST_LSN, records))
+    order = sorted(range(len(records)), key=firsts.__getitem__)
+    ordered_firsts = _pick(firsts, order)
+    ties = list(
+        itertools.compress(
+            range(len(order) - 1), map(operator.eq, ordered_firsts, ordered_firsts[1:])
+        )
+    )
+    start = 0
+    while start < len(ties):
+        end = start
+        while end + 1 < len(ties) and ties[end + 1] == ties[end] + 1:
+            end += 1
+        low, high = ties[start], ties[end] + 2
+        order[low:high] = sorted(order[low:high], key=lambda i: _ORDER(records[i]))
+        start = end + 1
+    return order
 
 
 def _default_forks(records: Sequence[BackupRecord]) -> dict[str, str]:
