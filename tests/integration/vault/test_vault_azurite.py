@@ -79,18 +79,18 @@ def restore(vault: Vault, manifest: Manifest) -> bytes:
 def test_stream_round_trip(azure_vault: Vault, size: int) -> None:
     data = (os.urandom(size // 3 + 1) + bytes(size))[:size]
     manifest = backup(azure_vault, data)
-    loaded = azure_vault.manifest(INSTANCE, GUID, manifest.recovery_point_id)
+    loaded = azure_vault.manifest(INSTANCE, GUID, manifest.identity.recovery_point_id)
     assert loaded == manifest
-    assert loaded.raw_sha256 == hashlib.sha256(data).hexdigest()
+    assert loaded.integrity.raw_sha256 == hashlib.sha256(data).hexdigest()
     assert restore(azure_vault, loaded) == data
 
 
 def test_a_point_without_manifest_is_invisible(azure_vault: Vault) -> None:
     manifest = backup(azure_vault, b"x" * 1000)
     store, layout = azure_vault.store, azure_vault.layout
-    store.delete(layout.manifest_blob(INSTANCE, GUID, manifest.recovery_point_id))
+    store.delete(layout.manifest_blob(INSTANCE, GUID, manifest.identity.recovery_point_id))
     with pytest.raises(RecoveryPointNotFound):
-        azure_vault.manifest(INSTANCE, GUID, manifest.recovery_point_id)
+        azure_vault.manifest(INSTANCE, GUID, manifest.identity.recovery_point_id)
     assert azure_vault.catalog.list_points(INSTANCE, GUID, verify=True) == []
     assert azure_vault.catalog.rebuild(INSTANCE, GUID).points == 0
     assert azure_vault.catalog.list_points(INSTANCE, GUID) == []
@@ -111,9 +111,9 @@ def test_an_aborted_writer_leaves_no_visible_point(azure_vault: Vault) -> None:
 def test_create_only_refuses_a_second_writer(azure_vault: Vault) -> None:
     first = backup(azure_vault, b"first writer")
     with pytest.raises(AlreadyExists):
-        backup(azure_vault, b"second writer", recovery_point_id=first.recovery_point_id)
+        backup(azure_vault, b"second writer", recovery_point_id=first.identity.recovery_point_id)
     assert restore(azure_vault, first) == b"first writer"
-    name = azure_vault.layout.manifest_blob(INSTANCE, GUID, first.recovery_point_id)
+    name = azure_vault.layout.manifest_blob(INSTANCE, GUID, first.identity.recovery_point_id)
     with pytest.raises(AlreadyExists):
         azure_vault.store.put(name, b"{}", if_absent=True)
 
@@ -159,7 +159,7 @@ def test_catalog_append_list_and_rebuild_agree(azure_vault: Vault) -> None:
     fresh = Vault(store, azure_vault.layout, azure_vault.kek)
     assert [e.database_guid for e in fresh.catalog.databases()] == [GUID]
 
-    azure_vault.delete_recovery_point(INSTANCE, GUID, logs[0].recovery_point_id)
+    azure_vault.delete_recovery_point(INSTANCE, GUID, logs[0].identity.recovery_point_id)
     assert logs[0].recovery_point() not in catalog.list_points(INSTANCE, GUID)
 
 
