@@ -22,11 +22,14 @@ from sqlharbor.errors import (
 from sqlharbor.vault import (
     AzureBlobStore,
     KeyEncryptionKey,
+    Layout,
     Manifest,
     RetryPolicy,
     Vault,
     VaultSettings,
 )
+from sqlharbor.vault.codec import AssociatedData
+from tests.builders.golden import load_into
 from tests.builders.records import backup_record
 
 pytestmark = pytest.mark.integration
@@ -210,3 +213,21 @@ def test_a_missing_container_is_told_apart_from_a_missing_blob(
     with pytest.raises(ContainerNotFound, match="container does not exist") as missing:
         list(absent.list("points/"))
     assert missing.value.code == ErrorCode.VAULT_CONTAINER_NOT_FOUND
+
+
+def test_the_golden_v1_point_restores_from_azurite(azure_store: AzureBlobStore) -> None:
+    """The version-1 fixture, committed block by block with its recorded block ids into a
+    real blob service, is read, restored, rebuilt into the catalog and deleted."""
+    golden = load_into(azure_store)
+    vault = Vault(azure_store, Layout(golden.prefix), golden.kek)
+    instance, guid = golden.instance, golden.database_guid
+    manifest = vault.manifest(instance, guid, golden.recovery_point_id)
+    assert manifest.encryption.associated_data is AssociatedData.V1
+    assert restore(vault, manifest) == golden.data
+    assert vault.catalog.list_points(instance, guid) == [manifest.recovery_point()]
+    assert vault.catalog.rebuild(instance, guid).points == 1
+    assert vault.catalog.list_points(instance, guid) == [manifest.recovery_point()]
+    vault.delete_recovery_point(instance, guid, golden.recovery_point_id)
+    point_dir = vault.layout.point_dir(instance, guid, golden.recovery_point_id)
+    assert list(azure_store.list(point_dir)) == []
+    assert vault.catalog.list_points(instance, guid) == []
