@@ -105,7 +105,7 @@ class RecoveryPointReader:
         self._settings = settings
         self._progress = progress
         if not 0 <= stripe < len(manifest.data.stripes):
-            raise IntegrityError(
+            raise ValueError(
                 f"recovery point {self.point} has {len(manifest.data.stripes)} stripe(s), "
                 f"not a stripe {stripe}"
             )
