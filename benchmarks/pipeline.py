@@ -49,6 +49,7 @@ from sqlharbor.vault import (
     RecoveryPointWriter,
     Vault,
 )
+from sqlharbor.vault.reader import data_blobs
 from tests.builders.records import backup_record
 
 NAME = "pipeline"
@@ -217,7 +218,7 @@ def _run_profile(
     pairs = ratios(vault_rates, plain_rates)
     target = 0.9 if profile == "incompressible" else 1.5
     gib = size / 1024**3
-    stored = manifests[-1].stored_size
+    stored = manifests[-1].data.stored_size
     result.add(
         f"backup {profile}: vault / plain upload",
         median(pairs),
@@ -238,17 +239,7 @@ def _run_profile(
     )
 
     manifest = manifests[-1]
-    names = sorted(
-        {
-            b.name
-            for b in store.list(
-                vault.layout.point_dir(
-                    manifest.instance, manifest.database_guid, manifest.recovery_point_id
-                )
-            )
-            if "manifest" not in b.name
-        }
-    )
+    names = data_blobs(vault.layout, manifest)
     restore_cpu: list[float] = []
 
     def restore() -> float:

@@ -209,6 +209,11 @@ class ErrorCode(enum.StrEnum):
         "The recovery point is damaged or was written with another key; restore from "
         "another recovery point and check who can write to the vault container.",
     )
+    VAULT_FORMAT_TOO_NEW = (
+        "VaultFormatTooNew",
+        "The recovery point was written by a newer sqlharbor: upgrade the agent, operator "
+        "and CLI that read this vault.",
+    )
     VAULT_WRITER_CLOSED = "VaultWriterClosed", "A bug: data was written after the end; report it."
     VAULT_RECORD_MISMATCH = (
         "VaultRecordMismatch",

@@ -2,8 +2,9 @@
 
 The agent writes backups through ``Vault.open_writer`` and reads restores through
 ``Vault.open_reader``; the operator and the CLI read ``Vault.catalog``.  Only this
-package imports the Azure SDK; its errors are in ``sqlharbor.errors``.  Layout and format:
-DESIGN.md section 5.
+package imports the Azure SDK; its errors are in ``sqlharbor.errors``.  Layout: DESIGN.md
+section 5; the manifest formats (versions 1 and 2) and the chunk format:
+docs/vault-format.md.
 """
 
 from sqlharbor.vault.catalog import (

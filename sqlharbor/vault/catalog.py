@@ -34,6 +34,8 @@ from sqlharbor.errors import BlobNotFound, IntegrityError
 from sqlharbor.vault.catalog_lines import day, entry_line, parse_segment, sort_key, tombstone_line
 from sqlharbor.vault.layout import Layout, decode_component, segment_key
 from sqlharbor.vault.manifest import Manifest
+from sqlharbor.vault.manifest_read import read_manifest
+from sqlharbor.vault.reader import data_blobs
 from sqlharbor.vault.store import BlobStore
 
 log = logging.getLogger(__name__)
@@ -97,8 +99,9 @@ class Catalog:
 
     def add(self, manifest: Manifest) -> None:
         """Index one committed recovery point (called after its manifest is written)."""
-        self.register(manifest.instance, manifest.database_name, manifest.database_guid)
-        self.add_points(manifest.instance, [manifest.recovery_point()])
+        ident = manifest.identity
+        self.register(ident.scope.name, manifest.backup.database_name, ident.database_id)
+        self.add_points(ident.scope.name, [manifest.recovery_point()])
 
     def add_points(self, instance: str, points: Iterable[RecoveryPoint]) -> None:
         """Append many points, one append per segment touched (bulk import, rebuild)."""
@@ -111,18 +114,18 @@ class Catalog:
 
     def delete_point(self, instance: str, database_guid: str, recovery_point_id: str) -> bool:
         """Delete a recovery point without the key: the manifest FIRST (the point disappears
-        at once), then its data blobs, then a tombstone in the index.  False when it was
-        already gone.  Keeping what retained points depend on is the caller's duty."""
-        name = self._layout.manifest_blob(instance, database_guid, recovery_point_id)
+        at once), then the data blobs of every stripe, then a tombstone in the index.  False
+        when it was already gone.  Keeping what retained points depend on is the caller's
+        duty."""
+        location = self._layout.locate(instance, database_guid, recovery_point_id)
         try:
-            manifest = Manifest.from_json(self._store.get(name), name=name)
+            body = self._store.get(location.manifest_blob)
         except BlobNotFound:
             return False
-        self._store.delete(name)
-        for part in range(manifest.blob_count):
-            self._store.delete(
-                self._layout.data_blob(instance, database_guid, recovery_point_id, part)
-            )
+        manifest = read_manifest(body, location)
+        self._store.delete(location.manifest_blob)
+        for name in data_blobs(self._layout, manifest):
+            self._store.delete(name)
         self.remove(instance, manifest.recovery_point())
         return True
 
@@ -314,7 +317,9 @@ class Catalog:
             for b in self._store.list(layout.database_dir(instance, database_guid))
             if layout.parse_manifest_blob(b.name) is not None
         ]
-        manifests = self._map(self._load_manifest, manifest_names)
+        manifests = self._map(
+            lambda name: self._load_manifest(instance, database_guid, name), manifest_names
+        )
         good = [m for m in manifests if isinstance(m, Manifest)]
         bad = tuple(name for name, m in zip(manifest_names, manifests, strict=True) if m is None)
         points = sorted((m.recovery_point() for m in good), key=sort_key)
@@ -334,14 +339,19 @@ class Catalog:
 
         self._map(rewrite, list(wanted.items()))
         if good:
-            newest = max(good, key=lambda m: m.finish)
-            self._registered.discard(DatabaseEntry(instance, newest.database_name, database_guid))
-            self.register(instance, newest.database_name, database_guid)
+            newest = max(good, key=lambda m: m.backup.finish).backup.database_name
+            self._registered.discard(DatabaseEntry(instance, newest, database_guid))
+            self.register(instance, newest, database_guid)
         return RebuildReport(len(points), len(wanted), len(stale), bad)
 
-    def _load_manifest(self, name: str) -> Manifest | None:
+    def _load_manifest(self, instance: str, database_guid: str, name: str) -> Manifest | None:
+        point_id = self._layout.parse_manifest_blob(name)
+        assert point_id is not None  # listed because it parses
+        location = self._layout.locate(instance, database_guid, point_id)
         try:
-            return Manifest.from_json(self._store.get(name), name=name)
+            if location.manifest_blob != name:
+                raise IntegrityError(f"{name} is not where recovery point {point_id} belongs")
+            return read_manifest(self._store.get(name), location)
         except BlobNotFound:
             return None
         except IntegrityError as exc:

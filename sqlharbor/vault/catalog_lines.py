@@ -1,6 +1,10 @@
 """The catalog's segment line format: one JSON line per recovery point (``entry_line``), a
 tombstone line per deleted point, and the parser that folds a segment into points.
 
+Keys are one or two letters; the fields added with manifest version 2 (recovery forks,
+fork point, server, media) are written only when they say something, so a line stays
+short and lines written before them parse with the defaults.
+
 Used by ``vault.catalog`` only; the manifests stay the truth (``Catalog.rebuild``).
 """
 
@@ -10,7 +14,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.domain.backupset import (
+    BackupMedia,
+    BackupRecord,
+    BackupType,
+    MediaFile,
+    MediaKind,
+    RecoveryModel,
+    RecoveryPoint,
+)
 from sqlharbor.errors import IntegrityError
 
 _LETTER = {BackupType.FULL: "F", BackupType.DIFFERENTIAL: "D", BackupType.LOG: "L"}
@@ -38,7 +50,36 @@ def entry_line(point: RecoveryPoint) -> bytes:
         "lc": r.begins_log_chain,
         "sid": r.backup_set_id,
     }
+    if r.first_recovery_fork_guid:
+        entry["rf"] = r.first_recovery_fork_guid
+    if r.last_recovery_fork_guid != r.first_recovery_fork_guid:
+        entry["rl"] = r.last_recovery_fork_guid
+    if r.fork_point_lsn is not None:
+        entry["fp"] = str(r.fork_point_lsn)
+    if r.server_name:
+        entry["sv"] = r.server_name
+    if r.media is not None:
+        entry["md"] = _media_entry(r.media)
     return json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+
+
+def _media_entry(media: BackupMedia) -> dict[str, Any]:
+    """``{"i": media set id, "p": position, "f": [[name, family, mirror, kind], ...]}``."""
+    files = [[f.name, f.family, f.mirror, f.kind.value] for f in media.files]
+    return {"i": media.media_set_id, "p": media.position, "f": files}
+
+
+def _media(entry: dict[str, Any] | None) -> BackupMedia | None:
+    if entry is None:
+        return None
+    return BackupMedia(
+        files=tuple(
+            MediaFile(name=name, family=family, mirror=mirror, kind=MediaKind(kind))
+            for name, family, mirror, kind in entry["f"]
+        ),
+        position=entry["p"],
+        media_set_id=entry["i"],
+    )
 
 
 def tombstone_line(recovery_point_id: str) -> bytes:
@@ -47,6 +88,8 @@ def tombstone_line(recovery_point_id: str) -> bytes:
 
 def _point(entry: dict[str, Any]) -> RecoveryPoint:
     diff_base = entry["d"]
+    fork_point = entry.get("fp")
+    first_fork = entry.get("rf", "")
     record = BackupRecord(
         database_name=entry["n"],
         database_guid=entry["g"],
@@ -63,6 +106,11 @@ def _point(entry: dict[str, Any]) -> RecoveryPoint:
         begins_log_chain=entry.get("lc", False),
         size_bytes=entry.get("z", 0),
         backup_set_id=entry.get("sid", ""),
+        first_recovery_fork_guid=first_fork,
+        last_recovery_fork_guid=entry.get("rl", first_fork),
+        fork_point_lsn=None if fork_point is None else int(fork_point),
+        server_name=entry.get("sv", ""),
+        media=_media(entry.get("md")),
     )
     return RecoveryPoint(id=entry["id"], record=record)
 

@@ -4,6 +4,7 @@ The writer, the reader, the catalog and retention all ask a ``Layout`` for names
 never join strings themselves, so the on-disk shape of the vault lives here::
 
     <prefix>/<instance>/<database-guid>/<kind>/<recovery-point-id>/data-0000
+    <prefix>/<instance>/<database-guid>/<kind>/<recovery-point-id>/data-s01-0000
     <prefix>/<instance>/<database-guid>/<kind>/<recovery-point-id>/manifest.json
     <prefix>/<instance>/<database-guid>/catalog/bases/<yyyy>.jsonl
     <prefix>/<instance>/<database-guid>/catalog/points/<yyyymmdd>.jsonl
@@ -12,7 +13,9 @@ never join strings themselves, so the on-disk shape of the vault lives here::
 Instance names (``HOST\\INSTANCE``) are encoded reversibly: every character outside
 ``[A-Za-z0-9._-]`` (and a leading ``.``, which keeps ``.sqlharbor`` reserved) becomes
 ``~`` plus the two hex digits of each of its UTF-8 bytes.  Recovery point ids sort by
-time: ``20261124T180102Z-F-1a2b3c4d`` (UTC second, F/D/L, 8 random hex digits).
+time: ``20261124T180102Z-F-1a2b3c4d`` (UTC second, F/D/L, 8 random hex digits).  The data
+of stripe 0 (every point written so far) is in ``data-<part>``; stripe ``n > 0`` (one per
+VDI device when a backup is striped) in ``data-s<nn>-<part>``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ _ID_RE = re.compile(r"^(\d{8}T\d{6}Z)-([FDL])-([0-9a-f]{8})$")
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ENCODED_RE = re.compile(r"~([0-9A-F]{2})")
+#: SQL Server writes a backup to at most 64 devices; the vault keeps one stripe per device.
+MAX_STRIPES = 64
 
 
 def encode_component(value: str) -> str:
@@ -106,6 +111,19 @@ def kind_dir(backup_type: BackupType) -> str:
 
 
 @dataclass(frozen=True)
+class PointLocation:
+    """Where a recovery point's manifest lives: what a reader checks the manifest against."""
+
+    instance: str
+    database_guid: str
+    recovery_point_id: str
+    #: the full object name
+    manifest_blob: str
+    #: the name relative to the vault prefix (what the manifest's identity records)
+    manifest_path: str
+
+
+@dataclass(frozen=True)
 class Layout:
     """Builds names under one vault prefix (``""`` for the container root)."""
 
@@ -131,13 +149,35 @@ class Layout:
         return f"{base}{kind_dir(parsed.backup_type)}/{recovery_point_id}/"
 
     def data_blob(
-        self, instance: str, database_guid: str, recovery_point_id: str, part: int = 0
+        self,
+        instance: str,
+        database_guid: str,
+        recovery_point_id: str,
+        part: int = 0,
+        *,
+        stripe: int = 0,
     ) -> str:
-        """One part of the data stream (a blob holds at most 50,000 blocks)."""
-        return f"{self.point_dir(instance, database_guid, recovery_point_id)}data-{part:04d}"
+        """One part of one stripe's data stream (a blob holds at most 50,000 blocks)."""
+        if not 0 <= stripe < MAX_STRIPES or part < 0:
+            raise ValueError(f"no data blob for stripe {stripe}, part {part}")
+        point = self.point_dir(instance, database_guid, recovery_point_id)
+        if stripe == 0:
+            return f"{point}data-{part:04d}"
+        return f"{point}data-s{stripe:02d}-{part:04d}"
 
     def manifest_blob(self, instance: str, database_guid: str, recovery_point_id: str) -> str:
         return f"{self.point_dir(instance, database_guid, recovery_point_id)}{MANIFEST_NAME}"
+
+    def locate(self, instance: str, database_guid: str, recovery_point_id: str) -> PointLocation:
+        """The manifest's name and what its identity must say to be read from there."""
+        name = self.manifest_blob(instance, database_guid, recovery_point_id)
+        return PointLocation(
+            instance=instance,
+            database_guid=database_guid,
+            recovery_point_id=recovery_point_id,
+            manifest_blob=name,
+            manifest_path=name.removeprefix(self._root()),
+        )
 
     def parse_manifest_blob(self, name: str) -> str | None:
         """The recovery point id of a manifest blob name, or None for any other blob."""

@@ -1,180 +1,244 @@
-"""The manifest: the JSON document that makes a recovery point exist.
+"""The manifest: the JSON document that makes a recovery point exist (format version 2).
 
-Written last by ``RecoveryPointWriter.commit`` (create-only), read by the reader, the
-catalog rebuild, retention and the CLI.  It carries the backup's facts (converted to
-and from ``sqlharbor.domain.backupset.BackupRecord`` / ``RecoveryPoint``) and everything a
-reader needs: chunking, compression, cipher, the wrapped data key and the id of the
-key-encryption key that wrapped it, per-chunk stored sizes and digests.
+Written last by ``RecoveryPointWriter.commit`` (create-only); read through
+``sqlharbor.vault.manifest_read.read_manifest``, which also accepts version-1 documents
+(``manifest_v1``) and upgrades them in memory into this model.  Field by field, with
+what each check protects against: docs/vault-format.md.
 
-LSNs are SQL Server ``numeric(25,0)`` values, wider than 64 bits: they are stored as
-decimal strings so that any JSON reader keeps them exact.
+The document has one section per concern: ``identity`` (what this manifest is and where
+it must be read from), ``backup`` (every fact of the ``BackupRecord``), ``data``
+(chunking, compression, sizes, one entry per stripe), ``encryption`` (cipher, the
+associated-data scheme, the wrapped data key), ``integrity`` (key-less digests) and
+``authentication`` (reserved: a tag over ``authenticated_payload()``, null today).
+
+The ``backup`` section and the shared value types are in ``manifest_backup``.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import enum
 import hashlib
-from datetime import UTC, datetime
+import json
 from typing import Annotated, Literal
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryModel, RecoveryPoint
+from sqlharbor.domain.backupset import BackupRecord, RecoveryPoint
 from sqlharbor.errors import IntegrityError
-from sqlharbor.vault.codec import Compression
+from sqlharbor.vault.codec import AssociatedData, Compression
+from sqlharbor.vault.layout import MAX_STRIPES
+from sqlharbor.vault.manifest_backup import BackupFacts, Section, UtcTime
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_BLOCKS_PER_BLOB = 50_000
 
-Lsn = Annotated[int, BeforeValidator(int), PlainSerializer(str, return_type=str), Field(ge=0)]
+
+def _base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not valid base64") from None
+    return value
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+Base64 = Annotated[str, AfterValidator(_base64)]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class Manifest(BaseModel):
-    """One committed recovery point (format version 1)."""
+# -- identity ----------------------------------------------------------------------------
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format_version: Literal[1] = 1
-    recovery_point_id: str
-    instance: str
-    database_name: str
-    database_guid: str
-    backup_type: BackupType
-    copy_only: bool
-    begins_log_chain: bool = False
-    backup_set_id: str = ""
-    first_lsn: Lsn
-    last_lsn: Lsn
-    checkpoint_lsn: Lsn
-    database_backup_lsn: Lsn
-    differential_base_lsn: Lsn | None = None
-    start: AwareDatetime
-    finish: AwareDatetime
-    recovery_model: RecoveryModel
-    backup_size_bytes: int = Field(ge=0, description="size SQL Server reported")
-    raw_size: int = Field(ge=0, description="bytes of the backup stream")
-    stored_size: int = Field(ge=0, description="bytes in the vault (compressed, encrypted)")
-    chunk_size: int = Field(gt=0)
-    chunk_count: int = Field(gt=0)
-    chunks_per_blob: int = Field(gt=0, le=MAX_BLOCKS_PER_BLOB)
-    chunk_stored_sizes: list[int]
-    compression: Compression
-    compression_level: int = 0
-    cipher: Literal["AES-256-GCM"] = "AES-256-GCM"
-    nonce_prefix: str = Field(pattern=r"^[0-9a-f]{8}$")
-    key_wrap: Literal["AES-256-KW"] = "AES-256-KW"
-    wrapped_data_key: str
-    kek_id: str
-    raw_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    stored_chunks_sha256: str = Field(
-        pattern=r"^[0-9a-f]{64}$",
-        description="SHA-256 over the SHA-256 of every stored chunk, in order (key-less check)",
-    )
-    committed_at: AwareDatetime
-    writer: str = "sqlharbor"
+class ScopeKind(enum.StrEnum):
+    """Whose folder the database's points live in (DESIGN.md section 5)."""
 
-    @field_validator("start", "finish", "committed_at")
+    INSTANCE = "Instance"
+    AVAILABILITY_GROUP = "AvailabilityGroup"
+
+
+class Scope(Section):
+    kind: ScopeKind
+    name: str = Field(min_length=1)
+    #: the availability group's group id ("" for an instance)
+    id: str
+
     @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return _utc(value)
-
-    @field_validator("chunk_stored_sizes")
-    @classmethod
-    def _sizes(cls, value: list[int]) -> list[int]:
-        if any(size < 0 for size in value):
-            raise ValueError("chunk sizes must not be negative")
-        return value
+    def instance(cls, name: str) -> Scope:
+        return cls(kind=ScopeKind.INSTANCE, name=name, id="")
 
     @model_validator(mode="after")
-    def _consistent(self) -> Manifest:
+    def _id_for_groups_only(self) -> Scope:
+        if (self.kind is ScopeKind.AVAILABILITY_GROUP) != bool(self.id):
+            raise ValueError("an availability group scope has an id, an instance scope has none")
+        return self
+
+
+class Identity(Section):
+    """What this manifest is; a reader refuses it anywhere but at ``manifest_path``."""
+
+    recovery_point_id: str = Field(min_length=1)
+    scope: Scope
+    #: the vault's key for the database: its GUID (instance scope) or the group database id
+    database_id: str = Field(min_length=1)
+    #: its own object name relative to the vault prefix
+    manifest_path: str = Field(min_length=1)
+
+
+# -- the data ----------------------------------------------------------------------------
+
+
+class Stripe(Section):
+    """One stream of the backup (one per VDI device), cut into chunks."""
+
+    index: int = Field(ge=0, lt=MAX_STRIPES)
+    chunk_count: int = Field(gt=0)
+    chunk_stored_sizes: tuple[Annotated[int, Field(ge=0)], ...]
+    raw_size: int = Field(ge=0, description="bytes of the stripe's stream")
+    stored_size: int = Field(ge=0, description="bytes in the vault (compressed, encrypted)")
+    nonce_prefix: str = Field(pattern=r"^[0-9a-f]{8}$")
+    stored_chunks_sha256: Sha256Hex = Field(
+        description="SHA-256 over the SHA-256 of every stored chunk, in order (key-less check)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Stripe:
         if len(self.chunk_stored_sizes) != self.chunk_count:
             raise ValueError("chunk_stored_sizes must list every chunk")
         if sum(self.chunk_stored_sizes) != self.stored_size:
             raise ValueError("stored_size must be the sum of the chunk sizes")
-        if self.finish < self.start:
-            raise ValueError("finish must not be before start")
         return self
 
-    # -- conversions ----------------------------------------------------------------
+
+class DataLayout(Section):
+    chunk_size: int = Field(gt=0)
+    chunks_per_blob: int = Field(gt=0, le=MAX_BLOCKS_PER_BLOB)
+    compression: Compression
+    compression_level: int
+    raw_size: int = Field(ge=0)
+    stored_size: int = Field(ge=0)
+    stripes: tuple[Stripe, ...] = Field(min_length=1, max_length=MAX_STRIPES)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataLayout:
+        if [s.index for s in self.stripes] != list(range(len(self.stripes))):
+            raise ValueError("stripes must be numbered 0, 1, ... in order")
+        if len({s.nonce_prefix for s in self.stripes}) != len(self.stripes):
+            raise ValueError("every stripe needs its own nonce prefix")
+        if sum(s.raw_size for s in self.stripes) != self.raw_size:
+            raise ValueError("raw_size must be the sum of the stripes' raw sizes")
+        if sum(s.stored_size for s in self.stripes) != self.stored_size:
+            raise ValueError("stored_size must be the sum of the stripes' stored sizes")
+        for s in self.stripes:
+            full_before_last = (s.chunk_count - 1) * self.chunk_size
+            if s.raw_size > s.chunk_count * self.chunk_size or (
+                s.raw_size <= full_before_last and s.raw_size > 0
+            ):
+                raise ValueError(
+                    f"stripe {s.index}: {s.raw_size} bytes do not fill {s.chunk_count} "
+                    f"chunks of {self.chunk_size} bytes"
+                )
+        return self
+
+    def blob_count(self, stripe: int = 0) -> int:
+        """How many data blobs (of ``chunks_per_blob`` blocks each) the stripe uses."""
+        return -(-self.stripes[stripe].chunk_count // self.chunks_per_blob)
+
+    def parts(self) -> list[tuple[int, int]]:
+        """(stripe, part) of every data blob of the point."""
+        return [(s.index, part) for s in self.stripes for part in range(self.blob_count(s.index))]
+
+
+# -- keys, digests, authentication -------------------------------------------------------
+
+
+class DataKey(Section):
+    wrap: Literal["AES-256-KW"]
+    #: the key-encryption key's id (a fingerprint for local keys, the key name in Key Vault)
+    key_id: str = Field(min_length=1)
+    #: the Key Vault key version ("" for local keys)
+    key_version: str
+    wrapped: Base64
 
     @property
-    def data_key_wrapped(self) -> bytes:
-        return base64.b64decode(self.wrapped_data_key)
+    def wrapped_bytes(self) -> bytes:
+        return base64.b64decode(self.wrapped)
 
-    @property
-    def blob_count(self) -> int:
-        return -(-self.chunk_count // self.chunks_per_blob)
+
+class Encryption(Section):
+    cipher: Literal["AES-256-GCM"]
+    associated_data: AssociatedData
+    data_key: DataKey
+
+
+class Integrity(Section):
+    #: SHA-256 of the whole backup stream; null when not computed (striped points)
+    raw_sha256: Sha256Hex | None
+
+
+class Authentication(Section):
+    """Reserved for the zero-trust issue: a tag over ``Manifest.authenticated_payload()``."""
+
+    algorithm: Literal["HMAC-SHA256"]
+    key_id: str = Field(min_length=1)
+    key_version: str
+    tag: Base64
+
+
+# -- the manifest ------------------------------------------------------------------------
+
+
+class Manifest(Section):
+    """One committed recovery point (format version 2; an upgraded version 1 in memory)."""
+
+    format_version: Literal[2]
+    identity: Identity
+    backup: BackupFacts
+    data: DataLayout
+    encryption: Encryption
+    integrity: Integrity
+    authentication: Authentication | None
+    committed_at: UtcTime
+    writer: str
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        if len(self.data.stripes) > 1 and self.integrity.raw_sha256 is not None:
+            raise ValueError("raw_sha256 covers one stream: it must be null for a striped point")
+        return self
 
     def to_record(self) -> BackupRecord:
-        return BackupRecord(
-            database_name=self.database_name,
-            database_guid=self.database_guid,
-            backup_type=self.backup_type,
-            is_copy_only=self.copy_only,
-            first_lsn=self.first_lsn,
-            last_lsn=self.last_lsn,
-            checkpoint_lsn=self.checkpoint_lsn,
-            database_backup_lsn=self.database_backup_lsn,
-            differential_base_lsn=self.differential_base_lsn,
-            start=self.start,
-            finish=self.finish,
-            recovery_model=self.recovery_model,
-            begins_log_chain=self.begins_log_chain,
-            size_bytes=self.backup_size_bytes,
-            backup_set_id=self.backup_set_id,
-        )
+        return self.backup.to_record()
 
     def recovery_point(self) -> RecoveryPoint:
-        return RecoveryPoint(id=self.recovery_point_id, record=self.to_record())
+        return RecoveryPoint(id=self.identity.recovery_point_id, record=self.to_record())
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=1).encode("utf-8")
 
+    def authenticated_payload(self) -> bytes:
+        """The canonical bytes a future authentication tag covers: the document without
+        ``authentication``, as JSON with sorted keys and no whitespace (ASCII, UTF-8)."""
+        document = self.model_dump(mode="json", exclude={"authentication"})
+        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
     @classmethod
-    def from_json(cls, data: bytes, *, name: str = "manifest") -> Manifest:
+    def parse(cls, body: bytes, *, name: str = "manifest") -> Manifest:
+        """Validate a version-2 document strictly (JSON types as written: no "true" for a
+        bool, no 1.0 for an int); no identity check here, see ``read_manifest``."""
         try:
-            return cls.model_validate_json(data)
+            return cls.model_validate_json(body, strict=True)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'document'}: {err['msg']}"
-                for err in exc.errors(include_input=False)[:5]
-            )
-            raise IntegrityError(f"{name} is not a valid sqlharbor manifest: {problems}") from None
+            raise invalid(exc, name) from None
 
 
-def record_fields(record: BackupRecord) -> dict[str, object]:
-    """The manifest fields that come from a ``BackupRecord``."""
-    return {
-        "database_name": record.database_name,
-        "database_guid": record.database_guid,
-        "backup_type": record.backup_type,
-        "copy_only": record.is_copy_only,
-        "begins_log_chain": record.begins_log_chain,
-        "backup_set_id": record.backup_set_id,
-        "first_lsn": record.first_lsn,
-        "last_lsn": record.last_lsn,
-        "checkpoint_lsn": record.checkpoint_lsn,
-        "database_backup_lsn": record.database_backup_lsn,
-        "differential_base_lsn": record.differential_base_lsn,
-        "start": record.start,
-        "finish": record.finish,
-        "recovery_model": record.recovery_model,
-        "backup_size_bytes": record.size_bytes,
-    }
+def invalid(exc: ValidationError, name: str) -> IntegrityError:
+    """The IntegrityError naming the first few problems of a document."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'document'}: {err['msg']}"
+        for err in exc.errors(include_input=False)[:5]
+    )
+    return IntegrityError(f"{name} is not a valid sqlharbor manifest: {problems}")
 
 
 def digest_of_digests(digests: list[bytes]) -> str:

@@ -1,12 +1,16 @@
 """``RecoveryPointReader``: a recovery point's stream back, verified, as a ``Source``.
 
-Created by ``Vault.open_reader(manifest)`` and handed to ``Engine.restore`` inside a
-``RestoreStep`` (the CLI's "restore as files" reads it too).  Chunks are fetched by
-byte range, authenticated, decrypted and decompressed by a small thread pool, up to
-``max_in_flight`` ahead of the consumer, and handed out strictly in order.  The
-whole-stream SHA-256, the size and the stored-chunk digest are checked as the last
-chunk is taken, before any of its bytes are returned, so a consumer never sees the
-end of a stream that does not verify.  Every integrity failure raises
+Created by ``Vault.open_reader(manifest)`` (one reader per stripe) and handed to
+``Engine.restore`` inside a ``RestoreStep`` (the CLI's "restore as files" reads it too).
+Chunks are fetched by byte range, authenticated, decrypted and decompressed by a small
+thread pool, up to ``max_in_flight`` ahead of the consumer, and handed out strictly in
+order.  The whole-stream SHA-256 (when the manifest has one), the size and the
+stored-chunk digest are checked as the last chunk is taken, before any of its bytes are
+returned, so a consumer never sees the end of a stream that does not verify.  Chunks are
+decoded with the associated-data scheme the manifest names (version-1 points with the
+version-1 scheme).  Before anything is fetched the reader checks that the manifest's
+identity names the place its data is read from (``read_manifest`` has already checked
+it against where the manifest itself was read).  Every integrity failure raises
 ``IntegrityError`` naming the recovery point (and the chunk, when there is one);
 network trouble stays a ``TemporaryError``.
 """
@@ -24,7 +28,7 @@ from sqlharbor.errors import IntegrityError, PermanentError, TemporaryError
 from sqlharbor.vault.codec import ChunkCodec
 from sqlharbor.vault.keys import KeyEncryptionKey
 from sqlharbor.vault.layout import Layout
-from sqlharbor.vault.manifest import Manifest, digest_of_digests
+from sqlharbor.vault.manifest import Manifest, Stripe, digest_of_digests
 from sqlharbor.vault.store import BlobStore
 
 #: Called from worker threads with increments: (raw bytes, stored bytes) of one chunk.
@@ -51,16 +55,29 @@ class _ChunkLocation:
     size: int
 
 
-def chunk_locations(layout: Layout, manifest: Manifest) -> list[_ChunkLocation]:
-    """Where each stored chunk lives: data blob part and byte range."""
+def data_blobs(layout: Layout, manifest: Manifest) -> list[str]:
+    """Every data blob of the point, every stripe's."""
+    ident = manifest.identity
+    return [
+        layout.data_blob(
+            ident.scope.name, ident.database_id, ident.recovery_point_id, part, stripe=stripe
+        )
+        for stripe, part in manifest.data.parts()
+    ]
+
+
+def chunk_locations(layout: Layout, manifest: Manifest, stripe: int = 0) -> list[_ChunkLocation]:
+    """Where each stored chunk of ``stripe`` lives: data blob part and byte range."""
+    ident = manifest.identity
     locations: list[_ChunkLocation] = []
     offset = 0
-    for index, size in enumerate(manifest.chunk_stored_sizes):
-        part, within = divmod(index, manifest.chunks_per_blob)
+    per_blob = manifest.data.chunks_per_blob
+    for index, size in enumerate(manifest.data.stripes[stripe].chunk_stored_sizes):
+        part, within = divmod(index, per_blob)
         if within == 0:
             offset = 0
         blob = layout.data_blob(
-            manifest.instance, manifest.database_guid, manifest.recovery_point_id, part
+            ident.scope.name, ident.database_id, ident.recovery_point_id, part, stripe=stripe
         )
         locations.append(_ChunkLocation(blob, offset, size))
         offset += size
@@ -78,33 +95,49 @@ class RecoveryPointReader:
         manifest: Manifest,
         settings: ReaderSettings = DEFAULT_READER_SETTINGS,
         *,
+        stripe: int = 0,
         progress: ProgressCallback | None = None,
     ):
+        ident = manifest.identity
         self.manifest = manifest
+        self.point = ident.recovery_point_id
         self._store = store
         self._settings = settings
         self._progress = progress
+        if not 0 <= stripe < len(manifest.data.stripes):
+            raise ValueError(
+                f"recovery point {self.point} has {len(manifest.data.stripes)} stripe(s), "
+                f"not a stripe {stripe}"
+            )
+        self._stripe: Stripe = manifest.data.stripes[stripe]
+        where = layout.locate(ident.scope.name, ident.database_id, self.point)
+        if where.manifest_path != ident.manifest_path:
+            raise IntegrityError(
+                f"recovery point {self.point}: the manifest names itself "
+                f"{ident.manifest_path} but describes the point at {where.manifest_path}"
+            )
+        key = manifest.encryption.data_key
         data_key = kek.unwrap(
-            manifest.data_key_wrapped,
-            recovery_point_id=manifest.recovery_point_id,
-            expected_key_id=manifest.kek_id,
+            key.wrapped_bytes, recovery_point_id=self.point, expected_key_id=key.key_id
         )
         self._codec = ChunkCodec(
-            recovery_point_id=manifest.recovery_point_id,
+            recovery_point_id=self.point,
             data_key=data_key,
-            nonce_prefix=bytes.fromhex(manifest.nonce_prefix),
-            compression=manifest.compression,
-            level=manifest.compression_level,
-            max_chunk_size=manifest.chunk_size,
+            nonce_prefix=bytes.fromhex(self._stripe.nonce_prefix),
+            compression=manifest.data.compression,
+            level=manifest.data.compression_level,
+            max_chunk_size=manifest.data.chunk_size,
+            scheme=manifest.encryption.associated_data,
+            stripe=stripe,
         )
-        self._locations = chunk_locations(layout, manifest)
+        self._locations = chunk_locations(layout, manifest, stripe)
         self._pool = ThreadPoolExecutor(settings.parallelism, thread_name_prefix="vault-reader")
         self._pending: deque[Future[tuple[bytes, bytes]]] = deque()
         self._next_submit = 0
         self._next_take = 0
         self._current = memoryview(b"")
         self._position = 0
-        self._raw_hash = hashlib.sha256()
+        self._raw_hash = hashlib.sha256() if manifest.integrity.raw_sha256 is not None else None
         self._raw_size = 0
         self._stored_digests: list[bytes] = []
         self._closed = False
@@ -176,7 +209,8 @@ class RecoveryPointReader:
             raise
         index = self._next_take
         self._next_take += 1
-        self._raw_hash.update(raw)
+        if self._raw_hash is not None:
+            self._raw_hash.update(raw)
         self._raw_size += len(raw)
         self._stored_digests.append(digest)
         self._check_chunk_size(index, len(raw))
@@ -189,7 +223,7 @@ class RecoveryPointReader:
 
     def _fetch(self, index: int) -> tuple[bytes, bytes]:
         where = self._locations[index]
-        point = self.manifest.recovery_point_id
+        point = self.point
         try:
             stored = self._store.get(where.blob, where.offset, where.size)
         except (TemporaryError, IntegrityError):
@@ -211,23 +245,24 @@ class RecoveryPointReader:
 
     def _check_chunk_size(self, index: int, size: int) -> None:
         last = self._next_take == len(self._locations)
-        chunk_size = self.manifest.chunk_size
+        chunk_size = self.manifest.data.chunk_size
         if size > chunk_size or (not last and size != chunk_size):
             self.close()
             raise IntegrityError(
-                f"recovery point {self.manifest.recovery_point_id}: chunk {index} has "
+                f"recovery point {self.point}: chunk {index} has "
                 f"{size} bytes where the manifest says chunks are {chunk_size} bytes"
             )
 
     def _verify_stream(self) -> None:
-        m = self.manifest
+        stripe = self._stripe
+        expected_sha256 = self.manifest.integrity.raw_sha256
         problem = None
-        if self._raw_size != m.raw_size:
-            problem = f"stream has {self._raw_size} bytes, the manifest says {m.raw_size}"
-        elif self._raw_hash.hexdigest() != m.raw_sha256:
+        if self._raw_size != stripe.raw_size:
+            problem = f"stream has {self._raw_size} bytes, the manifest says {stripe.raw_size}"
+        elif self._raw_hash is not None and self._raw_hash.hexdigest() != expected_sha256:
             problem = "the stream's SHA-256 does not match the manifest"
-        elif digest_of_digests(self._stored_digests) != m.stored_chunks_sha256:
+        elif digest_of_digests(self._stored_digests) != stripe.stored_chunks_sha256:
             problem = "the stored chunks' digest does not match the manifest"
         if problem is not None:
             self.close()
-            raise IntegrityError(f"recovery point {m.recovery_point_id}: {problem}")
+            raise IntegrityError(f"recovery point {self.point}: {problem}")

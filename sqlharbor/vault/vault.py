@@ -18,12 +18,14 @@ from sqlharbor.errors import (
     BlobNotFound,
     ErrorCode,
     InvalidInput,
+    InvalidName,
     RecoveryPointNotFound,
 )
 from sqlharbor.vault.catalog import Catalog
 from sqlharbor.vault.keys import KeyEncryptionKey
-from sqlharbor.vault.layout import Layout, new_recovery_point_id
+from sqlharbor.vault.layout import Layout, RecoveryPointId, new_recovery_point_id
 from sqlharbor.vault.manifest import Manifest
+from sqlharbor.vault.manifest_read import read_manifest
 from sqlharbor.vault.reader import (
     DEFAULT_READER_SETTINGS,
     ProgressCallback,
@@ -115,6 +117,10 @@ class Vault:
         """A sink for one new recovery point; ``commit`` makes it exist, then indexes it."""
         point_id = recovery_point_id or new_recovery_point_id(backup_type)
         self.layout.point_dir(instance, database_guid, point_id)  # validates every name
+        if RecoveryPointId.parse(point_id).backup_type is not backup_type:
+            raise InvalidName(
+                f"recovery point id {point_id} does not name a {backup_type.value} backup"
+            )
         target = PointTarget(
             instance=instance,
             database_name=database_name,
@@ -137,28 +143,32 @@ class Vault:
         self,
         manifest: Manifest,
         *,
+        stripe: int = 0,
         progress: ProgressCallback | None = None,
         settings: ReaderSettings | None = None,
     ) -> RecoveryPointReader:
+        """A source over one stripe of the point (every point written so far has one)."""
         return RecoveryPointReader(
             self.store,
             self.layout,
             self.kek,
             manifest,
             settings or self.reader_settings,
+            stripe=stripe,
             progress=progress,
         )
 
     def manifest(self, instance: str, database_guid: str, recovery_point_id: str) -> Manifest:
-        name = self.layout.manifest_blob(instance, database_guid, recovery_point_id)
+        """The point's manifest (either format version), checked against where it was read."""
+        location = self.layout.locate(instance, database_guid, recovery_point_id)
         try:
-            body = self.store.get(name)
+            body = self.store.get(location.manifest_blob)
         except BlobNotFound:
             raise RecoveryPointNotFound(
                 f"recovery point {recovery_point_id} of database {database_guid} "
                 f"on {instance} does not exist"
             ) from None
-        return Manifest.from_json(body, name=f"manifest of {recovery_point_id}")
+        return read_manifest(body, location)
 
     def delete_recovery_point(
         self, instance: str, database_guid: str, recovery_point_id: str

@@ -30,15 +30,29 @@ from types import TracebackType
 from sqlharbor import __version__
 from sqlharbor.domain.backupset import BackupRecord, BackupType
 from sqlharbor.errors import AlreadyExists, ErrorCode, PermanentError, SqlHarborError
-from sqlharbor.vault.codec import NONCE_PREFIX_BYTES, ChunkCodec, Compression
-from sqlharbor.vault.keys import KeyEncryptionKey, new_data_key
+from sqlharbor.vault.codec import (
+    CIPHER,
+    NONCE_PREFIX_BYTES,
+    AssociatedData,
+    ChunkCodec,
+    Compression,
+)
+from sqlharbor.vault.keys import KEY_WRAP_ALGORITHM, KeyEncryptionKey, new_data_key
 from sqlharbor.vault.layout import Layout
 from sqlharbor.vault.manifest import (
+    FORMAT_VERSION,
     MAX_BLOCKS_PER_BLOB,
+    DataKey,
+    DataLayout,
+    Encryption,
+    Identity,
+    Integrity,
     Manifest,
+    Scope,
+    Stripe,
     digest_of_digests,
-    record_fields,
 )
+from sqlharbor.vault.manifest_backup import BackupFacts
 from sqlharbor.vault.store import BlobStore, block_id
 
 log = logging.getLogger(__name__)
@@ -47,6 +61,8 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]
 
 MiB = 1024 * 1024
+#: the writer writes one stream, stripe 0 (striping is the pipeline's next step)
+STRIPE = 0
 
 
 @dataclass(frozen=True)
@@ -119,6 +135,8 @@ class RecoveryPointWriter:
             compression=settings.compression,
             level=settings.compression_level,
             max_chunk_size=settings.chunk_size,
+            scheme=AssociatedData.V2,
+            stripe=STRIPE,
         )
         self._pool = ThreadPoolExecutor(settings.parallelism, thread_name_prefix="vault-writer")
         self._slots = threading.BoundedSemaphore(settings.max_in_flight)
@@ -182,8 +200,9 @@ class RecoveryPointWriter:
                 return
             stored = self._codec.encode(index, chunk, last=last)
             part = index // self._settings.chunks_per_blob
+            t = self.target
             name = self._layout.data_blob(
-                self.target.instance, self.target.database_guid, self.target.recovery_point_id, part
+                t.instance, t.database_guid, t.recovery_point_id, part, stripe=STRIPE
             )
             self._store.stage_block(name, block_id(index), stored)
             self._stored_sizes[index] = len(stored)
@@ -280,38 +299,59 @@ class RecoveryPointWriter:
         t = self.target
         for part, first in enumerate(range(0, self._next_index, per_blob)):
             ids = [block_id(i) for i in range(first, min(first + per_blob, self._next_index))]
-            name = self._layout.data_blob(t.instance, t.database_guid, t.recovery_point_id, part)
+            name = self._layout.data_blob(
+                t.instance, t.database_guid, t.recovery_point_id, part, stripe=STRIPE
+            )
             self._store.commit_blocks(name, ids)
 
     def _build_manifest(self, record: BackupRecord) -> Manifest:
+        t = self.target
         count = self._next_index
-        sizes = [self._stored_sizes[i] for i in range(count)]
-        return Manifest.model_validate(
-            {
-                **record_fields(record),
-                "database_name": self.target.database_name,
-                "recovery_point_id": self.target.recovery_point_id,
-                "instance": self.target.instance,
-                "raw_size": self._raw_size,
-                "stored_size": sum(sizes),
-                "chunk_size": self._settings.chunk_size,
-                "chunk_count": count,
-                "chunks_per_blob": self._settings.chunks_per_blob,
-                "chunk_stored_sizes": sizes,
-                "compression": self._settings.compression,
-                "compression_level": self._settings.compression_level
-                if self._settings.compression is Compression.ZSTD
-                else 0,
-                "nonce_prefix": self._nonce_prefix.hex(),
-                "wrapped_data_key": base64.b64encode(self._kek.wrap(self._data_key)).decode(),
-                "kek_id": self._kek.key_id,
-                "raw_sha256": self._raw_hash.hexdigest(),
-                "stored_chunks_sha256": digest_of_digests(
-                    [self._stored_digests[i] for i in range(count)]
+        sizes = tuple(self._stored_sizes[i] for i in range(count))
+        level = self._settings.compression_level
+        stripe = Stripe(
+            index=STRIPE,
+            chunk_count=count,
+            chunk_stored_sizes=sizes,
+            raw_size=self._raw_size,
+            stored_size=sum(sizes),
+            nonce_prefix=self._nonce_prefix.hex(),
+            stored_chunks_sha256=digest_of_digests([self._stored_digests[i] for i in range(count)]),
+        )
+        location = self._layout.locate(t.instance, t.database_guid, t.recovery_point_id)
+        facts = BackupFacts.of(record).model_copy(update={"database_name": t.database_name})
+        return Manifest(
+            format_version=FORMAT_VERSION,
+            identity=Identity(
+                recovery_point_id=t.recovery_point_id,
+                scope=Scope.instance(t.instance),
+                database_id=t.database_guid,
+                manifest_path=location.manifest_path,
+            ),
+            backup=facts,
+            data=DataLayout(
+                chunk_size=self._settings.chunk_size,
+                chunks_per_blob=self._settings.chunks_per_blob,
+                compression=self._settings.compression,
+                compression_level=level if self._settings.compression is Compression.ZSTD else 0,
+                raw_size=self._raw_size,
+                stored_size=stripe.stored_size,
+                stripes=(stripe,),
+            ),
+            encryption=Encryption(
+                cipher=CIPHER,
+                associated_data=AssociatedData.V2,
+                data_key=DataKey(
+                    wrap=KEY_WRAP_ALGORITHM,
+                    key_id=self._kek.key_id,
+                    key_version="",
+                    wrapped=base64.b64encode(self._kek.wrap(self._data_key)).decode(),
                 ),
-                "committed_at": datetime.now(UTC),
-                "writer": f"sqlharbor/{__version__}",
-            }
+            ),
+            integrity=Integrity(raw_sha256=self._raw_hash.hexdigest()),
+            authentication=None,
+            committed_at=datetime.now(UTC),
+            writer=f"sqlharbor/{__version__}",
         )
 
     def _put_manifest(self, manifest: Manifest) -> None:
@@ -335,7 +375,7 @@ class RecoveryPointWriter:
             log.warning(
                 "recovery point %s committed but the catalog was not updated (%s: %s); "
                 "a catalog rebuild will add it",
-                manifest.recovery_point_id,
+                manifest.identity.recovery_point_id,
                 exc.code,
                 exc,
             )

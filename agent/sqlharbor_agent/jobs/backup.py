@@ -19,12 +19,13 @@ from typing import Any, Protocol
 from sqlharbor.api import BackupJob, DatabaseResult, ErrorInfo, JobDatabase, JobPhase
 from sqlharbor.domain.backupset import BackupRecord, BackupRequest, BackupType
 from sqlharbor.errors import ChainError, EngineError, ErrorCode, PermanentError, SqlHarborError
+from sqlharbor.vault import Manifest
 from sqlharbor_agent.engines.base import Engine, Sink
 from sqlharbor_agent.jobs.reporter import JobReporter
 
 
 class RecoveryPointWriter(Sink, Protocol):
-    def commit(self, record: BackupRecord) -> Any: ...
+    def commit(self, record: BackupRecord) -> Manifest: ...
 
     def abort(self) -> None: ...
 
@@ -122,7 +123,7 @@ def _backup(
         name=db.name,
         phase=JobPhase.SUCCEEDED,
         backup_type=record.backup_type,
-        recovery_point_id=manifest.recovery_point_id,
+        recovery_point_id=manifest.identity.recovery_point_id,
         database_guid=record.database_guid,
         recovery_fork_guid=record.recovery_fork or None,
         recovery_model=record.recovery_model.value,
@@ -135,8 +136,8 @@ def _backup(
         ),
         start=record.start,
         finish=record.finish,
-        bytes_read=manifest.raw_size,
-        bytes_stored=manifest.stored_size,
+        bytes_read=manifest.data.raw_size,
+        bytes_stored=manifest.data.stored_size,
     )
     gap = _chain_gap_after(db, record)
     if gap:

@@ -164,10 +164,18 @@ def _end(reporter: RestoreReporter, message: str, error: SqlHarborError | None =
 
 
 def _manifests(vault: Vault, plan: RestorePlanStatus) -> list[Manifest]:
-    return [
+    manifests = [
         vault.manifest(plan.instance, plan.database_guid, step.recovery_point_id)
         for step in plan.steps
     ]
+    for m in manifests:
+        if len(m.data.stripes) != 1:  # one stream per step: striped points come later
+            raise PermanentError(
+                f"recovery point {m.identity.recovery_point_id} is striped over "
+                f"{len(m.data.stripes)} streams; this agent restores one stream per step",
+                code=ErrorCode.VAULT_FORMAT_TOO_NEW,
+            )
+    return manifests
 
 
 def _execute(
@@ -178,7 +186,7 @@ def _execute(
     reporter: RestoreReporter,
 ) -> str:
     manifests = _manifests(vault, plan)
-    reporter.set_total(sum(m.raw_size for m in manifests))  # exact stream bytes
+    reporter.set_total(sum(m.data.raw_size for m in manifests))  # exact stream bytes
     started = time.monotonic()
     stop = _stop_of(plan)
     target = job.spec.target
@@ -227,8 +235,8 @@ def _steps(
 
 def _describe(number: int, count: int, manifest: Manifest) -> str:
     return (
-        f"step {number}/{count}: {manifest.backup_type.value} {manifest.recovery_point_id} "
-        f"({manifest.raw_size} bytes)"
+        f"step {number}/{count}: {manifest.backup.backup_type.value} "
+        f"{manifest.identity.recovery_point_id} ({manifest.data.raw_size} bytes)"
     )
 
 
@@ -237,8 +245,9 @@ def _describe(number: int, count: int, manifest: Manifest) -> str:
 
 def _file_name(number: int, manifest: Manifest) -> str:
     suffix = {BackupType.FULL: "bak", BackupType.DIFFERENTIAL: "dif", BackupType.LOG: "trn"}
-    kind = manifest.backup_type.value.lower()
-    return f"{number:03d}-{kind}-{manifest.recovery_point_id}.{suffix[manifest.backup_type]}"
+    backup_type = manifest.backup.backup_type
+    point = manifest.identity.recovery_point_id
+    return f"{number:03d}-{backup_type.value.lower()}-{point}.{suffix[backup_type]}"
 
 
 def write_files(
@@ -289,23 +298,24 @@ def write_files(
 
 
 def _entry(number: int, name: str, manifest: Manifest, folder: Path) -> dict[str, Any]:
+    b = manifest.backup
     return {
         "order": number,
         "file": name,
         "path": str(folder / name),
-        "type": manifest.backup_type.value,
-        "recoveryPointId": manifest.recovery_point_id,
-        "copyOnly": manifest.copy_only,
-        "firstLsn": str(manifest.first_lsn),
-        "lastLsn": str(manifest.last_lsn),
-        "checkpointLsn": str(manifest.checkpoint_lsn),
-        "databaseBackupLsn": str(manifest.database_backup_lsn),
+        "type": b.backup_type.value,
+        "recoveryPointId": manifest.identity.recovery_point_id,
+        "copyOnly": b.copy_only,
+        "firstLsn": str(b.first_lsn),
+        "lastLsn": str(b.last_lsn),
+        "checkpointLsn": str(b.checkpoint_lsn),
+        "databaseBackupLsn": str(b.database_backup_lsn),
         "differentialBaseLsn": None
-        if manifest.differential_base_lsn is None
-        else str(manifest.differential_base_lsn),
-        "start": manifest.start.astimezone(UTC).isoformat(),
-        "finish": manifest.finish.astimezone(UTC).isoformat(),
-        "bytes": manifest.raw_size,
+        if b.differential_base_lsn is None
+        else str(b.differential_base_lsn),
+        "start": b.start.astimezone(UTC).isoformat(),
+        "finish": b.finish.astimezone(UTC).isoformat(),
+        "bytes": manifest.data.raw_size,
     }
 
 

@@ -22,11 +22,14 @@ from sqlharbor.errors import (
 from sqlharbor.vault import (
     AzureBlobStore,
     KeyEncryptionKey,
+    Layout,
     Manifest,
     RetryPolicy,
     Vault,
     VaultSettings,
 )
+from sqlharbor.vault.codec import AssociatedData
+from tests.builders.golden import load_into
 from tests.builders.records import backup_record
 
 pytestmark = pytest.mark.integration
@@ -79,18 +82,18 @@ def restore(vault: Vault, manifest: Manifest) -> bytes:
 def test_stream_round_trip(azure_vault: Vault, size: int) -> None:
     data = (os.urandom(size // 3 + 1) + bytes(size))[:size]
     manifest = backup(azure_vault, data)
-    loaded = azure_vault.manifest(INSTANCE, GUID, manifest.recovery_point_id)
+    loaded = azure_vault.manifest(INSTANCE, GUID, manifest.identity.recovery_point_id)
     assert loaded == manifest
-    assert loaded.raw_sha256 == hashlib.sha256(data).hexdigest()
+    assert loaded.integrity.raw_sha256 == hashlib.sha256(data).hexdigest()
     assert restore(azure_vault, loaded) == data
 
 
 def test_a_point_without_manifest_is_invisible(azure_vault: Vault) -> None:
     manifest = backup(azure_vault, b"x" * 1000)
     store, layout = azure_vault.store, azure_vault.layout
-    store.delete(layout.manifest_blob(INSTANCE, GUID, manifest.recovery_point_id))
+    store.delete(layout.manifest_blob(INSTANCE, GUID, manifest.identity.recovery_point_id))
     with pytest.raises(RecoveryPointNotFound):
-        azure_vault.manifest(INSTANCE, GUID, manifest.recovery_point_id)
+        azure_vault.manifest(INSTANCE, GUID, manifest.identity.recovery_point_id)
     assert azure_vault.catalog.list_points(INSTANCE, GUID, verify=True) == []
     assert azure_vault.catalog.rebuild(INSTANCE, GUID).points == 0
     assert azure_vault.catalog.list_points(INSTANCE, GUID) == []
@@ -111,9 +114,9 @@ def test_an_aborted_writer_leaves_no_visible_point(azure_vault: Vault) -> None:
 def test_create_only_refuses_a_second_writer(azure_vault: Vault) -> None:
     first = backup(azure_vault, b"first writer")
     with pytest.raises(AlreadyExists):
-        backup(azure_vault, b"second writer", recovery_point_id=first.recovery_point_id)
+        backup(azure_vault, b"second writer", recovery_point_id=first.identity.recovery_point_id)
     assert restore(azure_vault, first) == b"first writer"
-    name = azure_vault.layout.manifest_blob(INSTANCE, GUID, first.recovery_point_id)
+    name = azure_vault.layout.manifest_blob(INSTANCE, GUID, first.identity.recovery_point_id)
     with pytest.raises(AlreadyExists):
         azure_vault.store.put(name, b"{}", if_absent=True)
 
@@ -159,7 +162,7 @@ def test_catalog_append_list_and_rebuild_agree(azure_vault: Vault) -> None:
     fresh = Vault(store, azure_vault.layout, azure_vault.kek)
     assert [e.database_guid for e in fresh.catalog.databases()] == [GUID]
 
-    azure_vault.delete_recovery_point(INSTANCE, GUID, logs[0].recovery_point_id)
+    azure_vault.delete_recovery_point(INSTANCE, GUID, logs[0].identity.recovery_point_id)
     assert logs[0].recovery_point() not in catalog.list_points(INSTANCE, GUID)
 
 
@@ -210,3 +213,21 @@ def test_a_missing_container_is_told_apart_from_a_missing_blob(
     with pytest.raises(ContainerNotFound, match="container does not exist") as missing:
         list(absent.list("points/"))
     assert missing.value.code == ErrorCode.VAULT_CONTAINER_NOT_FOUND
+
+
+def test_the_golden_v1_point_restores_from_azurite(azure_store: AzureBlobStore) -> None:
+    """The version-1 fixture, committed block by block with its recorded block ids into a
+    real blob service, is read, restored, rebuilt into the catalog and deleted."""
+    golden = load_into(azure_store)
+    vault = Vault(azure_store, Layout(golden.prefix), golden.kek)
+    instance, guid = golden.instance, golden.database_guid
+    manifest = vault.manifest(instance, guid, golden.recovery_point_id)
+    assert manifest.encryption.associated_data is AssociatedData.V1
+    assert restore(vault, manifest) == golden.data
+    assert vault.catalog.list_points(instance, guid) == [manifest.recovery_point()]
+    assert vault.catalog.rebuild(instance, guid).points == 1
+    assert vault.catalog.list_points(instance, guid) == [manifest.recovery_point()]
+    vault.delete_recovery_point(instance, guid, golden.recovery_point_id)
+    point_dir = vault.layout.point_dir(instance, guid, golden.recovery_point_id)
+    assert list(azure_store.list(point_dir)) == []
+    assert vault.catalog.list_points(instance, guid) == []

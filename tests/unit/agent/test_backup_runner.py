@@ -22,10 +22,22 @@ from sqlharbor.errors import ChainError, TemporaryError
 
 
 @dataclass
-class Stored:
+class StoredIdentity:
     recovery_point_id: str
+
+
+@dataclass
+class StoredData:
     raw_size: int
     stored_size: int
+
+
+@dataclass
+class Stored:
+    """The parts of a vault ``Manifest`` the backup runner reads."""
+
+    identity: StoredIdentity
+    data: StoredData
 
 
 class MemoryWriter:
@@ -41,7 +53,10 @@ class MemoryWriter:
     def commit(self, record: BackupRecord) -> Stored:
         if self.fail_commit:
             raise TemporaryError("stage block: cannot reach the blob service")
-        return Stored(f"rp-{record.last_lsn}", len(self.data), len(self.data) // 2)
+        return Stored(
+            StoredIdentity(f"rp-{record.last_lsn}"),
+            StoredData(len(self.data), len(self.data) // 2),
+        )
 
     def abort(self) -> None:
         self.aborted = True

@@ -9,6 +9,7 @@ import pytest
 
 from sqlharbor.errors import ErrorCode, IntegrityError, InvalidKey, PermanentError
 from sqlharbor.vault import ChunkCodec, Compression, KeyEncryptionKey
+from sqlharbor.vault.codec import AssociatedData, associated_data
 from sqlharbor.vault.keys import new_data_key
 
 POINT = "20261124T180102Z-F-1a2b3c4d"
@@ -120,3 +121,44 @@ def test_a_wrong_data_key_is_detected() -> None:
     stored = _encode_all(_codec())
     with pytest.raises(IntegrityError, match="another key"):
         _codec(key=new_data_key()).decode(0, stored[0], last=False)
+
+
+def test_associated_data_of_both_schemes_byte_for_byte() -> None:
+    point = POINT.encode()
+    assert associated_data(AssociatedData.V1, POINT, 0, 3, True) == (
+        b"sqlharbor/chunk/v1\0" + point + b"\0" + (3).to_bytes(8, "big") + b"\x01"
+    )
+    assert associated_data(AssociatedData.V2, POINT, 2, 3, False) == (
+        b"sqlharbor/chunk/v2\0"
+        + point
+        + b"\0"
+        + (2).to_bytes(2, "big")
+        + (3).to_bytes(8, "big")
+        + b"\x00"
+    )
+    with pytest.raises(ValueError, match="no stripe"):
+        associated_data(AssociatedData.V1, POINT, 1, 0, False)
+    with pytest.raises(ValueError, match="stripe 1"):
+        _codec(scheme=AssociatedData.V1, stripe=1)
+
+
+def test_a_v2_chunk_moved_to_another_stripe_or_index_fails() -> None:
+    stored = _codec(stripe=1).encode(4, CHUNKS[0], last=False)
+    assert _codec(stripe=1).decode(4, stored, last=False) == CHUNKS[0]
+    with pytest.raises(IntegrityError, match=f"recovery point {POINT}: chunk 4 failed"):
+        _codec(stripe=0).decode(4, stored, last=False)
+    with pytest.raises(IntegrityError, match=f"{POINT} stripe 2: chunk 4 failed"):
+        _codec(stripe=2).decode(4, stored, last=False)
+    with pytest.raises(IntegrityError, match=f"{POINT} stripe 1: chunk 5 failed"):
+        _codec(stripe=1).decode(5, stored, last=False)
+
+
+def test_v1_chunks_decode_with_the_v1_scheme_only() -> None:
+    v1 = _codec(scheme=AssociatedData.V1)
+    stored = _encode_all(v1)
+    assert [v1.decode(i, s, last=i == 2) for i, s in enumerate(stored)] == CHUNKS
+    with pytest.raises(IntegrityError, match="chunk 0 failed"):
+        _codec(scheme=AssociatedData.V2).decode(0, stored[0], last=False)
+    v2_stored = _codec().encode(0, CHUNKS[0], last=False)
+    with pytest.raises(IntegrityError, match="chunk 0 failed"):
+        v1.decode(0, v2_stored, last=False)

@@ -40,6 +40,23 @@ def test_point_names_follow_the_documented_shape() -> None:
     assert layout.data_blob("HOST\\SQL01", GUID, point, 1) == (
         f"backups/prod/HOST~5CSQL01/{GUID}/full/{point}/data-0001"
     )
+    assert layout.data_blob("HOST\\SQL01", GUID, point) == (
+        f"backups/prod/HOST~5CSQL01/{GUID}/full/{point}/data-0000"
+    )
+    assert layout.data_blob("HOST\\SQL01", GUID, point, 2, stripe=1) == (
+        f"backups/prod/HOST~5CSQL01/{GUID}/full/{point}/data-s01-0002"
+    )
+    names = {
+        layout.data_blob("H", GUID, point, part, stripe=s) for s in range(64) for part in (0, 1)
+    }
+    assert len(names) == 128  # every stripe and part has its own blob
+    for stripe, part in ((64, 0), (-1, 0), (0, -1)):
+        with pytest.raises(ValueError, match="no data blob"):
+            layout.data_blob("H", GUID, point, part, stripe=stripe)
+    location = layout.locate("HOST\\SQL01", GUID, point)
+    assert location.manifest_blob == layout.manifest_blob("HOST\\SQL01", GUID, point)
+    assert location.manifest_path == f"HOST~5CSQL01/{GUID}/full/{point}/manifest.json"
+    assert Layout().locate("A", GUID, point).manifest_path == f"A/{GUID}/full/{point}/manifest.json"
     log_point = "20261124T180102Z-L-1a2b3c4d"
     assert "/log/" in layout.manifest_blob("SQL01", GUID, log_point)
     assert layout.parse_manifest_blob(layout.manifest_blob("SQL01", GUID, log_point)) == log_point

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from sqlharbor.domain.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import IntegrityError
 from sqlharbor.vault import Catalog, Layout, Manifest, Vault
 from sqlharbor.vault.catalog import entry_line, parse_segment, tombstone_line
+from sqlharbor.vault.manifest_read import read_manifest
 from tests.builders.records import T0, backup_record
 from tests.builders.stores import MemoryBlobStore
 
@@ -29,40 +31,62 @@ def _commit(vault: Vault, **record_args: object) -> Manifest:
     return writer.commit(record)
 
 
+def _read(vault: Vault, manifest: Manifest, body: bytes | None = None) -> Manifest:
+    location = vault.layout.locate(INSTANCE, GUID, manifest.identity.recovery_point_id)
+    return read_manifest(manifest.to_json() if body is None else body, location)
+
+
 def test_manifest_round_trips_records_and_keeps_big_lsns_exact(
     make_vault: Callable[..., Vault],
 ) -> None:
     vault = make_vault()
     manifest = _commit(vault, first_lsn=BIG_LSN, last_lsn=BIG_LSN + 99)
     doc = json.loads(manifest.to_json())
-    assert doc["first_lsn"] == str(BIG_LSN)  # a string: exact in any JSON reader
-    assert doc["format_version"] == 1
-    assert doc["kek_id"] == vault.kek.key_id
+    assert doc["backup"]["first_lsn"] == str(BIG_LSN)  # a string: exact in any JSON reader
+    assert doc["format_version"] == 2
+    assert doc["encryption"]["data_key"]["key_id"] == vault.kek.key_id
+    assert doc["authentication"] is None
     assert vault.kek.to_base64() not in manifest.to_json().decode()
-    again = Manifest.from_json(manifest.to_json())
+    again = _read(vault, manifest)
     assert again == manifest
     assert again.to_record() == backup_record(guid=GUID, first_lsn=BIG_LSN, last_lsn=BIG_LSN + 99)
-    assert again.recovery_point().id == manifest.recovery_point_id
+    assert again.recovery_point().id == manifest.identity.recovery_point_id
+
+
+def _first_stripe(doc: dict[str, Any]) -> dict[str, Any]:
+    stripe: dict[str, Any] = doc["data"]["stripes"][0]
+    return stripe
 
 
 @pytest.mark.parametrize(
     ("edit", "fragment"),
     [
-        (lambda d: d.update(chunk_count=5), "chunk_stored_sizes must list every chunk"),
-        (lambda d: d.update(format_version=2), "format_version"),
-        (lambda d: d.pop("raw_sha256"), "raw_sha256"),
+        (lambda d: _first_stripe(d).update(chunk_count=5), "chunk_stored_sizes must list every"),
+        (lambda d: d.update(format_version=0), "format_version"),
+        (lambda d: d.update(format_version="2"), "format_version"),
+        (lambda d: d["integrity"].pop("raw_sha256"), "raw_sha256"),
         (lambda d: d.update(surprise=1), "surprise"),
+        (lambda d: d["backup"].update(surprise=1), "surprise"),
+        (lambda d: d["backup"].update(first_lsn=1.5), "first_lsn"),
+        (lambda d: d["encryption"]["data_key"].update(wrapped="not base64!"), "wrapped"),
+        (lambda d: d["data"].update(raw_size=10**9), "raw_size"),
+        (lambda d: d["backup"].update(copy_only="false"), "copy_only"),  # strict JSON types
+        (lambda d: d["data"].update(chunk_size=float(d["data"]["chunk_size"])), "chunk_size"),
+        (lambda d: d["identity"]["scope"].pop("id"), "identity.scope.id"),
     ],
 )
 def test_invalid_manifests_are_integrity_errors(
-    make_vault: Callable[..., Vault], edit: Callable[[dict[str, object]], object], fragment: str
+    make_vault: Callable[..., Vault], edit: Callable[[dict[str, Any]], object], fragment: str
 ) -> None:
-    doc = json.loads(_commit(make_vault()).to_json())
+    vault = make_vault()
+    manifest = _commit(vault)
+    doc = json.loads(manifest.to_json())
     edit(doc)
     with pytest.raises(IntegrityError, match=fragment):
-        Manifest.from_json(json.dumps(doc).encode())
-    with pytest.raises(IntegrityError, match="not a valid sqlharbor manifest"):
-        Manifest.from_json(b"{not json")
+        _read(vault, manifest, json.dumps(doc).encode())
+    for garbage in (b"{not json", b"[]", b"\xff"):
+        with pytest.raises(IntegrityError, match="not a valid sqlharbor manifest"):
+            _read(vault, manifest, garbage)
 
 
 def _point(point_id: str, **record_args: object) -> RecoveryPoint:
@@ -86,7 +110,7 @@ def test_catalog_indexes_commits_by_day_and_year(
     day2 = _commit(vault, backup_type=BackupType.LOG, start=T0 + timedelta(days=1))
     layout = vault.layout
     assert store.blobs[layout.points_segment(INSTANCE, GUID, T0)].count(b"\n") == 1
-    assert store.blobs[layout.points_segment(INSTANCE, GUID, day2.finish)].count(b"\n") == 1
+    assert store.blobs[layout.points_segment(INSTANCE, GUID, day2.backup.finish)].count(b"\n") == 1
     assert store.blobs[layout.bases_segment(INSTANCE, GUID, 2026)].count(b"\n") == 1
     catalog = vault.catalog
     store.gets.clear()
@@ -102,7 +126,7 @@ def test_verify_drops_points_whose_manifest_is_gone(
 ) -> None:
     vault = make_vault()
     kept, lost = _commit(vault), _commit(vault, start=T0 + timedelta(minutes=5))
-    del store.blobs[vault.layout.manifest_blob(INSTANCE, GUID, lost.recovery_point_id)]
+    del store.blobs[vault.layout.manifest_blob(INSTANCE, GUID, lost.identity.recovery_point_id)]
     catalog = vault.catalog
     assert len(catalog.list_points(INSTANCE, GUID)) == 2  # the cheap read trusts the index
     assert catalog.list_points(INSTANCE, GUID, verify=True) == [kept.recovery_point()]

@@ -56,10 +56,11 @@ def test_round_trip_of_every_edge_size(make_vault: MakeVault, size: int) -> None
     vault = make_vault()
     data = _payload(size)
     manifest = _backup(vault, data)
-    assert manifest.raw_size == size
-    assert manifest.chunk_count == max(1, -(-size // CHUNK))
-    assert manifest.raw_sha256 == hashlib.sha256(data).hexdigest()
-    again = vault.manifest(INSTANCE, GUID, manifest.recovery_point_id)
+    [stripe] = manifest.data.stripes
+    assert manifest.data.raw_size == stripe.raw_size == size
+    assert stripe.chunk_count == max(1, -(-size // CHUNK))
+    assert manifest.integrity.raw_sha256 == hashlib.sha256(data).hexdigest()
+    again = vault.manifest(INSTANCE, GUID, manifest.identity.recovery_point_id)
     assert again == manifest
     assert _restore(vault, again) == data
     with vault.open_reader(again) as reader:
@@ -73,7 +74,8 @@ def test_data_spread_over_several_blobs(make_vault: MakeVault) -> None:
     vault = make_vault(settings=settings)
     data = _payload(8 * CHUNK + 5)
     manifest = _backup(vault, data, piece=4000)
-    assert manifest.blob_count == 3
+    assert manifest.data.blob_count() == 3
+    assert manifest.data.parts() == [(0, 0), (0, 1), (0, 2)]
     assert _restore(vault, manifest) == data
 
 
@@ -88,7 +90,7 @@ def test_progress_reports_raw_and_stored_bytes(make_vault: MakeVault) -> None:
     data = _payload(5 * CHUNK + 3)
     manifest = _backup(make_vault(), data, progress=progress)
     assert sum(r for r, _ in seen) == len(data)
-    assert sum(s for _, s in seen) == manifest.stored_size
+    assert sum(s for _, s in seen) == manifest.data.stored_size
     read_seen: list[tuple[int, int]] = []
     with make_vault().open_reader(manifest, progress=lambda r, s: read_seen.append((r, s))) as rd:
         assert rd.read() == data
@@ -193,12 +195,17 @@ def test_create_only_manifest_refuses_a_second_writer(make_vault: MakeVault) -> 
     vault = make_vault()
     first = _backup(vault, b"first")
     with pytest.raises(AlreadyExists):
-        _backup(vault, b"second", recovery_point_id=first.recovery_point_id)
-    assert _restore(vault, vault.manifest(INSTANCE, GUID, first.recovery_point_id)) == b"first"
+        _backup(vault, b"second", recovery_point_id=first.identity.recovery_point_id)
+    point = first.identity.recovery_point_id
+    assert _restore(vault, vault.manifest(INSTANCE, GUID, point)) == b"first"
 
 
 def _data_blob(vault: Vault, manifest: Manifest) -> str:
-    return vault.layout.data_blob(INSTANCE, GUID, manifest.recovery_point_id)
+    return vault.layout.data_blob(INSTANCE, GUID, manifest.identity.recovery_point_id)
+
+
+def _sizes(manifest: Manifest) -> tuple[int, ...]:
+    return manifest.data.stripes[0].chunk_stored_sizes
 
 
 def test_reader_detects_swapped_chunks(make_vault: MakeVault, store: MemoryBlobStore) -> None:
@@ -206,9 +213,9 @@ def test_reader_detects_swapped_chunks(make_vault: MakeVault, store: MemoryBlobS
     manifest = _backup(vault, _payload(3 * CHUNK))
     name = _data_blob(vault, manifest)
     blob = store.blobs[name]
-    size = manifest.chunk_stored_sizes[0]
+    size = _sizes(manifest)[0]
     store.blobs[name] = blob[size : 2 * size] + blob[:size] + blob[2 * size :]
-    with pytest.raises(IntegrityError, match=f"{manifest.recovery_point_id}: chunk 0"):
+    with pytest.raises(IntegrityError, match=f"{manifest.identity.recovery_point_id}: chunk 0"):
         _restore(vault, manifest)
 
 
@@ -227,14 +234,17 @@ def test_reader_detects_truncation(make_vault: MakeVault, store: MemoryBlobStore
     vault = make_vault()
     manifest = _backup(vault, _payload(3 * CHUNK))
     name = _data_blob(vault, manifest)
-    store.blobs[name] = store.blobs[name][: -manifest.chunk_stored_sizes[-1]]
+    store.blobs[name] = store.blobs[name][: -_sizes(manifest)[-1]]
     with pytest.raises(IntegrityError, match="chunk 2 is truncated"):
         _restore(vault, manifest)
-    # A manifest edited to hide the dropped chunk is caught by the last-chunk flag.
+    # A manifest edited to hide the dropped chunk (every size and count made to agree) is
+    # caught by the last-chunk flag.
     doc = json.loads(manifest.to_json())
-    doc["chunk_count"] = 2
-    doc["chunk_stored_sizes"] = doc["chunk_stored_sizes"][:2]
-    doc["stored_size"] = sum(doc["chunk_stored_sizes"])
+    stripe = doc["data"]["stripes"][0]
+    stripe["chunk_count"] = 2
+    stripe["chunk_stored_sizes"] = stripe["chunk_stored_sizes"][:2]
+    stripe["stored_size"] = doc["data"]["stored_size"] = sum(stripe["chunk_stored_sizes"])
+    stripe["raw_size"] = doc["data"]["raw_size"] = 2 * CHUNK
     forged = Manifest.model_validate(doc)
     with pytest.raises(IntegrityError, match="last chunk 1 failed"):
         _restore(vault, forged)
@@ -247,7 +257,7 @@ def test_reader_detects_a_chunk_spliced_from_another_point(
     data = _payload(2 * CHUNK)
     one, two = _backup(vault, data), _backup(vault, data)
     store.blobs[_data_blob(vault, one)] = store.blobs[_data_blob(vault, two)]
-    with pytest.raises(IntegrityError, match=one.recovery_point_id):
+    with pytest.raises(IntegrityError, match=one.identity.recovery_point_id):
         _restore(vault, one)
 
 
@@ -263,9 +273,12 @@ def test_delete_removes_manifest_data_and_index(
 ) -> None:
     vault = make_vault()
     keep, gone = _backup(vault, b"keep"), _backup(vault, b"gone")
-    vault.delete_recovery_point(INSTANCE, GUID, gone.recovery_point_id)
-    prefix = vault.layout.point_dir(INSTANCE, GUID, gone.recovery_point_id)
+    gone_id = gone.identity.recovery_point_id
+    vault.delete_recovery_point(INSTANCE, GUID, gone_id)
+    prefix = vault.layout.point_dir(INSTANCE, GUID, gone_id)
     assert not [n for n in store.blobs if n.startswith(prefix)]
-    assert [p.id for p in vault.catalog.list_points(INSTANCE, GUID)] == [keep.recovery_point_id]
+    assert [p.id for p in vault.catalog.list_points(INSTANCE, GUID)] == [
+        keep.identity.recovery_point_id
+    ]
     with pytest.raises(RecoveryPointNotFound):
-        vault.manifest(INSTANCE, GUID, gone.recovery_point_id)
+        vault.manifest(INSTANCE, GUID, gone_id)
