@@ -208,12 +208,15 @@ def _check_chain_before(engine: Engine, job: BackupJob, db: JobDatabase) -> None
 
 
 def _foreign_logs(history: Sequence[BackupRecord], expected_last_lsn: int) -> list[BackupRecord]:
+    """Logs after ours that took log we do not hold.  An empty log (an idle database's,
+    ours or another tool's: ``first_lsn == last_lsn == expected_last_lsn``) takes none."""
     return [
         r
         for r in history
         if r.backup_type is BackupType.LOG
         and not r.is_copy_only
         and r.first_lsn >= expected_last_lsn
+        and r.last_lsn > expected_last_lsn
     ]
 
 
