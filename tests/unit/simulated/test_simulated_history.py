@@ -210,3 +210,23 @@ def test_an_instance_file_of_the_older_layout_is_migrated(tmp_path: Path, clock:
         assert engine.history("db")[-1] == log
     finally:
         engine.close()
+
+
+def test_the_agent_configuration_sets_the_offset(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+    from sqlharbor_agent.config import InstanceConfig
+    from sqlharbor_agent.engines.factory import open_engine
+
+    config = InstanceConfig.model_validate(
+        {"name": "i", "engine": "simulated", "simulated": {"rootDir": tmp_path, "timeZone": 4}}
+    )
+    engine = open_engine(config, "VM1\\SQL01")
+    try:
+        assert isinstance(engine, SimulatedEngine)
+        assert engine.time_zone == 4
+    finally:
+        engine.close()
+    with pytest.raises(ValidationError):
+        InstanceConfig.model_validate(
+            {"name": "i", "engine": "simulated", "simulated": {"rootDir": tmp_path, "timeZone": 60}}
+        )
