@@ -219,3 +219,30 @@ def test_a_backup_cannot_straddle_an_in_place_restore(
     assert err.value.code == ErrorCode.SQL_PO_DOES_NOT_EXIST
     assert "restored during the backup" in err.value.message
     assert engine.history("sales")[-1] == full
+
+
+def test_a_differential_names_its_full_across_forks(
+    engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault
+) -> None:
+    """LSNs repeat across forks: a full of the old fork can have the checkpoint LSN of the
+    new fork's full.  The differential's base is its backup set, not only that LSN."""
+    _work(engine, clock, 4)
+    full = vault.backup(engine, "sales", BackupType.FULL)
+    _work(engine, clock, 4)
+    log1 = vault.backup(engine, "sales", BackupType.LOG)
+    _work(engine, clock, 3)
+    old_full = vault.backup(engine, "sales", BackupType.FULL)
+    _restore(engine, vault, [full, log1], "sales", replace=True)
+    _work(engine, clock, 2)
+    new_full = vault.backup(engine, "sales", BackupType.FULL)
+    assert new_full.checkpoint_lsn == old_full.checkpoint_lsn
+    assert new_full.recovery_fork != old_full.recovery_fork
+    _work(engine, clock, 3)
+    diff = vault.backup(engine, "sales", BackupType.DIFFERENTIAL)
+    assert diff.differential_base_lsn == old_full.checkpoint_lsn
+    with pytest.raises(EngineError) as err:
+        _restore(engine, vault, [old_full, diff], "wrong_base")
+    assert err.value.code == ErrorCode.RESTORE_SEQUENCE_INVALID
+    assert "3136" in err.value.message
+    _restore(engine, vault, [new_full, diff], "right_base")
+    assert engine.rows("right_base") == engine.rows("sales")

@@ -58,6 +58,9 @@ class Started:
     fork_ids: tuple[str, str, int | None]
     #: the path of the database's current fork (what the backup reads from the journal)
     path: list[forks.Segment]
+    #: the backup set's id, fixed up front: a full's stream names it, a differential's
+    #: stream names its base's (msdb's ``backup_set_uuid`` / ``differential_base_guid``)
+    backup_set_id: str
 
 
 CHANGED_SINCE = (
@@ -111,6 +114,7 @@ class BackupRun:
             log_end=log_end,
             fork_ids=fork_ids,
             path=path,
+            backup_set_id=uuid.uuid4().hex,
         )
 
     def stream_data(self, writer: StreamWriter, started: Started) -> tuple[int, int]:
@@ -179,6 +183,7 @@ class BackupRun:
                     db.guid,
                     diff_base_lsn=started.checkpoint_lsn,
                     full_checkpoint_lsn=started.checkpoint_lsn,
+                    diff_base_guid=started.backup_set_id,
                 )
             if (
                 kind is not BackupType.LOG
@@ -204,7 +209,7 @@ class BackupRun:
                 recovery_model=db.recovery_model,
                 begins_log_chain=begins_chain,
                 size_bytes=size,
-                backup_set_id=uuid.uuid4().hex,
+                backup_set_id=started.backup_set_id,
                 first_recovery_fork_guid=first_fork,
                 last_recovery_fork_guid=last_fork,
                 fork_point_lsn=fork_point,
@@ -224,7 +229,7 @@ class BackupRun:
         return db
 
 
-def set_columns(con: sqlite3.Connection, guid: str, **columns: int | None) -> None:
+def set_columns(con: sqlite3.Connection, guid: str, **columns: int | str | None) -> None:
     assignments = ", ".join(f"{name} = ?" for name in columns)
     con.execute(f"UPDATE databases SET {assignments} WHERE guid = ?", (*columns.values(), guid))
 
@@ -243,4 +248,10 @@ def header(instance: str, started: Started) -> dict[str, object]:
         "differential_base_lsn": started.differential_base_lsn,
         "first_recovery_fork_guid": first_fork,
         "last_recovery_fork_guid": last_fork,
+        "backup_set_id": started.backup_set_id,
+        "differential_base_guid": (
+            started.db.diff_base_guid
+            if started.request.backup_type is BackupType.DIFFERENTIAL
+            else None
+        ),
     }

@@ -30,6 +30,7 @@ from sqlharbor_agent.engines.base import ProgressCallback, RestoreOptions, Resto
 from sqlharbor_agent.engines.simulated import forks, tables
 from sqlharbor_agent.engines.simulated.restore_rules import (
     check_differential,
+    check_differential_base,
     check_log,
     match_header,
     match_trailer,
@@ -72,6 +73,7 @@ class RestoreRun:
         self._guid = str(uuid.uuid4()).upper()
         self._in_place = False  # over the database the backups came from (same GUID)
         self._full: BackupRecord | None = None
+        self._full_set_id: str | None = None  # the full's backup set id, from its stream
         self._position = 0  # the restored state holds every LSN below this
         self._data_fork = ""  # ... on this recovery fork
         self._end_us = 0  # ... and every commit at or before this time
@@ -142,10 +144,13 @@ class RestoreRun:
         record = step.record
         self._check_order(record)
         reader = StreamReader(step.source, self._progress)
-        match_header(reader.header(), record)
+        header = reader.header()
+        match_header(header, record)
+        if record.backup_type is BackupType.DIFFERENTIAL:
+            check_differential_base(self._full_set_id, header)
         if record.backup_type is BackupType.FULL:
             self._create_target(record)
-            self._full = record
+            self._full, self._full_set_id = record, header.get("backup_set_id")
         frames = reader.frames()
         position = record.last_lsn
         if record.backup_type is BackupType.LOG:
@@ -285,15 +290,23 @@ class RestoreRun:
                 ),
             )
 
-    def _in_place_state(self, db: tables.DatabaseRow) -> dict[str, int | None]:
+    def _in_place_state(self, db: tables.DatabaseRow) -> dict[str, int | str | None]:
         """After an in-place restore the restored full is the differential base and the log
         chain continues from the restored position (the fork point); otherwise neither."""
         full = self._full
-        if not self._in_place or full is None:
-            return {"diff_base_lsn": None, "full_checkpoint_lsn": None, "last_log_backup_lsn": None}
-        base = full.checkpoint_lsn if full.is_differential_base else None
-        chain = None if db.recovery_model is RecoveryModel.SIMPLE else self._position
-        return {"diff_base_lsn": base, "full_checkpoint_lsn": base, "last_log_backup_lsn": chain}
+        if not self._in_place or full is None or not full.is_differential_base:
+            base, base_guid = None, None
+        else:
+            base, base_guid = full.checkpoint_lsn, self._full_set_id
+        chain = None
+        if self._in_place and db.recovery_model is not RecoveryModel.SIMPLE:
+            chain = self._position
+        return {
+            "diff_base_lsn": base,
+            "full_checkpoint_lsn": base,
+            "diff_base_guid": base_guid,
+            "last_log_backup_lsn": chain,
+        }
 
 
 _UPSERT = (

@@ -32,6 +32,19 @@ def check_differential(full: BackupRecord, position: int, record: BackupRecord) 
         )
 
 
+def check_differential_base(full_set_id: str | None, header: dict[str, Any]) -> None:
+    """The differential's stream names its base full (msdb's ``differential_base_guid``):
+    LSNs repeat across recovery forks, so a checkpoint LSN alone can match a full of
+    another fork."""
+    base = header.get("differential_base_guid")
+    if base and full_set_id and base != full_set_id:
+        raise sequence(
+            "This differential backup cannot be restored because the database has not been "
+            f"restored to the correct earlier state: it is based on backup set {base}, the "
+            f"restored full is backup set {full_set_id} (3136)."
+        )
+
+
 def check_log(position: int, logs_applied: int, data_fork: str, record: BackupRecord) -> None:
     """A log must continue what is restored (an empty log starting exactly there always
     does: it restores nothing) and be on the recovery path of the restored data."""

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS databases (
     diff_base_lsn INTEGER,
     full_checkpoint_lsn INTEGER,
     last_log_backup_lsn INTEGER,
-    fork_guid TEXT NOT NULL DEFAULT ''
+    fork_guid TEXT NOT NULL DEFAULT '',
+    diff_base_guid TEXT
 );
 CREATE TABLE IF NOT EXISTS forks (
     guid TEXT NOT NULL, fork TEXT NOT NULL, parent TEXT, fork_point_lsn INTEGER NOT NULL,
@@ -183,6 +184,7 @@ def _migrate(con: sqlite3.Connection) -> None:
 def _migrate_from_v0(con: sqlite3.Connection) -> None:
     """Version 0: no forks, one journal per GUID, UTC history times, no media."""
     con.execute("ALTER TABLE databases ADD COLUMN fork_guid TEXT NOT NULL DEFAULT ''")
+    con.execute("ALTER TABLE databases ADD COLUMN diff_base_guid TEXT")
     con.execute("ALTER TABLE journal RENAME TO journal_v0")
     con.execute("DROP INDEX IF EXISTS journal_by_time")
     con.execute("DROP INDEX IF EXISTS backupset_by_name")

@@ -58,6 +58,8 @@ class DatabaseRow:
     last_log_backup_lsn: int | None
     #: the current recovery fork (``sys.database_recovery_status.recovery_fork_guid``)
     fork_guid: str
+    #: the backup set id of the differential base (msdb's ``differential_base_guid``)
+    diff_base_guid: str | None
 
     @property
     def is_master(self) -> bool:
@@ -66,7 +68,7 @@ class DatabaseRow:
 
 _DB_COLUMNS = (
     "name, guid, recovery_model, state, read_only, is_system, next_lsn, last_event_us, "
-    "diff_base_lsn, full_checkpoint_lsn, last_log_backup_lsn, fork_guid"
+    "diff_base_lsn, full_checkpoint_lsn, last_log_backup_lsn, fork_guid, diff_base_guid"
 )
 
 
@@ -87,6 +89,7 @@ def find_database(con: sqlite3.Connection, name: str) -> DatabaseRow | None:
         full_checkpoint_lsn=row[9],
         last_log_backup_lsn=row[10],
         fork_guid=row[11],
+        diff_base_guid=row[12],
     )
 
 
