@@ -30,6 +30,13 @@ class _Config(BaseModel):
 
 class SimulatedSettings(_Config):
     root_dir: Path = Field(description="Folder of the simulated engine's on-disk state.")
+    time_zone: int = Field(
+        default=0,
+        ge=-48,
+        le=56,
+        description="The simulated server's UTC offset in 15-minute units, as msdb's "
+        "time_zone (4: UTC+1); its backup history keeps local times with it.",
+    )
 
 
 class InstanceConfig(_Config):

@@ -16,7 +16,9 @@ def open_engine(config: InstanceConfig, instance_name: str) -> Engine:
             )
         from sqlharbor_agent.engines.simulated import open_simulated_engine
 
-        return open_simulated_engine(config.simulated.root_dir, instance_name)
+        return open_simulated_engine(
+            config.simulated.root_dir, instance_name, time_zone=config.simulated.time_zone
+        )
     from sqlharbor_agent.engines.sqlserver import open_sqlserver_engine
 
     engine: Engine = open_sqlserver_engine(config.sqlserver or {}, instance_name)

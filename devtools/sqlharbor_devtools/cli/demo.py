@@ -86,7 +86,9 @@ def demo(once: bool, timeout: float, state_dir: Path) -> None:
             root = stack.workdir / "simulated"
             dbs = [f"{n}={m}" for n, m in inst.databases.items()]
             stack.seed(root, inst.vault_identity, dbs)
-            stack.start_workload(inst.name, root, inst.vault_identity, dbs, rate=5)
+            stack.start_workload(
+                inst.name, root, inst.vault_identity, dbs, rate=5, idle=scenario.WORKLOAD_IDLE
+            )
             instances.append(
                 {"name": inst.name, "engine": "simulated", "simulated": {"rootDir": str(root)}}
             )

@@ -43,6 +43,14 @@ from sqlharbor.domain.backupset import RecoveryModel
 @click.option("--row-size", type=int, default=2048, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--count", type=int, default=None, help="Stop after this many transactions.")
+@click.option(
+    "--idle",
+    type=(float, float),
+    default=None,
+    metavar="BUSY IDLE",
+    help="Alternate BUSY seconds of transactions with IDLE seconds of none (idle databases "
+    "get empty log backups).",
+)
 def simulate(
     root: Path,
     instance: str,
@@ -51,10 +59,11 @@ def simulate(
     row_size: int,
     seed: int,
     count: int | None,
+    idle: tuple[float, float] | None,
 ) -> None:
     """Create simulated databases and commit transactions to them until stopped."""
     from sqlharbor_agent.engines.simulated import open_simulated_engine
-    from sqlharbor_agent.engines.simulated.workload import Workload
+    from sqlharbor_agent.engines.simulated.workload import Pace, Workload
 
     engine = open_simulated_engine(root, instance)
     names = []
@@ -70,7 +79,7 @@ def simulate(
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    workload = Workload(engine, names, seed, rate, row_size)
+    workload = Workload(engine, names, seed, rate, row_size, pace=Pace(*idle) if idle else None)
     try:
         workload.run(stop, limit=count)
     except KeyboardInterrupt:

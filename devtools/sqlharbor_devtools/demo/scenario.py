@@ -1,5 +1,7 @@
 """The demo's resources: a vault on Azurite, a fast policy (full every 5 minutes,
-differential every 2, log every 30 s), two simulated instances and their databases."""
+differential every 2, log every 30 s), two simulated instances and their databases, and
+the workload's rhythm: busy, then idle long enough for two or three log backups in a row
+to find no log (empty log backups, as an idle SQL Server database gets)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,11 @@ INSTANCES = (
     ),
     DemoInstance("sim-b", "demo-vm2", "SQL2", {"hr": "FULL", "finance": "FULL"}),
 )
+
+
+#: (busy seconds, idle seconds) of the demo's workloads: 75 s of quiet holds at least one
+#: whole 30 s log interval after the one that takes the last busy log (usually two)
+WORKLOAD_IDLE = (120.0, 75.0)
 
 
 def _obj(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -207,8 +207,12 @@ class Stack:
         databases: Sequence[str],
         rate: float = 5.0,
         row_size: int = 2048,
+        idle: tuple[float, float] | None = None,
     ) -> Process:
+        """``idle``: (busy seconds, idle seconds) to alternate, else always busy."""
         args = [*_simulate_args(root, instance, databases, rate), "--row-size", str(row_size)]
+        if idle is not None:
+            args += ["--idle", str(idle[0]), str(idle[1])]
         return self._spawn(f"workload-{name}", args)
 
     def seed(self, root: Path, instance: str, databases: Sequence[str]) -> None:

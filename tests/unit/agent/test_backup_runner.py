@@ -140,3 +140,23 @@ def test_a_differential_not_stored_is_an_ordinary_failure(engine: SimulatedEngin
     ok, result = _run(engine, _job(BackupType.DIFFERENTIAL), MemoryWriter(fail_commit=True))
     assert not ok
     assert result.error.code == TemporaryError.code
+
+
+def test_empty_logs_of_an_idle_database_do_not_look_like_another_tools(
+    engine: SimulatedEngine,
+) -> None:
+    """Our own empty log (first_lsn == last_lsn == where our chain ends) and another tool's
+    empty log take no log we lack: the next log continues our chain."""
+    _run(engine, _job(BackupType.FULL), MemoryWriter())
+    ok, ours = _run(engine, _job(BackupType.LOG), MemoryWriter())
+    assert ok
+    ok, empty = _run(engine, _job(BackupType.LOG, expectedLastLsn=ours.last_lsn), MemoryWriter())
+    assert ok, empty.error
+    assert empty.first_lsn == empty.last_lsn == ours.last_lsn
+    theirs = engine.out_of_band_backup("sales", BackupType.LOG)
+    assert theirs.is_empty_log
+    engine.commit("sales", [Operation(4, b"w")])
+    ok, log = _run(engine, _job(BackupType.LOG, expectedLastLsn=empty.last_lsn), MemoryWriter())
+    assert ok, log.error
+    assert log.first_lsn == ours.last_lsn
+    assert int(log.last_lsn) > int(log.first_lsn)

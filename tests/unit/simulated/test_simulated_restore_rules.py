@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlharbor_agent.engines.base import RestoreOptions, RestoreStep, StopAt
-from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload
+from sqlharbor_agent.engines.simulated import Operation, SimulatedEngine, Workload
 
 from sqlharbor.domain.backupset import BackupRequest, BackupType, DatabaseState
 from sqlharbor.errors import EngineError, ErrorCode
@@ -109,13 +109,33 @@ def test_existing_target_needs_replace(engine: SimulatedEngine, history: MemoryV
     assert err.value.code == ErrorCode.TARGET_EXISTS
     assert engine.rows("sales") == before
     assert engine.database("sales").state is DatabaseState.ONLINE
-    old_guid = engine.database("sales").database_guid
+    old = engine.database("sales")
     expected = engine.rows_as_of("sales", time=history.points[0].record.finish)
     _restore(engine, history, [0], target="sales", replace=True)
-    assert engine.database("sales").database_guid != old_guid
+    # over the database the backups came from: in place, same GUID, a new recovery fork
+    restored = engine.database("sales")
+    assert restored.database_guid == old.database_guid
+    assert restored.recovery_fork_guid not in ("", old.recovery_fork_guid)
     assert engine.rows("sales") == expected
-    # the new incarnation's journal starts at its recovery
-    assert engine.rows_as_of("sales", time=history.points[0].record.finish) == {}
+    # its history before the restore is still what it was then
+    assert engine.rows_as_of("sales", time=history.points[0].record.finish) == expected
+
+
+def test_replacing_another_database_gives_a_new_guid(
+    engine: SimulatedEngine, history: MemoryVault
+) -> None:
+    other = engine.create_database("other")
+    engine.commit("other", [Operation(1, b"theirs")])
+    _restore(engine, history, [0], target="other", replace=True)
+    restored = engine.database("other")
+    assert restored.database_guid not in (
+        other.database_guid,
+        history.points[0].record.database_guid,
+    )
+    assert restored.recovery_fork_guid not in ("", other.recovery_fork_guid)
+    assert engine.rows("other") == engine.rows_as_of("sales", time=history.points[0].record.finish)
+    # the new database's journal starts at its recovery
+    assert engine.rows_as_of("other", time=history.points[0].record.finish) == {}
 
 
 def test_stop_points(engine: SimulatedEngine, history: MemoryVault) -> None:

@@ -9,7 +9,9 @@ Backup semantics follow SQL Server (DESIGN.md section 4): per-database LSNs; a f
 takes a checkpoint, copies the data, then the log written meanwhile; a differential
 holds what changed since the last non-copy-only full; a log backup holds the log since
 the previous log backup and truncates it (copy-only: no truncation); log backups need
-a log chain, which a full or differential starts and a switch to SIMPLE breaks.
+a log chain, which a full or differential starts and a switch to SIMPLE breaks; a log
+backup of an idle database is empty.  Every database is on a recovery fork (``forks``);
+history is msdb's, with server-local times in the instance's ``time_zone`` (``history``).
 Backups of one database are serialised within the process.  Restores live in
 ``restore``.
 """
@@ -41,8 +43,9 @@ from sqlharbor_agent.engines.base import (
     Sink,
     StopAt,
 )
-from sqlharbor_agent.engines.simulated import tables, transactions
+from sqlharbor_agent.engines.simulated import forks, history, tables, transactions
 from sqlharbor_agent.engines.simulated.backup import BackupRun, header
+from sqlharbor_agent.engines.simulated.history import Server
 from sqlharbor_agent.engines.simulated.restore import RestoreRun
 from sqlharbor_agent.engines.simulated.store import Store, instance_file
 from sqlharbor_agent.engines.simulated.stream import StreamWriter
@@ -64,7 +67,10 @@ class _DiscardSink:
 
 
 class SimulatedEngine:
-    """One simulated instance, stored in ``<root_dir>/<instance_name>.sqlite3``."""
+    """One simulated instance, stored in ``<root_dir>/<instance_name>.sqlite3``.
+
+    ``time_zone`` is the server's offset from UTC in msdb's 15-minute units (4: UTC+1);
+    history keeps server-local times with it and returns UTC, as msdb is read."""
 
     def __init__(
         self,
@@ -73,8 +79,10 @@ class SimulatedEngine:
         *,
         clock: Clock = utc_now,
         login: str = DEFAULT_LOGIN,
+        time_zone: int = 0,
     ) -> None:
         self._name = instance_name
+        self._server = Server(instance_name, time_zone)
         self._clock = clock
         self._login = login
         self._store = Store(instance_file(root_dir, instance_name))
@@ -117,7 +125,7 @@ class SimulatedEngine:
     def history(self, database_name: str, since: datetime | None = None) -> Sequence[BackupRecord]:
         since_us = None if since is None else to_us(since)
         with self._store.read() as con:
-            return tables.select_records(con, database_name, since_us)
+            return history.select_records(con, database_name, since_us)
 
     def restore(
         self,
@@ -134,6 +142,11 @@ class SimulatedEngine:
     @property
     def path(self) -> Path:
         return self._store.path
+
+    @property
+    def time_zone(self) -> int:
+        """msdb's ``time_zone`` of this server (15-minute units from UTC)."""
+        return self._server.time_zone
 
     def close(self) -> None:
         self._store.close()
@@ -171,7 +184,7 @@ class SimulatedEngine:
         with self._store.write() as con:
             db = load_database(con, name)
             con.execute("DELETE FROM rows WHERE guid = ?", (db.guid,))
-            con.execute("DELETE FROM journal WHERE guid = ?", (db.guid,))
+            forks.delete_all(con, db.guid)
             con.execute("DELETE FROM databases WHERE name = ?", (name,))
 
     def database(self, name: str) -> DatabaseInfo:
@@ -212,17 +225,23 @@ class SimulatedEngine:
         return transactions.rows(self._store, name)
 
     def rows_as_of(
-        self, name: str, *, time: datetime | None = None, lsn: int | None = None
+        self,
+        name: str,
+        *,
+        time: datetime | None = None,
+        lsn: int | None = None,
+        fork: str | None = None,
     ) -> dict[int, bytes]:
         """The content as of a moment (see ``transactions.rows_as_of``)."""
-        return transactions.rows_as_of(self._store, name, time=time, lsn=lsn)
+        return transactions.rows_as_of(self._store, name, time=time, lsn=lsn, fork=fork)
 
     def out_of_band_backup(
-        self, name: str, backup_type: BackupType, copy_only: bool = False
+        self, name: str, backup_type: BackupType, copy_only: bool = False, stripes: int = 1
     ) -> BackupRecord:
-        """Another tool's backup: recorded in history with the same effects, data discarded."""
+        """Another tool's backup to disk (``stripes`` files): recorded in history with the
+        same effects as ours (a copy-only one has none), data discarded."""
         request = BackupRequest(name, backup_type, copy_only)
-        return self._backup(request, _DiscardSink(), None, out_of_band=True)
+        return self._backup(request, _DiscardSink(), None, out_of_band=True, stripes=stripes)
 
     # -- backup internals -------------------------------------------------------------
 
@@ -233,19 +252,34 @@ class SimulatedEngine:
         progress: ProgressCallback | None,
         *,
         out_of_band: bool,
+        stripes: int = 1,
     ) -> BackupRecord:
         with self._backup_lock(request.database_name):
-            run = BackupRun(self._store, self._clock)
+            run = BackupRun(self._store, self._clock, self._server)
             started = run.start(request)
             writer = StreamWriter(sink, progress)
             writer.header(header(self._name, started))
             if started.log_end is not None:
                 last_lsn, finish_us = started.log_end
-                run.stream_log(writer, started.db.guid, started.first_lsn, last_lsn)
+                run.stream_log(writer, started, started.first_lsn, last_lsn)
             else:
                 last_lsn, finish_us = run.stream_data(writer, started)
             writer.finish({"last_lsn": last_lsn, "finish_us": finish_us})
-            return run.finish(started, last_lsn, finish_us, writer.bytes_written, out_of_band)
+            files = (
+                history.disk_files(
+                    self._server, started.db.name, request.backup_type, started.start_us, stripes
+                )
+                if out_of_band
+                else history.virtual_device()
+            )
+            return run.finish(
+                started,
+                last_lsn,
+                finish_us,
+                writer.bytes_written,
+                out_of_band=out_of_band,
+                files=files,
+            )
 
     @contextmanager
     def _backup_lock(self, name: str) -> Iterator[None]:
@@ -264,18 +298,20 @@ class SimulatedEngine:
         read_only: bool,
         is_system: bool,
     ) -> None:
+        guid, now_us = str(uuid.uuid4()).upper(), to_us(self._clock())
         con.execute(
             "INSERT INTO databases (name, guid, recovery_model, state, read_only, is_system, "
-            "next_lsn, last_event_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "next_lsn, last_event_us, fork_guid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 name,
-                str(uuid.uuid4()).upper(),
+                guid,
                 model.value,
                 DatabaseState.ONLINE.value,
                 int(read_only),
                 int(is_system),
                 tables.FIRST_LSN,
-                to_us(self._clock()),
+                now_us,
+                forks.create(con, guid, now_us),
             ),
         )
 
@@ -292,6 +328,7 @@ class SimulatedEngine:
             size_bytes=int(size),
             read_only=db.read_only,
             is_system=db.is_system,
+            recovery_fork_guid=db.fork_guid,
         )
 
     def _is_sysadmin(self) -> bool:
@@ -310,7 +347,7 @@ class SimulatedEngine:
 
 
 def open_simulated_engine(
-    root_dir: Path, instance_name: str, *, clock: Clock = utc_now
+    root_dir: Path, instance_name: str, *, clock: Clock = utc_now, time_zone: int = 0
 ) -> SimulatedEngine:
     """The agent's constructor: one instance file under ``root_dir`` (created if missing)."""
-    return SimulatedEngine(root_dir, instance_name, clock=clock)
+    return SimulatedEngine(root_dir, instance_name, clock=clock, time_zone=time_zone)

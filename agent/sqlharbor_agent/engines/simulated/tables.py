@@ -1,8 +1,8 @@
-"""Row mappings for the simulated instance's tables: databases, backupset, times.
+"""Row mappings for the simulated instance's tables: databases, times.
 
-Shared by ``engine`` (backups, controls) and ``restore``; pure mapping between SQLite
-rows and the core's records (``DatabaseInfo``, ``BackupRecord``), plus the stable error
-codes the simulated engine raises.  Times are stored as integer microseconds since the
+Shared by ``engine`` (backups, controls), ``restore`` and ``history`` (msdb's tables);
+pure mapping between SQLite rows and small records, plus the stable error codes the
+simulated engine raises.  Event times are stored as integer microseconds since the
 Unix epoch (UTC), so STOPAT compares at microsecond precision.
 """
 
@@ -12,9 +12,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlharbor.domain.backupset import BackupRecord, BackupType, DatabaseState, RecoveryModel
+from sqlharbor.domain.backupset import DatabaseState, RecoveryModel
 from sqlharbor.errors import EngineError, ErrorCode
 
 Clock = Callable[[], datetime]
@@ -57,6 +56,10 @@ class DatabaseRow:
     diff_base_lsn: int | None
     full_checkpoint_lsn: int | None
     last_log_backup_lsn: int | None
+    #: the current recovery fork (``sys.database_recovery_status.recovery_fork_guid``)
+    fork_guid: str
+    #: the backup set id of the differential base (msdb's ``differential_base_guid``)
+    diff_base_guid: str | None
 
     @property
     def is_master(self) -> bool:
@@ -65,7 +68,7 @@ class DatabaseRow:
 
 _DB_COLUMNS = (
     "name, guid, recovery_model, state, read_only, is_system, next_lsn, last_event_us, "
-    "diff_base_lsn, full_checkpoint_lsn, last_log_backup_lsn"
+    "diff_base_lsn, full_checkpoint_lsn, last_log_backup_lsn, fork_guid, diff_base_guid"
 )
 
 
@@ -85,6 +88,8 @@ def find_database(con: sqlite3.Connection, name: str) -> DatabaseRow | None:
         diff_base_lsn=row[8],
         full_checkpoint_lsn=row[9],
         last_log_backup_lsn=row[10],
+        fork_guid=row[11],
+        diff_base_guid=row[12],
     )
 
 
@@ -114,66 +119,3 @@ def next_event_us(db: DatabaseRow, clock: Clock) -> int:
     ending at T" agree even when the clock is coarse or stands still (a test clock).
     """
     return max(to_us(clock()), db.last_event_us + 1)
-
-
-_RECORD_COLUMNS = (
-    "backup_set_id, database_name, database_guid, backup_type, is_copy_only, first_lsn, "
-    "last_lsn, checkpoint_lsn, database_backup_lsn, differential_base_lsn, start_us, "
-    "finish_us, recovery_model, begins_log_chain, size_bytes"
-)
-
-
-def insert_record(con: sqlite3.Connection, record: BackupRecord, *, out_of_band: bool) -> None:
-    con.execute(
-        f"INSERT INTO backupset ({_RECORD_COLUMNS}, out_of_band) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            record.backup_set_id,
-            record.database_name,
-            record.database_guid,
-            record.backup_type.value,
-            int(record.is_copy_only),
-            record.first_lsn,
-            record.last_lsn,
-            record.checkpoint_lsn,
-            record.database_backup_lsn,
-            record.differential_base_lsn,
-            to_us(record.start),
-            to_us(record.finish),
-            record.recovery_model.value,
-            int(record.begins_log_chain),
-            record.size_bytes,
-            int(out_of_band),
-        ),
-    )
-
-
-def select_records(con: sqlite3.Connection, name: str, since_us: int | None) -> list[BackupRecord]:
-    sql = f"SELECT {_RECORD_COLUMNS} FROM backupset WHERE database_name = ?"
-    args: tuple[object, ...] = (name,)
-    if since_us is not None:
-        sql += " AND finish_us >= ?"
-        args += (since_us,)
-    return [_record(row) for row in con.execute(sql + " ORDER BY finish_us, id", args)]
-
-
-def _record(row: tuple[Any, ...]) -> BackupRecord:
-    (bsid, name, guid, btype, copy_only, first, last, ckpt, dblsn, diffbase) = row[:10]
-    (start, finish, model, begins, size) = row[10:]
-    return BackupRecord(
-        database_name=name,
-        database_guid=guid,
-        backup_type=BackupType(btype),
-        is_copy_only=bool(copy_only),
-        first_lsn=first,
-        last_lsn=last,
-        checkpoint_lsn=ckpt,
-        database_backup_lsn=dblsn,
-        differential_base_lsn=diffbase,
-        start=from_us(start),
-        finish=from_us(finish),
-        recovery_model=RecoveryModel(model),
-        begins_log_chain=bool(begins),
-        size_bytes=size,
-        backup_set_id=bsid,
-    )

@@ -1,7 +1,8 @@
 """Transactions in a simulated database: ``commit`` (journal + current rows, one LSN per
-transaction) and the content they add up to, now (``rows``) or as of a moment
-(``rows_as_of``, replayed from the never-truncated journal: the truth restores are checked
-against).  Used by ``SimulatedEngine``'s controls and the workload.
+transaction, on the database's current recovery fork) and the content they add up to,
+now (``rows``) or as of a moment (``rows_as_of``, replayed from the never-truncated
+journal along the fork's path: the truth restores are checked against).  Used by
+``SimulatedEngine``'s controls and the workload.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 
 from sqlharbor.domain.backupset import DatabaseState
 from sqlharbor.errors import EngineError, ErrorCode
+from sqlharbor_agent.engines.simulated import forks
 from sqlharbor_agent.engines.simulated.backup_rules import not_online
 from sqlharbor_agent.engines.simulated.store import Store
 from sqlharbor_agent.engines.simulated.stream import OP_DELETE, OP_PUT
@@ -51,7 +53,7 @@ def commit(store: Store, clock: Clock, name: str, operations: Sequence[Operation
         if db.read_only:
             raise EngineError(f"Database '{name}' is read-only.", code=ErrorCode.DATABASE_READ_ONLY)
         commit_us = next_event_us(db, clock)
-        apply_commit(con, db.guid, db.next_lsn, commit_us, operations)
+        apply_commit(con, db.guid, db.fork_guid, db.next_lsn, commit_us, operations)
         con.execute(
             "UPDATE databases SET next_lsn = ?, last_event_us = ? WHERE name = ?",
             (db.next_lsn + 1, commit_us, name),
@@ -67,20 +69,32 @@ def rows(store: Store, name: str) -> dict[int, bytes]:
 
 
 def rows_as_of(
-    store: Store, name: str, *, time: datetime | None = None, lsn: int | None = None
+    store: Store,
+    name: str,
+    *,
+    time: datetime | None = None,
+    lsn: int | None = None,
+    fork: str | None = None,
 ) -> dict[int, bytes]:
     """The content as of a moment: every transaction committed at or before ``time``
-    (or with an LSN at or before ``lsn``), replayed from the never-truncated journal."""
+    (or with an LSN at or before ``lsn``), replayed from the never-truncated journal.
+
+    History follows recovery forks: at ``time`` the database was on the fork current
+    then (before an in-place restore: the old fork, with the transactions the restore
+    later discarded); ``lsn`` is read along ``fork`` (default: the current fork)."""
     if (time is None) == (lsn is None):
         raise ValueError("rows_as_of needs exactly one of time or lsn")
     column, bound = ("commit_us", to_us(time)) if time is not None else ("lsn", lsn)
     content: dict[int, bytes] = {}
     with store.read() as con:
         db = load_database(con, name)
+        if fork is None and time is not None:
+            fork = forks.current_at(con, db.guid, to_us(time))
+        on_path, params = forks.on_path(forks.path(con, db.guid, fork or db.fork_guid))
         cursor = con.execute(
             f"SELECT op, k, payload FROM journal WHERE guid = ? AND {column} <= ? "
-            "ORDER BY lsn, seq",
-            (db.guid, bound),
+            f"AND {on_path} ORDER BY lsn, seq",
+            (db.guid, bound, *params),
         )
         for op, key, payload in cursor:
             if op == OP_PUT:
@@ -91,14 +105,20 @@ def rows_as_of(
 
 
 def apply_commit(
-    con: sqlite3.Connection, guid: str, lsn: int, commit_us: int, operations: Sequence[Operation]
+    con: sqlite3.Connection,
+    guid: str,
+    fork: str,
+    lsn: int,
+    commit_us: int,
+    operations: Sequence[Operation],
 ) -> None:
     con.executemany(
-        "INSERT INTO journal (guid, lsn, seq, commit_us, op, k, payload) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO journal (guid, fork, lsn, seq, commit_us, op, k, payload) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 guid,
+                fork,
                 lsn,
                 seq,
                 commit_us,

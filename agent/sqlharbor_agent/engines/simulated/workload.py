@@ -5,7 +5,9 @@ Used by the demo (in a thread, or as its own process with
 by the tests (``step()`` commits exactly one transaction, so a test drives it together
 with a fake clock and never sleeps).  Each transaction touches one to a few rows of one
 database; row bodies come from ``payload.page_payload`` (about 2:1 with zstd).
-Deterministic for a seed, given the same sequence of calls.
+Deterministic for a seed, given the same sequence of calls.  ``Pace`` can alternate
+busy and idle phases (the demo's databases go quiet now and then, so their log backups
+come out empty the way an idle SQL Server database's do).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import random
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,26 @@ class WorkloadShape:
     delete_ratio: float = 0.15
 
 
+@dataclass(frozen=True)
+class Pace:
+    """Busy for ``active_s`` seconds, then idle (no commits) for ``idle_s``, repeating;
+    ``idle_s == 0`` means always busy."""
+
+    active_s: float = 0.0
+    idle_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.active_s < 0 or self.idle_s < 0 or (self.idle_s and not self.active_s):
+            raise ValueError("a pace needs a positive busy phase and a non-negative idle phase")
+
+    def idle_for(self, elapsed_s: float) -> float:
+        """How long to stay quiet ``elapsed_s`` seconds after the start (0: busy now)."""
+        if not self.idle_s:
+            return 0.0
+        phase = elapsed_s % (self.active_s + self.idle_s)
+        return 0.0 if phase < self.active_s else self.active_s + self.idle_s - phase
+
+
 class Workload:
     """Commits random transactions to ``databases`` at about ``rate`` per second when run."""
 
@@ -44,6 +67,7 @@ class Workload:
         rate: float = 10.0,
         row_size: int = 1024,
         shape: WorkloadShape | None = None,
+        pace: Pace | None = None,
     ) -> None:
         if not databases:
             raise ValueError("the workload needs at least one database")
@@ -53,6 +77,7 @@ class Workload:
         self._interval = 1.0 / rate if rate > 0 else 0.0
         base = shape or WorkloadShape()
         self._shape = WorkloadShape(base.max_rows, row_size, base.max_ops, base.delete_ratio)
+        self._pace = pace or Pace()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.commits = 0
@@ -71,9 +96,15 @@ class Workload:
         return commit
 
     def run(self, stop: threading.Event, limit: int | None = None) -> None:
-        """Commit until ``stop`` is set (or ``limit`` transactions), paced by ``rate``."""
+        """Commit until ``stop`` is set (or ``limit`` transactions), paced by ``rate`` and
+        quiet during the idle phases of ``pace``."""
         done = 0
+        started = time.monotonic()
         while not stop.is_set() and (limit is None or done < limit):
+            quiet = self._pace.idle_for(time.monotonic() - started)
+            if quiet:
+                stop.wait(quiet)
+                continue
             self.step()
             done += 1
             stop.wait(self._interval)
@@ -114,9 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=10.0, help="transactions per second")
     parser.add_argument("--row-size", type=int, default=1024)
     parser.add_argument("--count", type=int, default=None, help="stop after this many")
+    parser.add_argument("--active-seconds", type=float, default=0.0, help="busy phase length")
+    parser.add_argument("--idle-seconds", type=float, default=0.0, help="idle phase length")
     args = parser.parse_args(argv)
     engine = open_simulated_engine(Path(args.root), args.instance)
-    workload = Workload(engine, args.databases, args.seed, args.rate, args.row_size)
+    pace = Pace(args.active_seconds, args.idle_seconds)
+    workload = Workload(engine, args.databases, args.seed, args.rate, args.row_size, pace=pace)
     try:
         workload.run(threading.Event(), limit=args.count)
     except KeyboardInterrupt:
