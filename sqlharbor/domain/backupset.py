@@ -112,6 +112,14 @@ class BackupRecord:
     begins_log_chain: bool = False
     size_bytes: int = 0
     backup_set_id: str = ""
+    #: ``backup_set_uuid``: the backup set's GUID, unique across servers and recovery forks
+    #: ("" when unknown: points written before it was recorded)
+    backup_set_uuid: str = ""
+    #: ``differential_base_guid``: for a differential, the ``backup_set_uuid`` of the full it
+    #: is based on; it pairs the two exactly where checkpoint LSNs repeat across recovery
+    #: forks (``sqlharbor.domain.diffbase``).  "" when unknown (points written before it was
+    #: recorded, a multi-based differential) and for fulls and logs
+    differential_base_guid: str = ""
     #: recovery forks (``first_recovery_fork_guid`` / ``last_recovery_fork_guid``): equal
     #: except for a log backup that spans a fork point (the first log backup after an
     #: in-place restore); "" when unknown (points written before forks were recorded)

@@ -4,8 +4,9 @@ Used by the restore planner (``sqlharbor.domain.planner``), the operator (recove
 chain health in status) and the agent (checks before and after a backup, through
 ``sqlharbor.domain.autoheal``).  The rules, as SQL Server applies them:
 
-- a differential belongs to the non-copy-only full whose ``checkpoint_lsn`` equals its
-  ``differential_base_lsn`` (same database GUID);
+- a differential belongs to the non-copy-only full its ``differential_base_guid`` names
+  (its ``backup_set_uuid``), or, when that is unknown, whose ``checkpoint_lsn`` equals its
+  ``differential_base_lsn`` (same database GUID): ``sqlharbor.domain.diffbase``;
 - the first log after a base B needs ``first_lsn <= B.last_lsn <= last_lsn``; each next
   log has ``first_lsn == previous.last_lsn``; anything else is a gap;
 - copy-only logs are outside the chain (ignored here); copy-only fulls are restore bases
@@ -36,6 +37,10 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from sqlharbor.domain.backupset import BackupRecord, BackupType
+from sqlharbor.domain.diffbase import DifferentialBases
+from sqlharbor.domain.diffbase import differential_base as differential_base
+from sqlharbor.domain.diffbase import is_differential_of as is_differential_of
+from sqlharbor.domain.ordering import default_forks, lsn_order, merge, pick
 
 T = TypeVar("T")
 
@@ -48,7 +53,6 @@ _COPY_ONLY = operator.attrgetter("is_copy_only")
 _GUID = operator.attrgetter("database_guid")
 _FIRST_FORK = operator.attrgetter("first_recovery_fork_guid")
 _LAST_FORK = operator.attrgetter("last_recovery_fork_guid")
-_ORDER = operator.attrgetter("first_lsn", "last_lsn", "finish", "start", "backup_set_id")
 
 
 @dataclass(frozen=True)
@@ -109,21 +113,6 @@ class Gap:
 
 
 # -- the rules, one pair at a time ------------------------------------------------------
-
-
-def is_differential_of(diff: BackupRecord, full: BackupRecord) -> bool:
-    """Whether ``diff`` is a differential based on ``full``."""
-    return (
-        diff.backup_type is BackupType.DIFFERENTIAL
-        and full.is_differential_base
-        and full.database_guid == diff.database_guid
-        and diff.differential_base_lsn == full.checkpoint_lsn
-    )
-
-
-def differential_base(diff: BackupRecord, records: Iterable[BackupRecord]) -> BackupRecord | None:
-    """The full ``diff`` belongs to, if ``records`` hold it."""
-    return next((full for full in records if is_differential_of(diff, full)), None)
 
 
 def log_follows_base(log: BackupRecord, base: BackupRecord) -> bool:
@@ -194,12 +183,12 @@ class ChainIndex(Generic[T]):
         self.record_of = record_of
         unsorted = list(items)
         unsorted_records = list(map(record_of, unsorted))
-        order = _lsn_order(unsorted_records)
+        order = lsn_order(unsorted_records)
         if all(map(operator.lt, order, order[1:])):  # already in order
             ordered, records = unsorted, unsorted_records
         else:
-            ordered, records = _pick(unsorted, order), _pick(unsorted_records, order)
-        self._default_fork = _default_forks(records)
+            ordered, records = pick(unsorted, order), pick(unsorted_records, order)
+        self._default_fork = default_forks(records)
         is_log = list(map(operator.is_, map(_KIND, records), itertools.repeat(BackupType.LOG)))
         in_chain = list(map(operator.and_, is_log, map(operator.not_, map(_COPY_ONLY, records))))
         self.logs: dict[Lineage, _LogRun[T]] = {}
@@ -227,18 +216,14 @@ class ChainIndex(Generic[T]):
                 )
         bases = [i for i in itertools.compress(range(len(records)), map(operator.not_, is_log))]
         self.fulls = [ordered[i] for i in bases if records[i].backup_type is BackupType.FULL]
-        diff_bases = {
-            (r.database_guid, r.checkpoint_lsn): full
-            for full in self.fulls
-            if (r := record_of(full)).is_differential_base
-        }
+        diff_bases = DifferentialBases(self.fulls, record_of)
         #: every restorable differential, with its full (a differential taken after an
         #: in-place restore of a full is based on that full, across the fork)
         self.differentials: list[tuple[T, T]] = []
         for i in bases:
             r = records[i]
             if r.backup_type is BackupType.DIFFERENTIAL:
-                base = diff_bases.get((r.database_guid, r.differential_base_lsn or -1))
+                base = diff_bases.base_of(r)
                 if base is not None:
                     self.differentials.append((base, ordered[i]))
 
@@ -354,46 +339,6 @@ def restoring_logs(records: Sequence[BackupRecord], base: BackupRecord) -> list[
     return keep
 
 
-def _lsn_order(records: list[BackupRecord]) -> list[int]:
-    """Positions of ``records`` in ``_ORDER``: one C-level sort by first LSN, then the few
-    runs of equal first LSNs (empty logs, a full and a log starting together) by the full
-    key, so that the order never depends on the input's."""
-    firsts = list(map(_FIRST_LSN, records))
-    order = sorted(range(len(records)), key=firsts.__getitem__)
-    ordered_firsts = _pick(firsts, order)
-    ties = list(
-        itertools.compress(
-            range(len(order) - 1), map(operator.eq, ordered_firsts, ordered_firsts[1:])
-        )
-    )
-    start = 0
-    while start < len(ties):
-        end = start
-        while end + 1 < len(ties) and ties[end + 1] == ties[end] + 1:
-            end += 1
-        low, high = ties[start], ties[end] + 2
-        order[low:high] = sorted(order[low:high], key=lambda i: _ORDER(records[i]))
-        start = end + 1
-    return order
-
-
-def _default_forks(records: Sequence[BackupRecord]) -> dict[str, str]:
-    """Per GUID, the fork of its earliest record whose fork is known."""
-    forks: dict[str, tuple[datetime, str]] = {}
-    for r in records:
-        fork = r.first_recovery_fork_guid or r.last_recovery_fork_guid
-        if fork and (r.database_guid not in forks or r.finish < forks[r.database_guid][0]):
-            forks[r.database_guid] = (r.finish, fork)
-    return {guid: fork for guid, (_, fork) in forks.items()}
-
-
-def _pick(values: list[T], positions: list[int]) -> list[T]:
-    """``[values[i] for i in positions]``, in C."""
-    if len(positions) < 2:
-        return [values[i] for i in positions]
-    return list(operator.itemgetter(*positions)(values))
-
-
 def split_chains(records: Iterable[BackupRecord]) -> list[LogChain]:
     """The log chains of a history (copy-only logs left out), oldest first."""
     return ChainIndex(records, _identity).chains()
@@ -422,7 +367,7 @@ def restorable_windows(records: Iterable[BackupRecord]) -> list[TimeWindow]:
 
 def windows_of(index: ChainIndex[T]) -> list[TimeWindow]:
     spans = sorted((base.finish, index.reach(base).end) for _, base in index.bases())
-    return [TimeWindow(start, end) for start, end in _merge(spans)]
+    return [TimeWindow(start, end) for start, end in merge(spans)]
 
 
 def restorable_lsn_ranges(records: Iterable[BackupRecord]) -> list[LsnRange]:
@@ -439,22 +384,8 @@ def lsn_ranges_of(index: ChainIndex[T]) -> list[LsnRange]:
     return [
         LsnRange(guid, first, last, fork)
         for (guid, fork), spans in by_lineage.items()
-        for first, last in _merge(sorted(spans))
+        for first, last in merge(sorted(spans))
     ]
-
-
-_P = TypeVar("_P", datetime, int)
-
-
-def _merge(spans: Sequence[tuple[_P, _P]]) -> list[tuple[_P, _P]]:
-    merged: list[tuple[_P, _P]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def _identity(record: BackupRecord) -> BackupRecord:

@@ -10,7 +10,8 @@ What is kept:
 - weekly / monthly / yearly: the last full of each of the last N weeks / months / years;
 - copy-only fulls for as long as daily (or, without daily, log) retention lasts;
 - the newest full, always.
-Then dependencies: a kept differential keeps the full it is based on.  Nothing a retained
+Then dependencies: a kept differential keeps the full it is based on (by its
+``differential_base_guid`` when known: ``sqlharbor.domain.diffbase``).  Nothing a retained
 recovery point needs is ever selected for deletion.  Days, weeks, months and years are
 counted in the policy's time zone.
 """
@@ -23,7 +24,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlharbor.domain import planner
-from sqlharbor.domain.backupset import BackupType, RecoveryPoint
+from sqlharbor.domain.backupset import BackupRecord, BackupType, RecoveryPoint
+from sqlharbor.domain.diffbase import DifferentialBases
 from sqlharbor.errors import PermanentError
 
 
@@ -145,15 +147,16 @@ def _copy_only(ordered: list[RecoveryPoint], rules: Rules, now: datetime) -> set
 
 
 def _bases_of(ordered: list[RecoveryPoint], keep: set[str]) -> set[str]:
-    fulls = {
-        (p.record.database_guid, p.record.checkpoint_lsn): p.id
-        for p in ordered
-        if p.record.is_differential_base
-    }
+    """The fulls the kept differentials are based on (the pairing rule of ``diffbase``)."""
+    fulls = DifferentialBases(ordered, _record)
     extra = set()
     for p in ordered:
         if p.id in keep and p.record.backup_type is BackupType.DIFFERENTIAL:
-            base = fulls.get((p.record.database_guid, p.record.differential_base_lsn or -1))
+            base = fulls.base_of(p.record)
             if base is not None:
-                extra.add(base)
+                extra.add(base.id)
     return extra
+
+
+def _record(point: RecoveryPoint) -> BackupRecord:
+    return point.record

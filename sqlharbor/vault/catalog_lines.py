@@ -2,8 +2,9 @@
 tombstone line per deleted point, and the parser that folds a segment into points.
 
 Keys are one or two letters; the fields added with manifest version 2 (recovery forks,
-fork point, server, media) are written only when they say something, so a line stays
-short and lines written before them parse with the defaults.
+fork point, server, media, backup set uuid, differential base guid) are written only
+when they say something, so a line stays short and lines written before them parse
+with the defaults.
 
 Used by ``vault.catalog`` only; the manifests stay the truth (``Catalog.rebuild``).
 """
@@ -58,6 +59,10 @@ def entry_line(point: RecoveryPoint) -> bytes:
         entry["fp"] = str(r.fork_point_lsn)
     if r.server_name:
         entry["sv"] = r.server_name
+    if r.backup_set_uuid:
+        entry["u"] = r.backup_set_uuid
+    if r.differential_base_guid:
+        entry["dg"] = r.differential_base_guid
     if r.media is not None:
         entry["md"] = _media_entry(r.media)
     return json.dumps(entry, separators=(",", ":")).encode() + b"\n"
@@ -106,6 +111,8 @@ def _point(entry: dict[str, Any]) -> RecoveryPoint:
         begins_log_chain=entry.get("lc", False),
         size_bytes=entry.get("z", 0),
         backup_set_id=entry.get("sid", ""),
+        backup_set_uuid=entry.get("u", ""),
+        differential_base_guid=entry.get("dg", ""),
         first_recovery_fork_guid=first_fork,
         last_recovery_fork_guid=entry.get("rl", first_fork),
         fork_point_lsn=None if fork_point is None else int(fork_point),

@@ -104,11 +104,15 @@ class BackupFacts(Section):
     copy_only: bool
     begins_log_chain: bool
     backup_set_id: str
+    #: added before version 2 was released: optional, "" when unknown
+    backup_set_uuid: str = ""
     first_lsn: Lsn
     last_lsn: Lsn
     checkpoint_lsn: Lsn
     database_backup_lsn: Lsn
     differential_base_lsn: Lsn | None
+    #: the base full's ``backup_set_uuid`` (a differential); optional, "" when unknown
+    differential_base_guid: str = ""
     recovery_fork: RecoveryFork
     start: UtcTime
     finish: UtcTime
@@ -143,11 +147,13 @@ class BackupFacts(Section):
             copy_only=record.is_copy_only,
             begins_log_chain=record.begins_log_chain,
             backup_set_id=record.backup_set_id,
+            backup_set_uuid=record.backup_set_uuid,
             first_lsn=record.first_lsn,
             last_lsn=record.last_lsn,
             checkpoint_lsn=record.checkpoint_lsn,
             database_backup_lsn=record.database_backup_lsn,
             differential_base_lsn=record.differential_base_lsn,
+            differential_base_guid=record.differential_base_guid,
             recovery_fork=RecoveryFork(
                 first=record.first_recovery_fork_guid,
                 last=record.last_recovery_fork_guid,
@@ -189,6 +195,8 @@ class BackupFacts(Section):
             begins_log_chain=self.begins_log_chain,
             size_bytes=self.size_bytes,
             backup_set_id=self.backup_set_id,
+            backup_set_uuid=self.backup_set_uuid,
+            differential_base_guid=self.differential_base_guid,
             first_recovery_fork_guid=self.recovery_fork.first,
             last_recovery_fork_guid=self.recovery_fork.last,
             fork_point_lsn=self.recovery_fork.fork_point_lsn,

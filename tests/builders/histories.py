@@ -6,15 +6,21 @@ database (``first_lsn == last_lsn``, several in a row sharing their LSN with the
 real log), log backups taken while a full or differential runs, copy-only fulls used as
 restore bases, another tool's log backup (a gap), and in-place restores that start a new
 recovery fork (the next log spans the fork point; a differential may follow the restored
-full across the fork).  ``random_history`` drives it from a seed for property tests.
+full across the fork).  Every backup set has a ``backup_set_uuid`` and a differential
+names its base's (``differential_base_guid``), as msdb does; ``repeat_on_a_new_fork``
+makes two fulls of different forks share a checkpoint LSN, where only those uuids tell
+which full a differential is based on.  ``random_history`` drives it from a seed for
+property tests.
 
 ``accepts`` is the restore-sequence check SQL Server applies (3117 no full first, 3136
-wrong differential base, 4305 too recent, 4326 too early, recovery-path mismatch), so a
-test can say "SQL Server would accept this plan" without a server.
+wrong differential base, by backup set uuid when known, 4305 too recent, 4326 too early,
+recovery-path mismatch), so a test can say "SQL Server would accept this plan" without a
+server.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +36,11 @@ def _fork(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128))).upper()
 
 
+def _set_uuid(number: int) -> str:
+    """A backup set's uuid (drawn from its number, not from the history's random stream)."""
+    return str(uuid.UUID(int=(0x5E7 << 116) | number))
+
+
 @dataclass
 class RealHistory:
     """One database's backups, taken in time order; every method moves time forward."""
@@ -41,6 +52,7 @@ class RealHistory:
     fork: str = ""
     last_log_backup: int | None = None  # where the next log backup starts
     diff_base: int | None = None  # checkpoint LSN of the differential base
+    diff_base_uuid: str = ""  # its backup_set_uuid
     span: tuple[str, int | None] | None = None  # (restored fork, fork point) after a restore
     points: list[RecoveryPoint] = field(default_factory=list)
     #: fulls by checkpoint LSN, to restore one in place
@@ -86,12 +98,14 @@ class RealHistory:
             fork=self.fork,
             size_bytes=10_000 if kind is BackupType.FULL else 2_000,
             backup_set_id=f"set-{len(self.points)}",
+            backup_set_uuid=_set_uuid(len(self.points)),
+            differential_base_guid=(self.diff_base_uuid if kind is BackupType.DIFFERENTIAL else ""),
         )
 
     def full(self, *, copy_only: bool = False) -> RecoveryPoint:
         record = self._data(BackupType.FULL, copy_only=copy_only)
         if not copy_only:
-            self.diff_base = record.checkpoint_lsn
+            self.diff_base, self.diff_base_uuid = record.checkpoint_lsn, record.backup_set_uuid
             self.fulls.append(record)
             if self.last_log_backup is None:
                 self.last_log_backup = record.first_lsn
@@ -125,6 +139,7 @@ class RealHistory:
             fork_point_lsn=fork_point,
             size_bytes=100 + (last - first),
             backup_set_id=f"set-{len(self.points)}",
+            backup_set_uuid=_set_uuid(len(self.points)),
         )
         if not copy_only:
             self.last_log_backup = last
@@ -158,8 +173,9 @@ class RealHistory:
             fork=self.fork,
             size_bytes=10_000,
             backup_set_id=f"set-{len(self.points)}",
+            backup_set_uuid=_set_uuid(len(self.points)),
         )
-        self.diff_base = checkpoint
+        self.diff_base, self.diff_base_uuid = checkpoint, record.backup_set_uuid
         self.fulls.append(record)
         self._add(record)
 
@@ -169,20 +185,44 @@ class RealHistory:
             self.last_log_backup = self.lsn
             self.idle(5)
 
-    def restore_in_place(self) -> None:
+    def restore_in_place(self, restored: BackupRecord | None = None) -> None:
         """RESTORE ... WITH REPLACE of one of our fulls over the database, then recovery:
         same GUID, a new fork from the restored position, the restored full becomes the
         differential base and the next log backup spans the fork point."""
         if not self.fulls:
             return
-        restored = self.rng.choice(self.fulls)
+        if restored is None:
+            restored = self.rng.choice(self.fulls)
         self.fork = _fork(self.rng)
         fork_point = restored.last_lsn
         self.lsn = fork_point
-        self.diff_base = restored.checkpoint_lsn
+        self.diff_base, self.diff_base_uuid = restored.checkpoint_lsn, restored.backup_set_uuid
         self.last_log_backup = fork_point
         self.span = (restored.recovery_fork, fork_point)
         self.idle(60)
+
+    def repeat_on_a_new_fork(self) -> None:
+        """Restore a full F in place and do, on the new fork, the work the old fork did
+        until its next full G, then a full G': G and G' share a checkpoint LSN.  A
+        differential of G' follows (same fork as its base); then G is restored in place
+        and a differential of G follows, on a third fork, after G' finished: only its
+        ``differential_base_guid`` names G."""
+        pairs = [
+            (f, g)
+            for f, g in itertools.combinations(self.fulls, 2)
+            if g.recovery_fork == f.recovery_fork and g.checkpoint_lsn > f.last_lsn
+        ]
+        if not pairs:
+            return
+        first, later = self.rng.choice(pairs)
+        self.restore_in_place(first)
+        self.work(later.checkpoint_lsn - first.last_lsn - 1)
+        self.full()
+        self.work()
+        self.diff()
+        self.restore_in_place(later)
+        self.work()
+        self.diff()
 
 
 def random_history(seed: int, events: int = 60) -> list[RecoveryPoint]:
@@ -219,6 +259,8 @@ def random_history(seed: int, events: int = 60) -> list[RecoveryPoint]:
         elif roll < 0.86:
             h.work()
             h.full()
+        elif roll < 0.89:
+            h.repeat_on_a_new_fork()
         else:
             h.work(rng.randint(1, 50), 60)
     return h.points
@@ -240,6 +282,9 @@ def accepts(steps: list[BackupRecord]) -> str | None:
         if step.backup_type is BackupType.DIFFERENTIAL:
             if step.differential_base_lsn != full.checkpoint_lsn or step.last_lsn < position:
                 return "3136: differential of another base"
+            named, uuid_ = step.differential_base_guid, full.backup_set_uuid
+            if named and uuid_ and named != uuid_:
+                return "3136: differential of another backup set"
             position, fork = step.last_lsn, step.recovery_fork
             continue
         if step.first_lsn > position:

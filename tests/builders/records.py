@@ -57,6 +57,8 @@ def backup_record(
     server_name: str = "",
     media: BackupMedia | None = None,
     backup_set_id: str = "",
+    backup_set_uuid: str = "",
+    differential_base_guid: str = "",
 ) -> BackupRecord:
     """One backup set.  Derived defaults: ``checkpoint_lsn`` = ``first_lsn + 10``,
     ``database_backup_lsn`` = ``first_lsn``, ``differential_base_lsn`` = ``None`` for a
@@ -85,6 +87,8 @@ def backup_record(
         server_name=server_name,
         media=media,
         backup_set_id=backup_set_id,
+        backup_set_uuid=backup_set_uuid,
+        differential_base_guid=differential_base_guid,
     )
 
 

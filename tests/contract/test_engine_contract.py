@@ -79,6 +79,12 @@ def test_full_differential_and_log_chain(harness: EngineHarness) -> None:
     copy, _ = take(harness, name, BackupType.FULL, copy_only=True)
 
     assert diff.differential_base_lsn == full.checkpoint_lsn
+    # msdb's backup_set_uuid / differential_base_guid: every set has its own, and the
+    # differential names its full's
+    sets = (full, diff, log1, log2, copy)
+    assert len({r.backup_set_uuid for r in sets}) == len(sets)
+    assert all(r.backup_set_uuid for r in sets)
+    assert diff.differential_base_guid == full.backup_set_uuid
     assert log1.first_lsn <= full.last_lsn <= log1.last_lsn
     assert log2.first_lsn == log1.last_lsn
     assert log2.last_lsn > log2.first_lsn

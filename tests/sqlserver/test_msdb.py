@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlharbor_agent.engines.sqlserver import msdb
 
+from sqlharbor.domain import chain
 from sqlharbor.domain.backupset import (
     BackupType,
     DatabaseState,
@@ -45,6 +46,8 @@ def backupset_row(**overrides: Any) -> dict[str, Any]:
         "server_name": "VM1\\SQL01",
         "position": 1,
         "media_set_id": 7,
+        "backup_set_uuid": "C0FFEE00-1111-4222-8333-000000000042",
+        "differential_base_guid": None,
         "physical_device_name": "2f1c8a4e-9b7d-4c1e-8f00-6a5b4c3d2e1f",
         "family_sequence_number": 1,
         "mirror": 0,
@@ -79,6 +82,8 @@ def test_backupset_row_becomes_a_utc_record() -> None:
     assert record.database_guid == "6f9619ff-8b86-d011-b42d-00c04fc964ff"
     assert record.size_bytes == 1048576
     assert record.backup_set_id == "42"
+    assert record.backup_set_uuid == "c0ffee00-1111-4222-8333-000000000042"
+    assert record.differential_base_guid == ""
     assert record.server_name == "VM1\\SQL01"
     assert record.first_recovery_fork_guid == record.last_recovery_fork_guid
     assert record.recovery_fork == "a1b2c3d4-0000-4000-8000-00000000000a"
@@ -199,6 +204,8 @@ def test_history_folds_stripes_before_filtering() -> None:
     assert "LEFT JOIN msdb.dbo.backupmediafamily" in sql
     assert "bs.first_recovery_fork_guid" in sql
     assert "bs.fork_point_lsn" in sql
+    assert "CONVERT(nvarchar(36), bs.backup_set_uuid)" in sql
+    assert "CONVERT(nvarchar(36), bs.differential_base_guid)" in sql
 
 
 def test_backup_by_device_returns_the_whole_set() -> None:
@@ -227,6 +234,53 @@ def test_full_and_differential_types() -> None:
     diff = msdb.backup_record(backupset_row(type="I", differential_base_lsn=Decimal(7)))
     assert diff.backup_type is BackupType.DIFFERENTIAL
     assert diff.differential_base_lsn == 7
+
+
+def test_a_differential_names_its_base_full_across_recovery_forks() -> None:
+    """After an in-place restore the new fork reuses LSNs: a full of each fork has the
+    checkpoint LSN the differential names; ``differential_base_guid`` says which."""
+    checkpoint = Decimal("35000000010000037")
+    old_fork = backupset_row(
+        type="D",
+        backup_set_id=70,
+        checkpoint_lsn=checkpoint,
+        backup_set_uuid="AAAA0000-0000-4000-8000-000000000070",
+        first_recovery_fork_guid="A1B2C3D4-0000-4000-8000-00000000000A",
+        last_recovery_fork_guid="A1B2C3D4-0000-4000-8000-00000000000A",
+        backup_finish_date=datetime(2024, 3, 1, 10, 0),
+    )
+    new_fork = backupset_row(
+        type="D",
+        backup_set_id=80,
+        checkpoint_lsn=checkpoint,
+        backup_set_uuid="BBBB0000-0000-4000-8000-000000000080",
+        first_recovery_fork_guid="B1B2C3D4-0000-4000-8000-00000000000B",
+        last_recovery_fork_guid="B1B2C3D4-0000-4000-8000-00000000000B",
+        backup_finish_date=datetime(2024, 3, 1, 11, 0),
+    )
+    diff = backupset_row(
+        type="I",
+        backup_set_id=90,
+        differential_base_lsn=checkpoint,
+        backup_set_uuid="CCCC0000-0000-4000-8000-000000000090",
+        differential_base_guid="AAAA0000-0000-4000-8000-000000000070",
+        first_recovery_fork_guid="C1B2C3D4-0000-4000-8000-00000000000C",
+        last_recovery_fork_guid="C1B2C3D4-0000-4000-8000-00000000000C",
+        backup_finish_date=datetime(2024, 3, 1, 12, 0),
+    )
+    full_a, full_b, differential = msdb.backup_records([old_fork, new_fork, diff])
+    assert full_a.backup_set_uuid == "aaaa0000-0000-4000-8000-000000000070"
+    assert full_a.differential_base_guid == ""  # NULL for a full
+    assert differential.backup_set_uuid == "cccc0000-0000-4000-8000-000000000090"
+    assert differential.differential_base_guid == full_a.backup_set_uuid
+    assert chain.differential_base(differential, [full_a, full_b]) is full_a
+    # a multi-based differential (or an older msdb) has no differential_base_guid
+    unnamed = msdb.backup_record({**diff, "differential_base_guid": None})
+    assert unnamed.differential_base_guid == ""
+    missing = {
+        k: v for k, v in diff.items() if k not in ("backup_set_uuid", "differential_base_guid")
+    }
+    assert msdb.backup_record(missing).backup_set_uuid == ""
 
 
 def test_history_filters_exactly_after_conversion() -> None:

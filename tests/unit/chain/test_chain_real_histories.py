@@ -1,6 +1,7 @@
 """The chain rules and the planner over histories shaped like real servers' ``msdb``:
 runs of empty logs of an idle database, logs taken during a full or differential, a
-copy-only full as restore base, a striped full, two recovery forks.  Each history is
+copy-only full as restore base, a striped full, two recovery forks, fulls of different
+forks sharing a checkpoint LSN (paired by backup set uuid).  Each history is
 written by hand with the restore sequence SQL Server would accept worked out by hand;
 property tests then check every answer is independent of input order and every plan is
 one SQL Server accepts, over random histories holding all of these shapes."""
@@ -249,6 +250,74 @@ def test_points_from_before_forks_were_recorded_join_the_first_known_fork() -> N
     ]
     assert ids(planner.plan_restore(points, at(18))) == ["F", "L1", "L2", "L3"]
     assert len(chain.split_chains([p.record for p in points])) == 1
+
+
+# -- two fulls of different forks with one checkpoint LSN -------------------------------------
+
+FORK_C = "C0000000-0000-4000-8000-00000000000C"
+
+
+def forks_sharing_a_checkpoint(*, uuids: bool = True) -> list[RecoveryPoint]:
+    """Fork A: F1, F2 (checkpoint 1310).  At 01:35 F1 is restored in place: fork B begins
+    at 1100 and reaches 1310 again; its full F_B has F2's checkpoint LSN, and D_B is its
+    differential.  At 01:58 the old fork's F2 is restored in place (fork C begins at
+    1400): D_C, taken after that restore, is based on F2, but F_B finished later with the
+    same checkpoint LSN.  (A differential after restoring a full is on a fork newer than
+    any full with that full's checkpoint: the new fork's LSNs begin past its end.  So the
+    collision needs the second restore.)  Without ``uuids`` the points were written
+    before backup set uuids were recorded."""
+
+    def named(uuid: str, base: str = "") -> dict[str, str]:
+        return {"backup_set_uuid": uuid, "differential_base_guid": base} if uuids else {}
+
+    return [
+        point("F1", FULL, 1000, 1100, 60, checkpoint_lsn=1010, fork=FORK_A, **named("u-f1")),
+        point("L1", LOG, 1000, 1200, 70, fork=FORK_A),
+        point("F2", FULL, 1300, 1400, 80, checkpoint_lsn=1310, fork=FORK_A, **named("u-f2")),
+        point("L2", LOG, 1200, 1500, 90, fork=FORK_A),
+        point("S1", LOG, 1100, 1250, 100, fork=(FORK_A, FORK_B), fork_point_lsn=1100),
+        point("F_B", FULL, 1300, 1380, 110, checkpoint_lsn=1310, fork=FORK_B, **named("u-fb")),
+        point("D_B", DIFF, 1390, 1420, 112, checkpoint_lsn=1395, differential_base_lsn=1310,
+              fork=FORK_B, **named("u-db", "u-fb")),
+        point("L_B", LOG, 1250, 1450, 115, fork=FORK_B),
+        point("D_C", DIFF, 1420, 1460, 125, checkpoint_lsn=1430, differential_base_lsn=1310,
+              fork=FORK_C, **named("u-dc", "u-f2")),
+        point("S2", LOG, 1400, 1480, 130, fork=(FORK_A, FORK_C), fork_point_lsn=1400),
+    ]  # fmt: skip
+
+
+def _pairs(points: list[RecoveryPoint]) -> set[tuple[str, str]]:
+    index = chain.ChainIndex(points, lambda p: p.record)
+    return {(full.id, diff.id) for full, diff in index.differentials}
+
+
+@pytest.mark.parametrize("order", range(3))
+def test_a_differential_is_paired_by_the_backup_set_it_names(order: int) -> None:
+    points = orders(forks_sharing_a_checkpoint())[order]
+    assert _pairs(points) == {("F_B", "D_B"), ("F2", "D_C")}
+    plans = planner.RestorePlanner(points)
+    assert ids(plans.plan(planner.AtRecoveryPoint("D_C"))) == ["F2", "D_C"]
+    assert ids(plans.plan(planner.AtRecoveryPoint("D_B"))) == ["F_B", "D_B"]
+    after = plans.plan(at(127))
+    assert (ids(after), after.stop_time) == (["F2", "D_C", "S2"], at(127))
+    targets = [at(127), at(130), planner.AtRecoveryPoint("D_C"), planner.AtRecoveryPoint("D_B")]
+    for target in targets:
+        assert accepts([p.record for p in plans.plan(target).steps]) is None, target
+
+
+@pytest.mark.parametrize("order", range(3))
+def test_without_uuids_the_pairing_falls_back_to_forks_and_finish_times(order: int) -> None:
+    """D_B is on F_B's fork; D_C is on neither full's fork, so the later full is taken:
+    the pairing SQL Server refuses (3136), which only the uuids could have avoided."""
+    points = orders(forks_sharing_a_checkpoint(uuids=False))[order]
+    assert _pairs(points) == {("F_B", "D_B"), ("F_B", "D_C")}
+    plan = planner.RestorePlanner(points).plan(planner.AtRecoveryPoint("D_C"))
+    assert ids(plan) == ["F_B", "D_C"]
+    assert accepts([p.record for p in plan.steps]) is None  # by LSN alone it looks right
+    named = {p.id: p.record for p in forks_sharing_a_checkpoint()}
+    refused = accepts([named[i] for i in ids(plan)])
+    assert refused is not None
+    assert refused.startswith("3136")
 
 
 # -- the rules one pair at a time --------------------------------------------------------------

@@ -3,6 +3,7 @@ window stays restorable, and old points do go."""
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from sqlharbor.domain import planner, retention
 from sqlharbor.domain.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import PermanentError
-from tests.builders.histories import random_history
+from tests.builders.histories import RealHistory, accepts, random_history
 from tests.builders.records import History
 
 HOUR = 3600.0
@@ -90,6 +91,42 @@ def test_old_logs_and_unneeded_bases_are_deleted() -> None:
     kept_fulls = [p for p in h.points if p.id in selection.keep and p.record.is_base]
     assert 7 <= len(kept_fulls) <= 8  # the daily ones (+ the window's base)
     assert len(selection.delete) > len(h.points) // 2
+
+
+def _forks_sharing_a_checkpoint() -> dict[str, RecoveryPoint]:
+    """F1, F2 on one fork; F1 restored in place and F2's work redone: G on the new fork has
+    F2's checkpoint LSN (D_G is its differential); F2 restored in place: D_F2 is based on
+    F2 although G finished later with the same checkpoint LSN."""
+    h = RealHistory(random.Random(3))
+    h.full()
+    h.work()
+    h.log()
+    h.work()
+    h.full()
+    h.work()
+    h.log()
+    h.repeat_on_a_new_fork()
+    names = ["F1", "L1", "F2", "L2", "G", "D_G", "D_F2"]
+    assert len(h.points) == len(names)
+    return dict(zip(names, h.points, strict=True))
+
+
+def test_a_kept_differential_keeps_the_full_it_names() -> None:
+    points = _forks_sharing_a_checkpoint()
+    f2, g, d_f2 = points["F2"].record, points["G"].record, points["D_F2"].record
+    assert f2.checkpoint_lsn == g.checkpoint_lsn == d_f2.differential_base_lsn
+    assert g.finish > f2.finish
+    assert d_f2.differential_base_guid == f2.backup_set_uuid
+    ordered = list(points.values())
+    assert retention._bases_of(ordered, {points["D_F2"].id}) == {points["F2"].id}  # not G
+    # a day later, with one daily: D_F2 (the day's last), G (the newest full) and F2
+    now = d_f2.finish + timedelta(days=3)
+    selection = retention.select(ordered, retention.Rules(log_days=1, daily=1), now)
+    assert selection.keep == {points[n].id for n in ("F2", "G", "D_F2")}
+    kept = [p for p in ordered if p.id in selection.keep]
+    plan = planner.plan_restore(kept, planner.AtRecoveryPoint(points["D_F2"].id))
+    assert [p.record for p in plan.steps] == [f2, d_f2]
+    assert accepts([p.record for p in plan.steps]) is None
 
 
 @settings(max_examples=40, deadline=None)

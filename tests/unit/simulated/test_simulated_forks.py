@@ -4,6 +4,7 @@ the fork and refuses a log on another recovery path."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ import pytest
 from sqlharbor_agent.engines.base import RestoreOptions, StopAt
 from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload
 
+from sqlharbor.domain import chain, planner
 from sqlharbor.domain.backupset import BackupRecord, BackupRequest, BackupType, DatabaseState
 from sqlharbor.errors import EngineError, ErrorCode
 from tests.builders.simulated import FakeClock, MemoryVault
@@ -246,3 +248,41 @@ def test_a_differential_names_its_full_across_forks(
     assert "3136" in err.value.message
     _restore(engine, vault, [new_full, diff], "right_base")
     assert engine.rows("right_base") == engine.rows("sales")
+    # the history says so, and the chain rules follow it
+    assert diff.differential_base_guid == new_full.backup_set_uuid != old_full.backup_set_uuid
+    assert chain.differential_base(diff, engine.history("sales")) == new_full
+
+
+def test_a_differential_after_restoring_an_old_forks_full_is_planned_on_it(
+    engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault
+) -> None:
+    """Three forks: the old fork's full and the second fork's full share a checkpoint LSN;
+    after an in-place restore of the old fork's full, the differential is based on it
+    although the other full finished later.  Only its ``differential_base_guid`` says so;
+    the planner follows it and RESTORE accepts the plan."""
+    _work(engine, clock, 4)
+    full = vault.backup(engine, "sales", BackupType.FULL)
+    _work(engine, clock, 4)
+    log1 = vault.backup(engine, "sales", BackupType.LOG)
+    _work(engine, clock, 3)
+    old_full = vault.backup(engine, "sales", BackupType.FULL)
+    _restore(engine, vault, [full, log1], "sales", replace=True)
+    _work(engine, clock, 2)
+    second_full = vault.backup(engine, "sales", BackupType.FULL)
+    assert second_full.checkpoint_lsn == old_full.checkpoint_lsn
+    _restore(engine, vault, [old_full], "sales", replace=True)
+    _work(engine, clock, 3)
+    diff = vault.backup(engine, "sales", BackupType.DIFFERENTIAL)
+    assert diff.differential_base_guid == old_full.backup_set_uuid
+    assert len({old_full.recovery_fork, second_full.recovery_fork, diff.recovery_fork}) == 3
+    point = vault.point_of(diff)
+    plan = planner.RestorePlanner(vault.points).plan(planner.AtRecoveryPoint(point.id))
+    assert [p.record for p in plan.steps] == [old_full, diff]
+    _restore(engine, vault, [old_full, diff], "planned")
+    assert engine.rows("planned") == engine.rows("sales")
+    # without the uuid, the LSN matches both fulls and the later one would be taken
+    unnamed = dataclasses.replace(diff, differential_base_guid="")
+    assert chain.differential_base(unnamed, [old_full, second_full]) == second_full
+    with pytest.raises(EngineError) as err:
+        _restore(engine, vault, [second_full, diff], "wrong_base")
+    assert "3136" in err.value.message

@@ -49,6 +49,10 @@ def test_records_name_the_server_and_the_media(
     assert [f.family for f in striped.media.files] == [1, 2, 3, 4]
     assert all(f.kind is MediaKind.DISK and f.name.endswith(".bak") for f in striped.media.files)
     assert len({r.media.media_set_id for r in (ours, theirs, striped) if r.media}) == 3
+    # every backup set, ours or another tool's, has its own uuid
+    uuids = [r.backup_set_uuid for r in (ours, theirs, striped)]
+    assert all(uuids)
+    assert len(set(uuids)) == 3
 
 
 @pytest.mark.parametrize("time_zone", [4, -20, 0])
@@ -111,6 +115,8 @@ def test_other_tools_copy_only_full_leaves_the_differential_base(
     assert theirs in engine.history("sales")
     diff = vault.backup(engine, "sales", BackupType.DIFFERENTIAL)
     assert chain.is_differential_of(diff, ours)
+    assert diff.differential_base_guid == ours.backup_set_uuid != theirs.backup_set_uuid
+    assert ours.differential_base_guid == theirs.differential_base_guid == ""  # fulls
     assert diff.differential_base_lsn == ours.checkpoint_lsn != theirs.checkpoint_lsn
     _work(engine, clock)
     log = vault.backup(engine, "sales", BackupType.LOG)
@@ -151,6 +157,8 @@ def test_other_tools_full_and_log_move_the_base_and_truncate(
     assert not their_full.is_copy_only
     assert not their_log.is_copy_only
     assert diff.differential_base_lsn == their_full.checkpoint_lsn
+    assert diff.differential_base_guid == their_full.backup_set_uuid
+    assert engine.history("sales")[-1].differential_base_guid == their_full.backup_set_uuid
     assert their_log.first_lsn == ours1.last_lsn
     assert ours2.first_lsn == their_log.last_lsn != ours1.last_lsn
     assert len(chain.find_gaps([p.record for p in vault.points])) == 1
@@ -208,6 +216,41 @@ def test_an_instance_file_of_the_older_layout_is_migrated(tmp_path: Path, clock:
         assert log.first_lsn == 10
         assert log.first_recovery_fork_guid == info.recovery_fork_guid
         assert engine.history("db")[-1] == log
+    finally:
+        engine.close()
+
+
+def test_an_instance_file_of_version_2_keeps_opening(tmp_path: Path, clock: FakeClock) -> None:
+    """Version 2 kept no ``differential_base_guid`` in history: its differentials read it
+    as unknown (paired by LSN), the ones taken after the upgrade name their full."""
+    engine = SimulatedEngine(tmp_path, "I", clock=clock)
+    engine.create_database("db")
+    vault = MemoryVault()
+    full = vault.backup(engine, "db", BackupType.FULL)
+    engine.commit("db", [Operation(1, b"one")])
+    old_diff = vault.backup(engine, "db", BackupType.DIFFERENTIAL)
+    engine.close()
+    with sqlite3.connect(engine.path) as con:
+        con.execute("ALTER TABLE backupset DROP COLUMN differential_base_guid")
+        con.execute("PRAGMA user_version = 2")
+    con.close()
+    engine = SimulatedEngine(tmp_path, "I", clock=clock)
+    try:
+        history = engine.history("db")
+        assert [r.backup_set_uuid for r in history] == [
+            full.backup_set_uuid,
+            old_diff.backup_set_uuid,
+        ]
+        assert history[1].differential_base_guid == ""
+        assert chain.differential_base(history[1], history) == history[0]
+        engine.commit("db", [Operation(2, b"two")])
+        new_diff = vault.backup(engine, "db", BackupType.DIFFERENTIAL)
+        assert new_diff.differential_base_guid == full.backup_set_uuid
+        assert engine.history("db")[-1] == new_diff
+        with sqlite3.connect(engine.path) as con:
+            (version,) = con.execute("PRAGMA user_version").fetchone()
+        con.close()
+        assert version == 3
     finally:
         engine.close()
 

@@ -1,5 +1,6 @@
-"""Catalog lines carry every fact of a record (recovery forks, fork point, server, media)
-compactly, and lines written before those facts existed still parse, with the defaults."""
+"""Catalog lines carry every fact of a record (recovery forks, fork point, server, media,
+backup set uuids) compactly, and lines written before those facts existed still parse,
+with the defaults."""
 
 from __future__ import annotations
 
@@ -68,6 +69,28 @@ def test_every_new_fact_round_trips() -> None:
     assert b'"rl"' not in line
     assert b'"md"' not in line
     assert parse_segment(line)[POINT].record == same_fork
+
+
+def test_backup_set_uuids_round_trip_and_are_written_only_when_known() -> None:
+    full_uuid = "a3c5e7f9-0000-4000-8000-0000000000f1"
+    full = RecoveryPoint(
+        "20261124T180102Z-F-00000001", backup_record(BackupType.FULL, backup_set_uuid=full_uuid)
+    )
+    diff = RecoveryPoint(
+        "20261124T181000Z-D-00000002",
+        backup_record(
+            BackupType.DIFFERENTIAL,
+            backup_set_uuid="a3c5e7f9-0000-4000-8000-0000000000d2",
+            differential_base_guid=full_uuid,
+        ),
+    )
+    lines = entry_line(full) + entry_line(diff)
+    assert parse_segment(lines) == {full.id: full, diff.id: diff}
+    entry = json.loads(entry_line(diff))
+    assert (entry["u"], entry["dg"]) == (diff.record.backup_set_uuid, full_uuid)
+    assert "dg" not in json.loads(entry_line(full))
+    [old] = parse_segment(OLD_LINE).values()
+    assert (old.record.backup_set_uuid, old.record.differential_base_guid) == ("", "")
 
 
 def test_defaults_add_nothing_to_a_line_and_old_lines_parse() -> None:

@@ -61,11 +61,13 @@ def fixed_document() -> dict[str, Any]:
             "copy_only": False,
             "begins_log_chain": True,
             "backup_set_id": "4711",
+            "backup_set_uuid": "0f1e2d3c-4b5a-4697-8877-665544332211",
             "first_lsn": "98765432109876543210000",
             "last_lsn": "98765432109876543214200",
             "checkpoint_lsn": "98765432109876543210010",
             "database_backup_lsn": "98765432109876543120000",
             "differential_base_lsn": "98765432109876543100000",
+            "differential_base_guid": "a1b2c3d4-e5f6-4a5b-8c7d-0e1f2a3b4c5d",
             "recovery_fork": {
                 "first": "11111111-2222-3333-4444-555555555555",
                 "last": "66666666-7777-8888-9999-000000000000",
@@ -132,7 +134,7 @@ def fixed_document() -> dict[str, Any]:
 
 #: SHA-256 of the fixed document's authenticated payload.  Pinned: it must never change
 #: for this document, or tags written by one version would not verify in another.
-FIXED_PAYLOAD_SHA256 = "6923a6e3b92ec6878372d93aa9446e259233e4e910717f34b4c7ffe8052f628b"
+FIXED_PAYLOAD_SHA256 = "73faff0ddb392f81137d5ea17e1e6b4a92cf17941caf09d370eccdec924a2596"
 
 
 def test_the_authenticated_payload_is_canonical_and_pinned() -> None:
@@ -155,6 +157,16 @@ def test_the_authenticated_payload_is_canonical_and_pinned() -> None:
         "tag": base64.b64encode(b"t" * 32).decode(),
     }
     assert Manifest.model_validate(tagged).authenticated_payload() == payload
+
+
+def test_a_version_2_document_without_the_backup_set_uuids_reads_them_as_unknown() -> None:
+    """Added before version 2 was released: optional, so documents written without them
+    (and upgraded version-1 documents) still parse."""
+    document = fixed_document()
+    del document["backup"]["backup_set_uuid"], document["backup"]["differential_base_guid"]
+    record = Manifest.parse(json.dumps(document).encode()).to_record()
+    assert (record.backup_set_uuid, record.differential_base_guid) == ("", "")
+    assert record.backup_set_id == "4711"
 
 
 def _leaves(node: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
@@ -472,6 +484,8 @@ def test_every_record_fact_survives_manifest_and_catalog(make_vault: MakeVault) 
         first_recovery_fork_guid="11111111-2222-3333-4444-555555555555",
         last_recovery_fork_guid="66666666-7777-8888-9999-000000000000",
         fork_point_lsn=1500,
+        backup_set_uuid="0f1e2d3c-4b5a-4697-8877-665544332211",
+        differential_base_guid="a1b2c3d4-e5f6-4a5b-8c7d-0e1f2a3b4c5d",
         server_name="HOST\\SQL01",
         media=BackupMedia(
             files=(MediaFile("dev-1", family=1, kind=MediaKind.VIRTUAL_DEVICE),),
@@ -487,5 +501,6 @@ def test_every_record_fact_survives_manifest_and_catalog(make_vault: MakeVault) 
     assert doc["backup"]["recovery_fork"]["fork_point_lsn"] == "1500"
     assert doc["backup"]["media"]["files"][0]["kind"] == "VirtualDevice"
     assert doc["backup"]["logical_files"] == []
+    assert doc["backup"]["backup_set_uuid"] == record.backup_set_uuid
     assert vault.manifest(INSTANCE, GUID, point).to_record() == record
     assert vault.catalog.list_points(INSTANCE, GUID) == [RecoveryPoint(point, record)]

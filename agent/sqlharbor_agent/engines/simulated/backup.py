@@ -62,6 +62,13 @@ class Started:
     #: stream names its base's (msdb's ``backup_set_uuid`` / ``differential_base_guid``)
     backup_set_id: str
 
+    @property
+    def differential_base_guid(self) -> str | None:
+        """For a differential, its base full's backup set id (None when unknown)."""
+        if self.request.backup_type is not BackupType.DIFFERENTIAL:
+            return None
+        return self.db.diff_base_guid
+
 
 CHANGED_SINCE = (
     "SELECT j.k, r.payload FROM (SELECT DISTINCT k FROM journal "
@@ -210,6 +217,8 @@ class BackupRun:
                 begins_log_chain=begins_chain,
                 size_bytes=size,
                 backup_set_id=started.backup_set_id,
+                backup_set_uuid=started.backup_set_id,
+                differential_base_guid=started.differential_base_guid or "",
                 first_recovery_fork_guid=first_fork,
                 last_recovery_fork_guid=last_fork,
                 fork_point_lsn=fork_point,
@@ -249,9 +258,5 @@ def header(instance: str, started: Started) -> dict[str, object]:
         "first_recovery_fork_guid": first_fork,
         "last_recovery_fork_guid": last_fork,
         "backup_set_id": started.backup_set_id,
-        "differential_base_guid": (
-            started.db.diff_base_guid
-            if started.request.backup_type is BackupType.DIFFERENTIAL
-            else None
-        ),
+        "differential_base_guid": started.differential_base_guid,
     }

@@ -5,7 +5,10 @@ in msdb, times are the server's local wall clock with the row's ``time_zone`` (1
 units east of UTC); they come back as UTC through the SQL Server plugin's own
 ``server_local_to_utc``, so both engines convert the same way.  Each backup set names
 its media: the virtual device our backups stream through (a GUID, as VDI names it), or
-the ``.bak`` / ``.trn`` files another tool wrote (one per stripe).
+the ``.bak`` / ``.trn`` files another tool wrote (one per stripe).  A backup set's id is
+a GUID already (fixed when the backup starts, named in its stream), so it doubles as
+msdb's ``backup_set_uuid``; a differential's row keeps its base's (``differential_base_guid``,
+"" in rows written before it was kept).
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ _COLUMNS = (
     "last_lsn, checkpoint_lsn, database_backup_lsn, differential_base_lsn, start_local_us, "
     "finish_local_us, time_zone, recovery_model, begins_log_chain, size_bytes, "
     "first_recovery_fork_guid, last_recovery_fork_guid, fork_point_lsn, server_name, "
-    "media_set_id, position"
+    "media_set_id, position, differential_base_guid"
 )
 
 
@@ -97,7 +100,7 @@ def insert_record(
 ) -> None:
     media = record.media or BackupMedia()
     con.execute(
-        f"INSERT INTO backupset ({_COLUMNS}, out_of_band) VALUES ({', '.join('?' * 23)})",
+        f"INSERT INTO backupset ({_COLUMNS}, out_of_band) VALUES ({', '.join('?' * 24)})",
         (
             record.backup_set_id,
             record.database_name,
@@ -121,6 +124,7 @@ def insert_record(
             record.server_name,
             media.media_set_id,
             media.position,
+            record.differential_base_guid,
             int(out_of_band),
         ),
     )
@@ -167,7 +171,8 @@ def _utc(local_us: int, time_zone: int) -> datetime:
 def _record(row: tuple[Any, ...], files: dict[str, list[MediaFile]]) -> BackupRecord:
     (bsid, name, guid, btype, copy_only, first, last, ckpt, dblsn, diffbase) = row[:10]
     (start, finish, time_zone, model, begins, size) = row[10:16]
-    (first_fork, last_fork, fork_point, server_name, media_set_id, position) = row[16:]
+    (first_fork, last_fork, fork_point, server_name, media_set_id, position) = row[16:22]
+    diff_base_guid = row[22]
     media = (
         BackupMedia(tuple(files.get(media_set_id, ())), position, media_set_id)
         if media_set_id
@@ -189,6 +194,8 @@ def _record(row: tuple[Any, ...], files: dict[str, list[MediaFile]]) -> BackupRe
         begins_log_chain=bool(begins),
         size_bytes=size,
         backup_set_id=bsid,
+        backup_set_uuid=bsid,
+        differential_base_guid=diff_base_guid,
         first_recovery_fork_guid=first_fork,
         last_recovery_fork_guid=last_fork,
         fork_point_lsn=fork_point,

@@ -10,8 +10,9 @@ state of sys.database_recovery_status), ``forks`` (each database's recovery fork
 a fork left its parent), ``rows`` (the data pages), ``journal`` (the transaction log of
 every fork; truncation is logical, so the journal doubles as the truth a restore is
 checked against), ``backupset`` and ``backupmediafamily`` (msdb's, with server-local
-times and their ``time_zone``).  Files written before forks and time zones existed are
-brought up to date when opened (``PRAGMA user_version``).
+times and their ``time_zone``).  Files written before forks, time zones and the
+differential base's backup set existed are brought up to date when opened
+(``PRAGMA user_version``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ CREATE TABLE IF NOT EXISTS backupset (
     fork_point_lsn INTEGER,
     server_name TEXT NOT NULL DEFAULT '',
     media_set_id TEXT NOT NULL DEFAULT '',
-    position INTEGER NOT NULL DEFAULT 1
+    position INTEGER NOT NULL DEFAULT 1,
+    differential_base_guid TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS backupset_by_name ON backupset (database_name, finish_local_us);
 CREATE TABLE IF NOT EXISTS backupmediafamily (
@@ -89,8 +91,9 @@ CREATE TABLE IF NOT EXISTS backupmediafamily (
 """
 
 #: ``PRAGMA user_version`` of the layout above; files of version 0 predate forks and
-#: server-local history times and are migrated by ``_migrate_from_v0``.
-SCHEMA_VERSION = 2
+#: server-local history times and are migrated by ``_migrate_from_v0``, files of version 2
+#: predate ``backupset.differential_base_guid`` (``_migrate_from_v2``).
+SCHEMA_VERSION = 3
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -171,12 +174,15 @@ def _migrate(con: sqlite3.Connection) -> None:
     if version >= SCHEMA_VERSION:
         return
     existing = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
-    if "databases" in existing:
+    old = "databases" in existing
+    if old and version < 2:
         _migrate_from_v0(con)
+    if old:
+        _migrate_from_v2(con)
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             con.execute(statement)
-    if "databases" in existing:
+    if old and version < 2:
         _give_every_database_a_fork(con)
     con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -200,6 +206,21 @@ def _migrate_from_v0(con: sqlite3.Connection) -> None:
         "position INTEGER NOT NULL DEFAULT 1",
     ):
         con.execute(f"ALTER TABLE backupset ADD COLUMN {column}")
+
+
+def _migrate_from_v2(con: sqlite3.Connection) -> None:
+    """Version 2: a differential's history row did not name its base full.  Its
+    ``differential_base_guid`` stays "" (unknown): the chain rules pair it by LSN."""
+    _add_missing_columns(con, "backupset", {"differential_base_guid": "TEXT NOT NULL DEFAULT ''"})
+    # files written while version 2 briefly lacked it (the base is then unknown too)
+    _add_missing_columns(con, "databases", {"diff_base_guid": "TEXT"})
+
+
+def _add_missing_columns(con: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    present = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+    for name, declaration in columns.items():
+        if name not in present:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
 def _give_every_database_a_fork(con: sqlite3.Connection) -> None:

@@ -68,6 +68,8 @@ SELECT bs.backup_set_id, bs.database_name, CONVERT(nvarchar(36), bs.database_gui
        CONVERT(nvarchar(36), bs.first_recovery_fork_guid) AS first_recovery_fork_guid,
        CONVERT(nvarchar(36), bs.last_recovery_fork_guid) AS last_recovery_fork_guid,
        bs.fork_point_lsn, bs.server_name, bs.position, bs.media_set_id,
+       CONVERT(nvarchar(36), bs.backup_set_uuid) AS backup_set_uuid,
+       CONVERT(nvarchar(36), bs.differential_base_guid) AS differential_base_guid,
        mf.physical_device_name, mf.family_sequence_number, mf.mirror, mf.device_type
   FROM msdb.dbo.backupset AS bs
   LEFT JOIN msdb.dbo.backupmediafamily AS mf ON mf.media_set_id = bs.media_set_id"""
@@ -278,6 +280,8 @@ def backup_record(
         begins_log_chain=bool(row["begins_log_chain"]),
         size_bytes=int(row["backup_size"] or 0),
         backup_set_id=str(row["backup_set_id"]),
+        backup_set_uuid=_guid(row.get("backup_set_uuid")),
+        differential_base_guid=_guid(row.get("differential_base_guid")),
         first_recovery_fork_guid=_guid(row.get("first_recovery_fork_guid")),
         last_recovery_fork_guid=_guid(row.get("last_recovery_fork_guid")),
         fork_point_lsn=_lsn(fork_point) if fork_point is not None else None,
