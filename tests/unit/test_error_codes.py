@@ -1,6 +1,6 @@
-"""Every stable error code is an ``ErrorCode`` member with a default remediation, listed in
-docs/error-codes.md; every exception class lives in sqlharbor/errors.py; only the three
-boundaries touch the Kubernetes, Azure and pyodbc SDKs.
+"""Every stable error code is an ``ErrorCode`` member (sqlharbor/error_codes.py) with a
+default remediation, listed in docs/error-codes.md; every exception class lives in
+sqlharbor/errors.py; only the three boundaries touch the Kubernetes, Azure and pyodbc SDKs.
 
 Regenerate the document's table after adding a code:
 ``.venv/bin/python tests/unit/test_error_codes.py``.
