@@ -1,5 +1,5 @@
-"""For tests on the simulated engine: a clock moved by hand and backup streams kept in
-memory (no vault, no Azure)."""
+"""For tests on the simulated engine: a clock moved by hand, a burst of workload, and
+backup streams kept in memory (no vault, no Azure) that restore straight into the engine."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlharbor_agent.engines.base import RestoreStep
-from sqlharbor_agent.engines.simulated import SimulatedEngine
+from sqlharbor_agent.engines.base import RestoreOptions, RestoreStep, StopAt
+from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload
 
 from sqlharbor.domain.backupset import BackupRecord, BackupRequest, BackupType, RecoveryPoint
 
@@ -25,6 +25,15 @@ class FakeClock:
     def tick(self, seconds: float = 1.0) -> datetime:
         self.now += timedelta(seconds=seconds)
         return self.now
+
+
+def work(engine: SimulatedEngine, clock: FakeClock, n: int, db: str = "sales") -> None:
+    """``n`` workload transactions on ``db``, one second apart (seeded by ``n`` and the
+    clock, so repeated bursts differ)."""
+    workload = Workload(engine, [db], seed=n + int(clock.now.timestamp()), row_size=128)
+    for _ in range(n):
+        assert workload.step() is not None
+        clock.tick(1)
 
 
 @dataclass
@@ -52,3 +61,16 @@ class MemoryVault:
 
     def of(self, name: str) -> list[RecoveryPoint]:
         return [p for p in self.points if p.record.database_name == name]
+
+    def restore(
+        self,
+        engine: SimulatedEngine,
+        records: list[BackupRecord],
+        target: str,
+        *,
+        replace: bool = False,
+        stop: StopAt | None = None,
+    ) -> None:
+        """RESTORE the backups of ``records``, in order, into ``target``."""
+        steps = [self.step(self.point_of(r)) for r in records]
+        engine.restore(RestoreOptions(target, replace=replace), steps, stop)

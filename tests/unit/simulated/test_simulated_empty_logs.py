@@ -6,20 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlharbor_agent.engines.base import RestoreOptions, StopAt
-from sqlharbor_agent.engines.simulated import SimulatedEngine, Workload
+from sqlharbor_agent.engines.base import StopAt
+from sqlharbor_agent.engines.simulated import SimulatedEngine
 
 from sqlharbor.domain import chain
 from sqlharbor.domain.backupset import BackupRecord, BackupType, DatabaseState
 from sqlharbor.errors import EngineError, ErrorCode
-from tests.builders.simulated import FakeClock, MemoryVault
-
-
-def _work(engine: SimulatedEngine, clock: FakeClock, n: int = 6) -> None:
-    workload = Workload(engine, ["sales"], seed=n + int(clock.now.timestamp()), row_size=128)
-    for _ in range(n):
-        assert workload.step() is not None
-        clock.tick(1)
+from tests.builders.simulated import FakeClock, MemoryVault, work
 
 
 def _restore(
@@ -29,8 +22,7 @@ def _restore(
     target: str,
     stop: StopAt | None = None,
 ) -> dict[int, bytes]:
-    steps = [vault.step(vault.point_of(r)) for r in records]
-    engine.restore(RestoreOptions(target), steps, stop)
+    vault.restore(engine, records, target, stop=stop)
     return engine.rows(target)
 
 
@@ -43,16 +35,16 @@ def idle(
     engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault
 ) -> tuple[BackupRecord, BackupRecord, list[BackupRecord], BackupRecord]:
     """full, log1, three empty logs while idle, then log2 after more work."""
-    _work(engine, clock)
+    work(engine, clock, 6)
     full = vault.backup(engine, "sales", BackupType.FULL)
-    _work(engine, clock)
+    work(engine, clock, 6)
     log1 = vault.backup(engine, "sales", BackupType.LOG)
     empties = []
     for _ in range(3):
         clock.tick(30)
         empties.append(vault.backup(engine, "sales", BackupType.LOG))
     clock.tick(5)
-    _work(engine, clock)
+    work(engine, clock, 6)
     log2 = vault.backup(engine, "sales", BackupType.LOG)
     return full, log1, empties, log2
 
@@ -147,11 +139,11 @@ def test_log_right_after_a_differential_of_an_idle_database(
 ) -> None:
     """A differential's checkpoint is log activity: the next log is not empty; it ends
     where the differential ends, and the empty log after it continues from there."""
-    _work(engine, clock)
+    work(engine, clock, 6)
     full = vault.backup(engine, "sales", BackupType.FULL)
-    _work(engine, clock)
+    work(engine, clock, 6)
     vault.backup(engine, "sales", BackupType.LOG)
-    _work(engine, clock)
+    work(engine, clock, 6)
     diff = vault.backup(engine, "sales", BackupType.DIFFERENTIAL)
     clock.tick(10)
     log = vault.backup(engine, "sales", BackupType.LOG)

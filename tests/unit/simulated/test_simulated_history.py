@@ -9,25 +9,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlharbor_agent.engines.simulated import Operation, SimulatedEngine, Workload
+from sqlharbor_agent.engines.simulated import Operation, SimulatedEngine
 
 from sqlharbor.domain import chain
 from sqlharbor.domain.backupset import BackupType, MediaKind
-from tests.builders.simulated import FakeClock, MemoryVault
-
-
-def _work(engine: SimulatedEngine, clock: FakeClock, n: int = 5) -> None:
-    workload = Workload(engine, ["sales"], seed=n + int(clock.now.timestamp()), row_size=128)
-    for _ in range(n):
-        assert workload.step() is not None
-        clock.tick(1)
+from tests.builders.simulated import FakeClock, MemoryVault, work
 
 
 def test_records_name_the_server_and_the_media(
     engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault
 ) -> None:
     ours = vault.backup(engine, "sales", BackupType.FULL)
-    _work(engine, clock)
+    work(engine, clock, 5)
     theirs = engine.out_of_band_backup("sales", BackupType.LOG)
     striped = engine.out_of_band_backup("sales", BackupType.FULL, copy_only=True, stripes=4)
     assert engine.history("sales") == [ours, theirs, striped]
@@ -63,7 +56,7 @@ def test_a_non_utc_server_keeps_local_times_and_returns_utc(
     try:
         engine.create_database("sales")
         started = clock.now
-        _work(engine, clock)
+        work(engine, clock, 5)
         full = MemoryVault().backup(engine, "sales", BackupType.FULL)
         (record,) = engine.history("sales")
         assert record == full
@@ -109,7 +102,7 @@ def test_other_tools_copy_only_full_leaves_the_differential_base(
     engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault
 ) -> None:
     ours = vault.backup(engine, "sales", BackupType.FULL)
-    _work(engine, clock)
+    work(engine, clock, 5)
     theirs = engine.out_of_band_backup("sales", BackupType.FULL, copy_only=True)
     assert theirs.is_copy_only
     assert theirs in engine.history("sales")
@@ -118,7 +111,7 @@ def test_other_tools_copy_only_full_leaves_the_differential_base(
     assert diff.differential_base_guid == ours.backup_set_uuid != theirs.backup_set_uuid
     assert ours.differential_base_guid == theirs.differential_base_guid == ""  # fulls
     assert diff.differential_base_lsn == ours.checkpoint_lsn != theirs.checkpoint_lsn
-    _work(engine, clock)
+    work(engine, clock, 5)
     log = vault.backup(engine, "sales", BackupType.LOG)
     assert chain.log_follows_base(log, ours)
 
@@ -127,13 +120,13 @@ def test_other_tools_copy_only_log_does_not_truncate(
     engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault
 ) -> None:
     vault.backup(engine, "sales", BackupType.FULL)
-    _work(engine, clock)
+    work(engine, clock, 5)
     ours1 = vault.backup(engine, "sales", BackupType.LOG)
-    _work(engine, clock)
+    work(engine, clock, 5)
     theirs = engine.out_of_band_backup("sales", BackupType.LOG, copy_only=True)
     assert theirs.is_copy_only
     assert theirs.first_lsn == ours1.last_lsn
-    _work(engine, clock)
+    work(engine, clock, 5)
     ours2 = vault.backup(engine, "sales", BackupType.LOG)
     assert chain.log_follows_log(ours1, ours2)
     assert ours2.first_lsn == theirs.first_lsn
@@ -146,12 +139,12 @@ def test_other_tools_full_and_log_move_the_base_and_truncate(
     engine: SimulatedEngine, clock: FakeClock, vault: MemoryVault
 ) -> None:
     vault.backup(engine, "sales", BackupType.FULL)
-    _work(engine, clock)
+    work(engine, clock, 5)
     ours1 = vault.backup(engine, "sales", BackupType.LOG)
     their_full = engine.out_of_band_backup("sales", BackupType.FULL)
-    _work(engine, clock)
+    work(engine, clock, 5)
     their_log = engine.out_of_band_backup("sales", BackupType.LOG)
-    _work(engine, clock)
+    work(engine, clock, 5)
     ours2 = vault.backup(engine, "sales", BackupType.LOG)
     diff = vault.backup(engine, "sales", BackupType.DIFFERENTIAL)
     assert not their_full.is_copy_only
