@@ -40,6 +40,12 @@ from sqlharbor_operator.settings import OperatorSettings
     help="How often recovery points the policies no longer keep are deleted from the vaults.",
 )
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
+@click.option(
+    "--health-port",
+    type=int,
+    default=None,
+    help="Serve kopf's health endpoint at http://0.0.0.0:PORT/healthz (liveness, readiness).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def main(
     kubeconfig: Path | None,
@@ -47,6 +53,7 @@ def main(
     tick_seconds: float,
     retention_seconds: float,
     metrics_port: int | None,
+    health_port: int | None,
     log_level: str,
 ) -> None:
     """Reconcile sqlharbor resources: schedule backups, track recovery points and health."""
@@ -74,6 +81,9 @@ def main(
         standalone=True,
         namespaces=list(settings.namespaces),
         clusterwide=not settings.namespaces,
+        liveness_endpoint=(
+            f"http://0.0.0.0:{health_port}/healthz" if health_port is not None else None
+        ),
     )
 
 
