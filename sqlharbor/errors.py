@@ -88,6 +88,11 @@ class TemporaryError(SqlHarborError):
         self.retry_after = retry_after
 
 
+class NotLeader(TemporaryError):
+    """This operator replica does not hold the leader Lease (any more): the write was not
+    sent.  Another replica is (or will be) the one that writes."""
+
+
 class Conflict(SqlHarborError):
     """A lost race, not a failure to retry: the object changed since it was read (a stale
     resourceVersion), the API server refused a forbidden status change, or a create-only

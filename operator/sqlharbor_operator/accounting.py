@@ -138,6 +138,8 @@ def apply_failure(
     error = result.error or ErrorInfo(code=ErrorCode.UNKNOWN, message="the job failed")
     if status.last_error and status.last_error.time and status.last_error.time >= completed:
         return status
+    if status.last_backup_time is not None and status.last_backup_time >= completed:
+        return status  # a backup succeeded after it: folded again after a restart or takeover
     s = status.model_copy(deep=True)
     s.last_error = error.model_copy(update={"time": completed})
     s.consecutive_failures = (s.consecutive_failures or 0) + 1

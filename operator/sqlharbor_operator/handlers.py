@@ -18,10 +18,12 @@ from typing import Any
 
 import kopf
 
+from sqlharbor import __version__
 from sqlharbor.api import GROUP, KINDS, VERSION, contract
 from sqlharbor.kube.aio import AsyncKubeClient, load_configuration
+from sqlharbor_operator.leadership import Leadership
 from sqlharbor_operator.restores import vault_catalog_opener
-from sqlharbor_operator.runtime import Runtime
+from sqlharbor_operator.runtime import FencedApi, Runtime
 from sqlharbor_operator.settings import OperatorSettings
 from sqlharbor_operator.state import State
 from sqlharbor_operator.tick import Controller
@@ -34,11 +36,12 @@ class Memo(kopf.Memo):
     state: State
     tasks: list[asyncio.Task[None]]
     api: AsyncKubeClient
+    leadership: Leadership | None
 
 
 def memo(settings: OperatorSettings) -> Memo:
     m = Memo()
-    m.settings, m.state, m.tasks = settings, State(), []
+    m.settings, m.state, m.tasks, m.leadership = settings, State(), [], None
     return m
 
 
@@ -80,10 +83,22 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
         )
     )
     kubeconfig = str(ours.kubeconfig) if ours.kubeconfig else None
-    memo.api = await AsyncKubeClient.connect(kubeconfig, pool=ours.api_connections)
+    agent = f"sqlharbor-operator/{__version__}"
+    if ours.election is not None:
+        agent += f" ({ours.election.identity})"
+    memo.api = await AsyncKubeClient.connect(
+        kubeconfig, pool=ours.api_connections, user_agent=agent
+    )
     memo.state.wakeup = asyncio.Event()
     reader = memo.api.blocking_secret_reader(asyncio.get_running_loop())
-    controller = Controller(Runtime(memo.api, memo.state, ours), vault_catalog_opener(reader))
+    rt = Runtime(memo.api, memo.state, ours)
+    if ours.election is not None:
+        wakeup = memo.state.wakeup
+        memo.leadership = Leadership(memo.api, ours.election, lambda _: wakeup.set())
+        rt = Runtime(FencedApi(memo.api, memo.leadership.holds), memo.state, ours)
+        rt.leads = memo.leadership.holds
+        memo.tasks.append(asyncio.create_task(memo.leadership.run(), name="sqlharbor-election"))
+    controller = Controller(rt, vault_catalog_opener(reader))
     task = asyncio.create_task(controller.run(memo.api.list_pages), name="sqlharbor-controller")
     memo.tasks.append(task)
 
@@ -105,8 +120,12 @@ async def login(memo: Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 async def stop(memo: Memo, **_: Any) -> None:
+    """Shutdown (SIGTERM): stop the controller, then hand the lease over at once."""
     for task in memo.tasks:
         task.cancel()
+    leadership = getattr(memo, "leadership", None)
+    if leadership is not None:
+        await leadership.release()
     if getattr(memo, "api", None) is not None:
         await memo.api.close()
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import socket
 from datetime import timedelta
 from pathlib import Path
 
 import click
 
+from sqlharbor_operator.leadership import ElectionSettings
 from sqlharbor_operator.settings import OperatorSettings
+
+_POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 @click.command()
@@ -46,6 +51,39 @@ from sqlharbor_operator.settings import OperatorSettings
     default=None,
     help="Serve kopf's health endpoint at http://0.0.0.0:PORT/healthz (liveness, readiness).",
 )
+@click.option(
+    "--leader-elect/--no-leader-elect",
+    default=True,
+    show_default=True,
+    help="Run the controller only while holding the leader Lease (run 2 replicas for HA).",
+)
+@click.option(
+    "--leader-election-namespace",
+    default=None,
+    help="Namespace of the leader Lease (default: $POD_NAMESPACE, the pod's own namespace, "
+    "or the one --namespace).",
+)
+@click.option("--leader-election-name", default="sqlharbor-operator", show_default=True)
+@click.option(
+    "--lease-seconds",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="A standby takes over after the leader has not renewed for this long.",
+)
+@click.option(
+    "--identity",
+    default=None,
+    help="This replica's name in the Lease (default: $POD_NAME or the host name, plus a "
+    "random suffix).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line (kopf's JSON format) with the job and database as fields.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def main(
     kubeconfig: Path | None,
@@ -54,6 +92,12 @@ def main(
     retention_seconds: float,
     metrics_port: int | None,
     health_port: int | None,
+    leader_elect: bool,
+    leader_election_namespace: str | None,
+    leader_election_name: str,
+    lease_seconds: float,
+    identity: str | None,
+    log_format: str,
     log_level: str,
 ) -> None:
     """Reconcile sqlharbor resources: schedule backups, track recovery points and health."""
@@ -61,16 +105,35 @@ def main(
 
     from sqlharbor_operator import handlers, metrics
 
+    election = None
+    if leader_elect:
+        namespace = leader_election_namespace or _own_namespace(namespaces)
+        if namespace is None:
+            raise click.UsageError(
+                "--leader-election-namespace is needed: neither $POD_NAMESPACE nor a pod "
+                "namespace nor a single --namespace says where the leader Lease lives"
+            )
+        election = ElectionSettings(
+            namespace=namespace,
+            identity=identity or _identity(),
+            name=leader_election_name,
+            lease_seconds=lease_seconds,
+            renew_seconds=max(1.0, lease_seconds / 5),
+        )
     settings = OperatorSettings(
         kubeconfig=kubeconfig or _env_path("KUBECONFIG"),
         namespaces=namespaces,
         tick_seconds=tick_seconds,
         retention_interval=timedelta(seconds=retention_seconds),
         metrics_port=metrics_port,
+        election=election,
     )
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    level = getattr(logging, log_level.upper())
+    if log_format == "json":
+        kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object")
+        logging.getLogger().setLevel(level)
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     logging.getLogger("azure").setLevel(logging.WARNING)
     if settings.metrics_port is not None:
@@ -85,6 +148,20 @@ def main(
             f"http://0.0.0.0:{health_port}/healthz" if health_port is not None else None
         ),
     )
+
+
+def _own_namespace(namespaces: tuple[str, ...]) -> str | None:
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return _POD_NAMESPACE_FILE.read_text().strip() or None
+    except OSError:
+        pass
+    return namespaces[0] if len(namespaces) == 1 else None
+
+
+def _identity() -> str:
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{secrets.token_hex(4)}"
 
 
 def _env_path(name: str) -> Path | None:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from sqlharbor.api import BackupPolicy, BackupVault, ProtectedDatabase
 from sqlharbor.domain import planner, retention
-from sqlharbor.errors import ContainerNotFound, SqlHarborError, VaultAccessDenied
+from sqlharbor.errors import ContainerNotFound, NotLeader, SqlHarborError, VaultAccessDenied
 from sqlharbor.vault import Catalog
 from sqlharbor_operator.accounting import rfc3339
 from sqlharbor_operator.state import Key, State
@@ -100,8 +100,10 @@ class RetentionPass:
         interval: timedelta,
         report: Report,
         concurrency: int = 8,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self._open = open_catalog
+        self._leads = leads
         self._interval = interval
         self._report = report
         self._concurrency = concurrency
@@ -162,6 +164,8 @@ class RetentionPass:
             if vault not in skipped:
                 skipped.add(vault)
                 log.warning("retention: vault %s/%s skipped this pass: %s", *vault, exc)
+        except NotLeader:
+            return
         except SqlHarborError as exc:
             log.warning("retention of %s/%s: %s", key[0], key[1], exc)
         except Exception:  # one database must not end the pass for the others
@@ -174,6 +178,8 @@ class RetentionPass:
         selection = retention.select(points, rules_of(target.policy), now)
         deleted = 0
         for point in selection.delete:
+            if not self._leads():  # fencing: a deposed leader deletes nothing more
+                raise NotLeader(f"retention of {target.key[0]}/{target.key[1]}: stopped")
             if await asyncio.to_thread(catalog.delete_point, identity, guid, point.id):
                 deleted += 1
         kept = [p for p in points if p.id in selection.keep]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from sqlharbor_operator.leadership import ElectionSettings
+
 
 @dataclass(frozen=True)
 class OperatorSettings:
@@ -30,3 +32,5 @@ class OperatorSettings:
     retention_concurrency: int = 8
     #: Connections to the API server (status writes, creates, Secret reads).
     api_connections: int = 32
+    #: Leader election (``leadership``); None: this replica always leads (one replica).
+    election: ElectionSettings | None = None

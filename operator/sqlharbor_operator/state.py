@@ -64,6 +64,9 @@ class State:
     #: True once every kind was listed at start-up (``tick.Controller.load``): before that
     #: a missing object may only not be seen yet.
     loaded: bool = False
+    #: Objects whose deletion was watched while the state was (re)loading: a page listed
+    #: before the deletion must not bring them back.
+    removed_while_loading: set[tuple[str, Key]] = field(default_factory=set)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def table(self, kind: str) -> dict[Key, Any]:
@@ -106,7 +109,33 @@ class State:
             self.databases[key] = pd.model_copy(update={"status": status})
             self.unwritten[key] = status
 
+    def forget(self) -> None:
+        """Drop everything but the agents' Leases (kept current by their own watch) before
+        a reload: what this replica computed while it led may be stale now that another
+        led in between (``tick.Controller``)."""
+        for kind in MODELS:
+            self.table(kind).clear()
+        self.busy.clear()
+        self.accounted.clear()
+        self.invalid.clear()
+        self.unwritten.clear()
+        self.retry_after.clear()
+        self.loaded = False
+
+    def mark_busy(self) -> None:
+        """Every database of an unfinished BackupJob is busy: after a start-up or a
+        takeover, what an earlier leader dispatched is not dispatched again."""
+        for (namespace, name), job in self.jobs.items():
+            phase = job.status.phase if job.status else None
+            if phase is not None and phase.finished:
+                continue
+            for entry in job.spec.databases:
+                if entry.protected_database:
+                    self.busy.setdefault((namespace, entry.protected_database), name)
+
     def remove(self, kind: str, namespace: str, name: str) -> None:
+        if not self.loaded:
+            self.removed_while_loading.add((kind, (namespace, name)))
         self.table(kind).pop((namespace, name), None)
         if kind == "ProtectedDatabase":
             self.unwritten.pop((namespace, name), None)

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sqlharbor.api import KINDS, BackupVault
@@ -53,6 +53,7 @@ class Controller:
             rt.settings.retention_interval,
             functools.partial(fold_pruning, rt.state),
             rt.settings.retention_concurrency,
+            rt.leads,
         )
 
     async def load(self, list_pages: ListPages) -> None:
@@ -65,39 +66,67 @@ class Controller:
                 async for page in list_pages(kind.kind, namespace):
                     for body in page:
                         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-                        if key not in state.table(kind.kind):  # the watch may be newer
+                        if key in state.table(kind.kind):  # the watch may be newer
+                            continue
+                        if (kind.kind, key) not in state.removed_while_loading:
                             state.upsert(kind.kind, body)
+        state.removed_while_loading.clear()
         state.loaded = True
 
-    async def run(self, list_pages: ListPages) -> None:
-        state = self.rt.state
-        while not state.loaded:
+    async def _load(self, list_pages: ListPages) -> None:
+        while not self.rt.state.loaded:
             try:
                 await self.load(list_pages)
             except SqlHarborError as exc:
                 log.warning("loading the state: %s (retrying)", exc)
                 await asyncio.sleep(self.rt.settings.tick_seconds)
+
+    async def run(self, list_pages: ListPages) -> None:
+        """Load the state (standbys too: their state stays warm), then tick while this
+        replica leads.  A replica that led, lost the lease and leads again reloads first:
+        what it computed then (unwritten statuses, accounted jobs) may be stale now."""
+        state = self.rt.state
+        await self._load(list_pages)
+        led, stale = False, False
         while True:
-            try:
-                await self.tick()
-            except SqlHarborError as exc:
-                log.warning("tick: %s", exc)
-            except Exception:
-                log.exception("tick failed")
+            if self.rt.leads():
+                if not led:
+                    if stale:
+                        log.info("leading again: reloading the state")
+                        state.forget()
+                        await self._load(list_pages)
+                    state.mark_busy()
+                    led = True
+                try:
+                    await self.tick()
+                except SqlHarborError as exc:
+                    log.warning("tick: %s", exc)
+                except Exception:
+                    log.exception("tick failed")
+            elif led:
+                led, stale = False, True
             state.wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.wakeup.wait(), timeout=self.rt.settings.tick_seconds)
 
     async def tick(self) -> None:
+        """One round of every concern, in order; it stops early when this replica stops
+        leading (each write is fenced anyway: ``runtime.FencedApi``)."""
         now = self.rt.clock()
         state = self.rt.state
-        await self.validator.vaults(state, now)
-        await self.validator.policies(state)
-        await self.liveness.tick(now)
-        await self.accountant.tick()
-        await self.dispatcher.tick(now)
-        await self.protector.tick()
-        await self.status.tick(now)
-        await self.garbage.tick()
-        await self.restores.tick(now)
-        await self.retention.tick(state, now)
+        rounds: list[Callable[[], Awaitable[object]]] = [
+            lambda: self.validator.vaults(state, now),
+            lambda: self.validator.policies(state),
+            lambda: self.liveness.tick(now),
+            self.accountant.tick,
+            lambda: self.dispatcher.tick(now),
+            self.protector.tick,
+            lambda: self.status.tick(now),
+            self.garbage.tick,
+            lambda: self.restores.tick(now),
+            lambda: self.retention.tick(state, now),
+        ]
+        for concern in rounds:
+            if not self.rt.leads():
+                return
+            await concern()

@@ -47,13 +47,20 @@ class AsyncKubeClient:
         self.custom = k8s.CustomObjectsApi(api_client)
         self.core = k8s.CoreV1Api(api_client)
         self.events = k8s.EventsV1Api(api_client)
+        self.coordination = k8s.CoordinationV1Api(api_client)
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None = None, *, pool: int = 32) -> AsyncKubeClient:
-        """In a cluster (no ``kubeconfig``): the pod's ServiceAccount; else the file."""
+    async def connect(
+        cls, kubeconfig: str | None = None, *, pool: int = 32, user_agent: str | None = None
+    ) -> AsyncKubeClient:
+        """In a cluster (no ``kubeconfig``): the pod's ServiceAccount; else the file.
+        ``user_agent`` names this process in the API server's audit log."""
         configuration = await load_configuration(kubeconfig)
         configuration.connection_pool_maxsize = pool
-        return cls(k8s.ApiClient(configuration))
+        api_client = k8s.ApiClient(configuration)
+        if user_agent:
+            api_client.user_agent = user_agent
+        return cls(api_client)
 
     async def close(self) -> None:
         await self._api.close()
@@ -173,6 +180,38 @@ class AsyncKubeClient:
             return future.result()
 
         return read
+
+    # -- leases ---------------------------------------------------------------------
+    async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """Lease ``namespace``/``name`` as a plain object, or None when there is none."""
+        try:
+            call = self.coordination.read_namespaced_lease(name, namespace)
+            lease = await self._call(f"Lease {namespace}/{name}", call)
+        except NotFound:
+            return None
+        result: dict[str, Any] = self._api.sanitize_for_serialization(lease)
+        return result
+
+    async def write_lease(
+        self, namespace: str, name: str, spec: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        """Create the Lease (``resource_version`` None) or replace it only if it is still at
+        ``resource_version`` (``Conflict`` otherwise: someone else wrote it first)."""
+        what = f"Lease {namespace}/{name}"
+        body: dict[str, Any] = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
+        call: Coroutine[Any, Any, Any]
+        if resource_version is None:
+            call = self.coordination.create_namespaced_lease(namespace, body)
+        else:
+            body["metadata"]["resourceVersion"] = resource_version
+            call = self.coordination.replace_namespaced_lease(name, namespace, body)
+        result: dict[str, Any] = self._api.sanitize_for_serialization(await self._call(what, call))
+        return result
 
     # -- events -----------------------------------------------------------------------
     async def post_event(

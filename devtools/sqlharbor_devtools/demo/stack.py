@@ -151,13 +151,20 @@ class Stack:
         return process
 
     def start_operator(
-        self, tick_seconds: float = 1.0, retention_seconds: float | None = None
+        self,
+        tick_seconds: float = 1.0,
+        retention_seconds: float | None = None,
+        *,
+        name: str = "operator",
+        args: Sequence[str] = (),
     ) -> Process:
+        """The operator, serving this namespace (its leader Lease lives here too); ``name``
+        tells replicas apart (process and log name), ``args`` go to its command line."""
         retention = (
             [] if retention_seconds is None else ["--retention-seconds", str(retention_seconds)]
         )
         return self._spawn(
-            "operator",
+            name,
             [
                 "-m",
                 "sqlharbor_operator",
@@ -168,6 +175,7 @@ class Stack:
                 "--tick-seconds",
                 str(tick_seconds),
                 *retention,
+                *args,
             ],
         )
 

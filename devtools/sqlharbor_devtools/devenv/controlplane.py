@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlharbor_devtools.devenv import azurite, probes, state
+from sqlharbor_devtools.devenv import audit, azurite, probes, state
 from sqlharbor_devtools.devenv.binaries import Binaries, Progress, resolve_binaries, resolve_kubectl
 from sqlharbor_devtools.devenv.errors import DevEnvError, NotRunningError, ToolMissingError
 from sqlharbor_devtools.devenv.kubeconfig import client_cert_credentials, write_kubeconfig
@@ -134,6 +134,10 @@ class ControlPlane:
             stop(self.processes, timeout=timeout)
             state.forget(layout)
 
+    def audit_events(self) -> list[audit.AuditEvent]:
+        """What the API server's audit log holds so far (``devenv.audit``)."""
+        return audit.events(state.Layout(self.state_dir).logs / "audit.log")
+
     # ----------------------------------------------------------------- helpers
     def create_service_account_kubeconfig(
         self,
@@ -238,10 +242,12 @@ def _etcd_argv(etcd: Path, layout: state.Layout, client: int, peer: int) -> list
 
 
 def _apiserver_argv(
-    apiserver: Path, pki: Pki, etcd_url: str, port: int, cert_dir: Path
+    apiserver: Path, pki: Pki, etcd_url: str, port: int, layout: state.Layout
 ) -> list[str]:
+    cert_dir = layout.pki / "serving"
     return [
         str(apiserver),
+        *audit.argv(layout.root / "audit-policy.yaml", layout.logs / "audit.log"),
         f"--etcd-servers={etcd_url}",
         f"--bind-address={LOOPBACK}",
         f"--advertise-address={LOOPBACK}",
@@ -307,9 +313,7 @@ def _start(
         started.append(
             spawn(
                 "kube-apiserver",
-                _apiserver_argv(
-                    binaries.kube_apiserver, pki, etcd_url, api_port, layout.pki / "serving"
-                ),
+                _apiserver_argv(binaries.kube_apiserver, pki, etcd_url, api_port, layout),
                 log=layout.logs / "kube-apiserver.log",
                 cwd=layout.root,
             )
