@@ -9,6 +9,7 @@ nothing, because a result is applied only when it is newer than what the status 
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from sqlharbor.api import (
@@ -25,6 +26,7 @@ from sqlharbor.api import (
 from sqlharbor.domain.backupset import BackupType, RecoveryModel
 from sqlharbor.errors import ErrorCode
 from sqlharbor_operator import metrics
+from sqlharbor_operator.logs import fields
 from sqlharbor_operator.runtime import Runtime
 
 #: Failure codes after which only a full can continue protection.
@@ -33,6 +35,8 @@ FULL_REQUIRED_CODES: dict[str, str] = {
     ErrorCode.PARENT_FULL_BACKUP_MISSING: "NoFullBackup",
 }
 SIMPLE_CODE = ErrorCode.SQL_PO_DOES_NOT_SUPPORT_BACKUP_TYPE
+
+log = logging.getLogger(__name__)
 
 
 def rfc3339(t: datetime) -> str:
@@ -235,6 +239,16 @@ class Accountant:
                     seconds=min(300, 5 * 2 ** min(failures, 6))
                 )
                 if new is not current and result.error is not None:
+                    log.warning(
+                        "%s backup of %s/%s failed in BackupJob %s: %s: %s",
+                        job.spec.type.value,
+                        ns,
+                        entry.protected_database,
+                        name,
+                        result.error.code,
+                        result.error.message,
+                        extra=fields(namespace=ns, job=name, database=entry.protected_database),
+                    )
                     await self._rt.event(
                         pd,
                         "BackupFailed",

@@ -23,6 +23,7 @@ from sqlharbor.api import (
 from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import SqlHarborError
 from sqlharbor_operator.heal import heal
+from sqlharbor_operator.logs import fields
 from sqlharbor_operator.resolve import Problem, resolve
 from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.scheduling import due, log_alignment
@@ -118,6 +119,17 @@ class Dispatcher:
             job_name = created["metadata"]["name"]
             for item in batch:
                 state.busy[(item.namespace, item.protected_database)] = job_name
+                log.info(
+                    "dispatched %s backup of %s/%s in BackupJob %s (%s)",
+                    item.backup_type.value,
+                    item.namespace,
+                    item.protected_database,
+                    job_name,
+                    item.reason.value,
+                    extra=fields(
+                        namespace=item.namespace, job=job_name, database=item.protected_database
+                    ),
+                )
             state.add_created("BackupJob", created)
             if batch[0].reason is JobReason.AUTO_HEAL:
                 for item in batch:

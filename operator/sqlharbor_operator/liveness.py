@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlharbor.api import BackupJob, JobPhase, RestoreJob, RestorePhase, contract
 from sqlharbor.errors import SqlHarborError
+from sqlharbor_operator.logs import fields
 from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.state import Key
 
@@ -44,7 +45,19 @@ class Liveness:
         try:
             await self._rt.api.patch_status(kind, *key, body, resource_version=version)
         except SqlHarborError as exc:  # a Conflict included: look again next tick
-            log.info("could not fail %s %s/%s: %s", kind, key[0], key[1], exc)
+            log.info(
+                "could not fail %s %s/%s: %s",
+                kind,
+                *key,
+                exc,
+                extra=fields(namespace=key[0], job=key[1]),
+            )
             return
         self._failed.add(uid)
-        log.info("%s %s/%s failed: agent session %s lost", kind, *key, status.agent_session)
+        log.info(
+            "%s %s/%s failed: agent session %s lost",
+            kind,
+            *key,
+            status.agent_session,
+            extra=fields(namespace=key[0], job=key[1]),
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import socket
@@ -103,7 +102,7 @@ def main(
     """Reconcile sqlharbor resources: schedule backups, track recovery points and health."""
     import kopf
 
-    from sqlharbor_operator import handlers, metrics
+    from sqlharbor_operator import handlers, logs, metrics
 
     election = None
     if leader_elect:
@@ -128,14 +127,7 @@ def main(
         metrics_port=metrics_port,
         election=election,
     )
-    level = getattr(logging, log_level.upper())
-    if log_format == "json":
-        kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object")
-        logging.getLogger().setLevel(level)
-    else:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    logs.configure(log_format, log_level)
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port)
     kopf.run(

@@ -24,6 +24,7 @@ from sqlharbor.domain import planner, retention
 from sqlharbor.errors import ContainerNotFound, NotLeader, SqlHarborError, VaultAccessDenied
 from sqlharbor.vault import Catalog
 from sqlharbor_operator.accounting import rfc3339
+from sqlharbor_operator.logs import fields
 from sqlharbor_operator.state import Key, State
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,12 @@ def fold_pruning(
         window.earliest_text = rfc3339(earliest)
     state.set_status(key, status)
     if deleted:
-        log.info("retention deleted %d recovery point(s) of %s/%s", deleted, *key)
+        log.info(
+            "retention deleted %d recovery point(s) of %s/%s",
+            deleted,
+            *key,
+            extra=fields(namespace=key[0], database=key[1]),
+        )
 
 
 class RetentionPass:
@@ -167,9 +173,13 @@ class RetentionPass:
         except NotLeader:
             return
         except SqlHarborError as exc:
-            log.warning("retention of %s/%s: %s", key[0], key[1], exc)
+            log.warning(
+                "retention of %s/%s: %s", *key, exc, extra=fields(namespace=key[0], database=key[1])
+            )
         except Exception:  # one database must not end the pass for the others
-            log.exception("retention of %s/%s failed", key[0], key[1])
+            log.exception(
+                "retention of %s/%s failed", *key, extra=fields(namespace=key[0], database=key[1])
+            )
 
     async def _prune(self, target: _Target, now: datetime) -> None:
         catalog = await asyncio.to_thread(self._open, target.vault)

@@ -21,6 +21,7 @@ from sqlharbor.api import BackupVault, RestoreJob, RestorePhase, contract
 from sqlharbor.errors import Conflict, SqlHarborError
 from sqlharbor.restoreplan import SecretReader, open_catalog
 from sqlharbor.vault import Catalog
+from sqlharbor_operator.logs import fields
 from sqlharbor_operator.restore_decisions import (
     CatalogOpener,
     Decision,
@@ -78,7 +79,13 @@ class RestoreDispatcher:
                     },
                 )
             except SqlHarborError as exc:
-                log.warning("cannot label RestoreJob %s/%s: %s", ns, name, exc)
+                log.warning(
+                    "cannot label RestoreJob %s/%s: %s",
+                    ns,
+                    name,
+                    exc,
+                    extra=fields(namespace=ns, job=name),
+                )
                 return
             version = labelled["metadata"]["resourceVersion"]
             body = contract.restore_planned(
@@ -89,14 +96,22 @@ class RestoreDispatcher:
         except Conflict:
             return  # changed meanwhile: decide_restore again on the next tick
         except SqlHarborError as exc:
-            log.warning("status of RestoreJob %s/%s: %s", ns, name, exc)
+            log.warning(
+                "status of RestoreJob %s/%s: %s",
+                ns,
+                name,
+                exc,
+                extra=fields(namespace=ns, job=name),
+            )
             return
         if isinstance(decision, Wait):
             self._waiting[uid] = decision.message
             return
         self._done.add(uid)
         self._waiting.pop(uid, None)
-        log.info("RestoreJob %s/%s: %s", ns, name, body["message"])
+        log.info(
+            "RestoreJob %s/%s: %s", ns, name, body["message"], extra=fields(namespace=ns, job=name)
+        )
 
 
 def vault_catalog_opener(read_secret: SecretReader) -> Callable[[BackupVault], Catalog]:

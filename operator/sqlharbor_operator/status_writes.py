@@ -28,6 +28,7 @@ from sqlharbor.domain.backupset import RecoveryModel
 from sqlharbor.errors import SqlHarborError
 from sqlharbor_operator import accounting, metrics
 from sqlharbor_operator.health import assess
+from sqlharbor_operator.logs import fields
 from sqlharbor_operator.resolve import Problem, Resolved, resolve
 from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.scheduling import parse_duration
@@ -162,7 +163,9 @@ class StatusWriter:
         try:
             await self._rt.api.patch_status("ProtectedDatabase", key[0], key[1], body)
         except SqlHarborError as exc:
-            log.warning("status of %s/%s: %s", key[0], key[1], exc)
+            log.warning(
+                "status of %s/%s: %s", *key, exc, extra=fields(namespace=key[0], database=key[1])
+            )
             return
         self._written[key] = written
         state = self._rt.state

@@ -12,12 +12,14 @@ sets the rounds per signal (default 3; the closing note's numbers used 10).
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import statistics
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
 
 from kubernetes.client.exceptions import ApiException
 from sqlharbor_devtools.demo.stack import Process
@@ -37,14 +39,19 @@ class Replicas:
         self.e2e = e2e
         self.running: dict[str, Process] = {}
         self.started = 0
+        self.logs: list[Path] = []
 
     def start(self) -> str:
         self.started += 1
         identity = f"replica-{self.started}"
         self.running[identity] = self.e2e.stack.start_operator(
             name=f"operator-{self.started}",
-            args=["--identity", identity, "--lease-seconds", str(LEASE_SECONDS)],
+            args=[
+                *("--identity", identity, "--lease-seconds", str(LEASE_SECONDS)),
+                "--log-format=json",
+            ],
         )
+        self.logs.append(self.running[identity].log)
         return identity
 
     def holder(self) -> str | None:
@@ -192,6 +199,20 @@ def test_standby_takes_over_after_kill_and_sigterm(e2e: E2E) -> None:
     )
     _no_overlapping_jobs(e2e)
     _no_chain_breaks(e2e)
+    _json_logs(replicas.logs)
+
+
+def _json_logs(paths: list[Path]) -> None:
+    """``--log-format json``: every line is a JSON object; dispatches name job and database."""
+    dispatched = []
+    for path in paths:
+        lines = path.read_text(errors="replace").splitlines()
+        for line in lines[:-1]:  # the last line of a killed replica may be cut short
+            doc = json.loads(line)
+            if str(doc.get("message", "")).startswith("dispatched"):
+                dispatched.append(doc)
+    assert dispatched
+    assert all(d["job"] and d["database"] and d["namespace"] for d in dispatched)
 
 
 def test_paused_leader_writes_nothing_after_takeover(e2e: E2E) -> None:
