@@ -74,12 +74,15 @@ class Controller:
         state.loaded = True
 
     async def _load(self, list_pages: ListPages) -> None:
-        while not self.rt.state.loaded:
+        state = self.rt.state
+        while not state.loaded:
             try:
                 await self.load(list_pages)
             except SqlHarborError as exc:
                 log.warning("loading the state: %s (retrying)", exc)
                 await asyncio.sleep(self.rt.settings.tick_seconds)
+        counts = ", ".join(f"{len(state.table(k.kind))} {k.plural}" for k in KINDS)
+        log.info("state loaded: %s", counts)
 
     async def run(self, list_pages: ListPages) -> None:
         """Load the state (standbys too: their state stays warm), then tick while this

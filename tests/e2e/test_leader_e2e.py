@@ -27,7 +27,6 @@ from sqlharbor_devtools.devenv.audit import AuditEvent
 
 from .harness import E2E
 
-LEASE_SECONDS = 6
 ROUNDS = int(os.environ.get("SQLHARBOR_FAILOVER_ROUNDS", "3"))
 SPARE = [f"spare{i:02d}" for i in range(2 * ROUNDS + 2)]
 
@@ -47,11 +46,16 @@ class Replicas:
         self.running[identity] = self.e2e.stack.start_operator(
             name=f"operator-{self.started}",
             args=[
-                *("--identity", identity, "--lease-seconds", str(LEASE_SECONDS)),
+                *("--identity", identity),  # the default lease: 10 s, as deployed
                 "--log-format=json",
             ],
         )
-        self.logs.append(self.running[identity].log)
+        process = self.running[identity]
+        self.logs.append(process.log)
+        self.e2e.wait(
+            f"{identity} loading its state",
+            lambda: "state loaded" in process.log.read_text(errors="replace"),
+        )
         return identity
 
     def holder(self) -> str | None:
