@@ -68,6 +68,7 @@ class Controller:
                         if key not in state.table(kind.kind):  # the watch may be newer
                             state.upsert(kind.kind, body)
         state.loaded = True
+        log.info("loaded the state: %d objects", sum(len(state.table(k.kind)) for k in KINDS))
 
     async def run(self, list_pages: ListPages) -> None:
         state = self.rt.state
