@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup venv node binaries test lint typecheck unit demo crds bench clean
+.PHONY: setup venv node binaries test lint typecheck unit demo crds bench image clean
 
 $(VENV)/.installed: pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ demo: setup
 
 bench: setup
 	$(VENV)/bin/python -m benchmarks.run
+
+# the operator's OCI image archive, dist/sqlharbor-operator-<version>.oci.tar (Debian + PyPI
+# packages; installs mmdebstrap and umoci with apt-get when missing, as root)
+image: venv
+	$(VENV)/bin/sqlharbor-dev image build --out dist
 
 clean:
 	-$(VENV)/bin/sqlharbor-dev down

@@ -20,6 +20,7 @@ def test_sqlharbor_dev_has_the_dev_demo_and_simulator_verbs() -> None:
         "demo",
         "simulate",
         "simulate-compare",
+        "image",
     }
 
 
@@ -33,3 +34,15 @@ def test_outside_a_checkout_the_demo_says_so_and_starts_nothing(tmp_path: Path) 
     assert result.exit_code == 1
     assert "DevEnvNoCheckout" in result.output
     assert not (tmp_path / "state").exists()
+
+
+def test_outside_a_checkout_the_image_build_says_so_and_builds_nothing(tmp_path: Path) -> None:
+    main._register()
+    result = CliRunner().invoke(
+        main.cli,
+        ["image", "build", "--out", str(tmp_path / "dist")],
+        env={"SQLHARBOR_CHECKOUT": str(tmp_path)},
+    )
+    assert result.exit_code == 1
+    assert "DevEnvNoCheckout" in result.output
+    assert not (tmp_path / "dist").exists()

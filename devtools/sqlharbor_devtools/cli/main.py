@@ -2,6 +2,7 @@
 
 One click group; the verbs live in their own modules: ``up``, ``down``, ``env``, ``status``,
 ``build``, ``apply-crds`` (:mod:`.dev`, the local control plane), ``demo`` (:mod:`.demo`),
+``image build`` (:mod:`.image`, the operator's OCI image),
 ``simulate`` and ``simulate-compare`` (:mod:`.simulate`, :mod:`.compare`, the simulated
 engine's workload and restore check).  Also run as ``python -m sqlharbor_devtools``.
 """
@@ -18,7 +19,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sqlharbor_devtools.cli import compare, demo, dev, simulate
+    from sqlharbor_devtools.cli import compare, demo, dev, image, simulate
 
     for command in (
         dev.up,
@@ -30,6 +31,7 @@ def _register() -> None:
         demo.demo,
         simulate.simulate,
         compare.simulate_compare,
+        image.image,
     ):
         cli.add_command(command)
 
