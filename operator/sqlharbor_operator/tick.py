@@ -72,7 +72,6 @@ class Controller:
                             state.upsert(kind.kind, body)
         state.removed_while_loading.clear()
         state.loaded = True
-        log.info("loaded the state: %d objects", sum(len(state.table(k.kind)) for k in KINDS))
 
     async def _load(self, list_pages: ListPages) -> None:
         state = self.rt.state

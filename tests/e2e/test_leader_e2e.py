@@ -25,6 +25,8 @@ from kubernetes.client.exceptions import ApiException
 from sqlharbor_devtools.demo.stack import Process
 from sqlharbor_devtools.devenv.audit import AuditEvent
 
+from sqlharbor.api import JobPhase
+
 from .harness import E2E
 
 ROUNDS = int(os.environ.get("SQLHARBOR_FAILOVER_ROUNDS", "3"))
@@ -274,7 +276,7 @@ def _logs_after(e2e: E2E, t: float) -> int:
     for job in e2e.jobs():
         status = job.get("status") or {}
         done = status.get("completionTime")
-        succeeded = job["spec"]["type"] == "Log" and status.get("phase") == "Succeeded"
+        succeeded = job["spec"]["type"] == "Log" and status.get("phase") == JobPhase.SUCCEEDED
         if succeeded and done and datetime.fromisoformat(done).timestamp() > t:
             count += 1
     return count

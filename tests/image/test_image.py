@@ -283,7 +283,7 @@ def _check_running(
     pid = operator.pid
     assert pid is not None
     _wait("kopf's /healthz answering 200", lambda: _healthz(health_port) == 200, operator, 120)
-    loaded = re.compile(r"loaded the state: (\d+) objects")
+    loaded = re.compile(r"state loaded: (\d+) backupvaults")
     match = _wait("the state loaded", lambda: loaded.search(operator.log.read_text()), operator, 60)
     assert int(match.group(1)) >= 1  # the vault
 
