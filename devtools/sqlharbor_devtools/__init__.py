@@ -10,5 +10,5 @@
 
 Dependencies point one way: this package imports ``sqlharbor``, ``sqlharbor_operator`` and
 ``sqlharbor_agent``; none of them imports it.  It needs a sqlharbor checkout for config/,
-manifests/, the Go modules and Azurite (:mod:`.devenv.checkout`).
+the Go modules and Azurite (:mod:`.devenv.checkout`).
 """

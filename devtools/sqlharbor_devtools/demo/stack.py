@@ -3,7 +3,7 @@ workloads running as real processes (logs under the stack's folder).
 
 Used by ``sqlharbor-dev demo``, the end-to-end tests and the benchmarks.  Agents
 authenticate with their own ServiceAccount token and the least-privilege RBAC of
-``manifests/agent`` (RBAC enforced), which is read from the sqlharbor checkout
+``config/agent`` (RBAC enforced), which is read from the sqlharbor checkout
 (``checkout``: :func:`sqlharbor_devtools.devenv.require_repo_root` unless given); the
 operator uses the admin kubeconfig.  Workloads run ``python -m sqlharbor_devtools simulate``.
 """
@@ -110,9 +110,9 @@ class Stack:
         )
 
     def install_agent_rbac(self) -> None:
-        """manifests/agent (kustomize), re-targeted at this namespace."""
+        """config/agent (kustomize), re-targeted at this namespace."""
         rendered = subprocess.run(
-            ["kubectl", "kustomize", str(self.checkout / "manifests" / "agent")],
+            ["kubectl", "kustomize", str(self.checkout / "config" / "agent")],
             capture_output=True,
             text=True,
             check=True,

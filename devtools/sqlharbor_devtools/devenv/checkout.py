@@ -1,7 +1,7 @@
 """The sqlharbor source checkout the dev tools work from, found explicitly.
 
 The dev tools are not a product and need a checkout: ``config/crd/`` (the CRDs, applied to
-the local API server), ``manifests/agent/`` (the agent's RBAC in the demo and the end-to-end
+the local API server), ``config/agent/`` (the agent's RBAC in the demo and the end-to-end
 tests), ``devtools/controlplane-go/`` (the Go modules kube-apiserver and etcd are built
 from) and ``node_modules/`` (Azurite).  The checkout is ``$SQLHARBOR_CHECKOUT`` when set (it
 must be one), else the current directory or its nearest parent holding
