@@ -65,6 +65,12 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # kopf's own API needs are switched off rather than granted (config/rbac/role.yaml):
+    # no Events of kopf's (the operator posts its own through events.k8s.io: Runtime.event),
+    # no scanning of CRDs or namespaces (the kinds are known; the namespaces are given or
+    # all), no peering
+    settings.posting.enabled = False
+    settings.scanning.disabled = True
     settings.peering.standalone = True
     # a per-object worker holds its last event body while it idles: with 10,000 databases
     # written in a burst, kopf's default 5 s keeps thousands of them alive at once
