@@ -23,7 +23,7 @@ from sqlharbor_devtools.demo.stack import Stack
 from sqlharbor_devtools.devenv import crd_dir, require_repo_root
 from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
-from .harness import E2E
+from .harness import E2E, assert_no_forbidden
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -41,6 +41,7 @@ def private(control_plane: ControlPlane, tmp_path: Path) -> Iterator[tuple[E2E, 
     restarted: list[Any] = []
     try:
         yield E2E(stack, tmp_path / "simulated"), restarted
+        assert_no_forbidden(stack)
     finally:
         stack.stop()
         for process in restarted:

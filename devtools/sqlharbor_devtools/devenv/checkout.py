@@ -1,8 +1,9 @@
 """The sqlharbor source checkout the dev tools work from, found explicitly.
 
 The dev tools are not a product and need a checkout: ``config/crd/`` (the CRDs, applied to
-the local API server), ``config/agent/`` (the agent's RBAC in the demo and the end-to-end
-tests), ``devtools/controlplane-go/`` (the Go modules kube-apiserver and etcd are built
+the local API server), ``config/agent/`` and ``config/namespaced/`` (the agent's and the
+operator's RBAC in the demo, the end-to-end tests and the benchmarks),
+``devtools/controlplane-go/`` (the Go modules kube-apiserver and etcd are built
 from) and ``node_modules/`` (Azurite).  The checkout is ``$SQLHARBOR_CHECKOUT`` when set (it
 must be one), else the current directory or its nearest parent holding
 ``devtools/controlplane-go/kube/go.mod``.  Where the dev tools' own files are installed
