@@ -20,6 +20,7 @@ import kopf
 
 from sqlharbor.api import GROUP, KINDS, VERSION, contract
 from sqlharbor.kube.aio import AsyncKubeClient, load_configuration
+from sqlharbor_operator import preflight
 from sqlharbor_operator.restores import vault_catalog_opener
 from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.settings import OperatorSettings
@@ -87,6 +88,11 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
     )
     kubeconfig = str(ours.kubeconfig) if ours.kubeconfig else None
     memo.api = await AsyncKubeClient.connect(kubeconfig, pool=ours.api_connections)
+    # kopf resolves its kinds once (no scanning): start only when they are all served
+    problem = await preflight.not_served(memo.api)
+    if problem is not None:
+        await memo.api.close()
+        raise kopf.PermanentError(problem)
     memo.state.wakeup = asyncio.Event()
     reader = memo.api.blocking_secret_reader(asyncio.get_running_loop())
     controller = Controller(Runtime(memo.api, memo.state, ours), vault_catalog_opener(reader))
