@@ -28,7 +28,7 @@ binaries: venv
 setup: venv node binaries
 
 crds: venv
-	$(PY) -m sqlharbor.api.crdgen crds
+	$(PY) -m sqlharbor.api.crdgen config/crd/bases
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlharbor_devtools.devenv import crd_dir
 from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
 from benchmarks.common import REPO
@@ -22,7 +23,7 @@ def control_plane(state_dir: Path) -> Iterator[ControlPlane]:
         state_dir.mkdir(parents=True, exist_ok=True)
         plane = ControlPlane.up(state_dir)
     try:
-        plane.apply_crds(REPO / "crds")
+        plane.apply_crds(crd_dir(REPO))
         yield plane
     finally:
         if owned:

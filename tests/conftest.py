@@ -6,8 +6,8 @@ start anything, so ``tests/unit`` never touches a control plane.  Any test that 
 
 - ``control_plane`` (session): a running :class:`sqlharbor_devtools.devenv.ControlPlane`.
   Reuses the one ``$SQLHARBOR_DEV_DIR`` points at when it runs (and leaves it running);
-  else starts its own in a temporary directory and stops it at the end.  The CRDs in the
-  checkout's ``crds/`` are applied and Established.  When Go/binaries or node/Azurite are
+  else starts its own in a temporary directory and stops it at the end.  The CRDs of the
+  checkout's ``config/crd`` are applied and Established.  When Go/binaries or node/Azurite are
   absent the tests are skipped with the reason, unless ``SQLHARBOR_REQUIRE_CONTROL_PLANE=1``
   (CI), which turns that into an error.
 - ``kubectl`` (session): ``kubectl(*args, input=None, check=True) -> CompletedProcess``
@@ -33,6 +33,7 @@ from sqlharbor_devtools.devenv import (
     Toolchain,
     ToolMissingError,
     apply_crds,
+    crd_dir,
     find_repo_root,
     resolve_kubectl,
 )
@@ -87,9 +88,9 @@ def control_plane(
             raise
     try:
         repo = find_repo_root()
-        if repo is not None and any((repo / "crds").glob("*.yaml")):
+        if repo is not None and (crd_dir(repo) / "kustomization.yaml").is_file():
             kubectl = resolve_kubectl(dev_toolchain, lambda m: _progress(pytestconfig, m))
-            apply_crds(plane.kubeconfig, repo / "crds", kubectl=kubectl)
+            apply_crds(plane.kubeconfig, crd_dir(repo), kubectl=kubectl)
         yield plane
     finally:
         if owned:

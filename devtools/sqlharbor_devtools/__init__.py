@@ -9,6 +9,6 @@
   ``demo``, ``simulate``, ``simulate-compare``).
 
 Dependencies point one way: this package imports ``sqlharbor``, ``sqlharbor_operator`` and
-``sqlharbor_agent``; none of them imports it.  It needs a sqlharbor checkout for crds/,
-manifests/, the Go modules and Azurite (:mod:`.devenv.checkout`).
+``sqlharbor_agent``; none of them imports it.  It needs a sqlharbor checkout for config/,
+the Go modules and Azurite (:mod:`.devenv.checkout`).
 """

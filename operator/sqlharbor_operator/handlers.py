@@ -21,6 +21,7 @@ import kopf
 from sqlharbor import __version__
 from sqlharbor.api import GROUP, KINDS, VERSION, contract
 from sqlharbor.kube.aio import AsyncKubeClient, load_configuration
+from sqlharbor_operator import preflight
 from sqlharbor_operator.leadership import Leadership
 from sqlharbor_operator.restores import vault_catalog_opener
 from sqlharbor_operator.runtime import FencedApi, Runtime
@@ -68,6 +69,12 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # kopf's own API needs are switched off rather than granted (config/rbac/role.yaml):
+    # no Events of kopf's (the operator posts its own through events.k8s.io: Runtime.event),
+    # no scanning of CRDs or namespaces (the kinds are known; the namespaces are given or
+    # all), no peering
+    settings.posting.enabled = False
+    settings.scanning.disabled = True
     settings.peering.standalone = True
     # a per-object worker holds its last event body while it idles: with 10,000 databases
     # written in a burst, kopf's default 5 s keeps thousands of them alive at once
@@ -89,6 +96,11 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
     memo.api = await AsyncKubeClient.connect(
         kubeconfig, pool=ours.api_connections, user_agent=agent
     )
+    # kopf resolves its kinds once (no scanning): start only when they are all served
+    problem = await preflight.not_served(memo.api)
+    if problem is not None:
+        await memo.api.close()
+        raise kopf.PermanentError(problem)
     memo.state.wakeup = asyncio.Event()
     reader = memo.api.blocking_secret_reader(asyncio.get_running_loop())
     rt = Runtime(memo.api, memo.state, ours)

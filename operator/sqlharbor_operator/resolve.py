@@ -42,7 +42,7 @@ def instance_served(state: State, instance: SqlInstance, now: datetime) -> Probl
     agent = instance.status.agent if instance.status else None
     hint = (
         f"start sqlharbor-agent on host {instance.spec.host} with a config naming "
-        f"instance {name} (see manifests/agent/)"
+        f"instance {name} (see config/agent/)"
     )
     if agent is None:
         return Problem(

@@ -1,7 +1,8 @@
 """The sqlharbor resource API (group ``sqlharbor.io``, version ``v1alpha1``).
 
-Pydantic models are the single source of truth: the CRDs in ``crds/`` are generated from
-them (``sqlharbor.api.crdgen``) and the operator, agent and CLI parse objects with them.
+Pydantic models are the single source of truth: the CRDs in ``config/crd/bases/`` are
+generated from them (``sqlharbor.api.crdgen``) and the operator, agent and CLI parse
+objects with them.
 """
 
 from sqlharbor.api._base import (

@@ -139,6 +139,11 @@ def crd_for(kind: Kind) -> dict[str, Any]:
     }
 
 
+#: Where ``make crds`` writes (generated files only; ``config/crd/kustomization.yaml``,
+#: written by hand, lists them).
+DEFAULT_DIRECTORY = Path("config") / "crd" / "bases"
+
+
 def render(kind: Kind) -> str:
     header = "# Generated from sqlharbor/api by `make crds`. Do not edit.\n"
     return header + yaml.safe_dump(crd_for(kind), sort_keys=False, width=100)
@@ -157,7 +162,7 @@ def write_all(directory: Path) -> list[Path]:
 def main() -> None:
     import sys
 
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "crds")
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_DIRECTORY)
     for path in write_all(target):
         print(path)
 

@@ -161,6 +161,16 @@ class AsyncKubeClient:
         with contextlib.suppress(NotFound):
             await self._call(f"delete {kind} {namespace}/{name}", call)
 
+    async def served_plurals(self) -> set[str]:
+        """The resources the API server serves in group sqlharbor.io at our version
+        (discovery: every authenticated user may ask); empty when the group is not served."""
+        call = self.custom.get_api_resources(GROUP, VERSION)
+        try:
+            result = await self._call(f"discovery of {GROUP}/{VERSION}", call)
+        except NotFound:
+            return set()
+        return {str(r.name) for r in result.resources or [] if "/" not in str(r.name)}
+
     # -- secrets ----------------------------------------------------------------------
     async def secret_value(self, namespace: str, name: str, key: str) -> bytes:
         """One key of a Secret, decoded.  The value never appears in an error message."""

@@ -1,5 +1,7 @@
 """End-to-end fixtures: a fresh namespace on the shared control plane with its own vault
-container, and real operator / agent / workload processes started per test."""
+container, and real operator / agent / workload processes started per test.  The operator
+runs as its ServiceAccount with config/namespaced's RBAC (``Stack.start_operator``); each
+environment ends by checking it was refused nothing (``assert_no_forbidden``)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from sqlharbor_devtools.demo.stack import Stack
 from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
-from .harness import E2E
+from .harness import E2E, assert_no_forbidden
 
 
 @pytest.fixture
@@ -23,5 +25,6 @@ def e2e(control_plane: ControlPlane, tmp_path: Path) -> Iterator[E2E]:
     env = E2E(stack, tmp_path / "simulated")
     try:
         yield env
+        assert_no_forbidden(stack)
     finally:
         stack.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +12,32 @@ from typing import Any
 from sqlharbor_devtools.demo import scenario
 from sqlharbor_devtools.demo.stack import Process, Stack
 
-from sqlharbor.api import JobPhase
+from sqlharbor.api import KINDS, JobPhase
+
+#: What a missing permission looks like: the API server's 403 as the operator's client and
+#: kopf log it ("Forbidden"), kopf's fallbacks when it may not list or watch, a status
+#: written from it.
+FORBIDDEN = re.compile(r"forbidden|not enough permissions", re.IGNORECASE)
+
+
+def assert_no_forbidden(stack: Stack) -> None:
+    """The operator (ServiceAccount sqlharbor-operator with exactly config/namespaced's RBAC)
+    was refused nothing: not in its log, not in any status of the namespace.  Called when
+    each end-to-end environment ends, so every end-to-end test proves the RBAC suffices."""
+    problems = [
+        f"{process.name}: {line}"
+        for process in stack.processes
+        if process.name.startswith("operator")
+        for line in process.log.read_text(errors="replace").splitlines()
+        if FORBIDDEN.search(line)
+    ]
+    for kind in KINDS:
+        items, _ = stack.client.list_raw(kind.kind, stack.namespace)
+        for item in items:
+            status = json.dumps(item.get("status") or {})
+            if FORBIDDEN.search(status):
+                problems.append(f"{kind.kind} {item['metadata']['name']}: {status[:500]}")
+    assert not problems, "refused by RBAC:\n" + "\n".join(problems[:20])
 
 
 class E2E:

@@ -27,7 +27,7 @@ from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
 from sqlharbor.api import API_VERSION, JobPhase, RestorePhase, contract
 
-from .harness import E2E
+from .harness import E2E, assert_no_forbidden
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -62,6 +62,7 @@ def env(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
         stack.start_operator()
         e2e.start_agent("fvm", ["sim-a", "sim-b"])
         yield Env(e2e, workload)
+        assert_no_forbidden(stack)
     finally:
         stack.stop()
         subprocess.run(

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from sqlharbor_devtools.demo import scenario
 from sqlharbor_devtools.demo.stack import Stack
-from sqlharbor_devtools.devenv import require_repo_root
+from sqlharbor_devtools.devenv import crd_dir, require_repo_root
 from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
-from .harness import E2E
+from .harness import E2E, assert_no_forbidden
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -34,13 +34,14 @@ OUTAGE_SECONDS = 8
 def private(control_plane: ControlPlane, tmp_path: Path) -> Iterator[tuple[E2E, list[Any]]]:
     # depends on control_plane only so that the binaries are known to be there
     plane = ControlPlane.up(tmp_path / "plane")
-    plane.apply_crds(require_repo_root() / "crds")
+    plane.apply_crds(crd_dir(require_repo_root()))
     stack = Stack(plane, f"r-{uuid.uuid4().hex[:6]}", tmp_path / "stack")
     stack.create_namespace()
     stack.install_vault_secrets()
     restarted: list[Any] = []
     try:
         yield E2E(stack, tmp_path / "simulated"), restarted
+        assert_no_forbidden(stack)
     finally:
         stack.stop()
         for process in restarted:

@@ -30,7 +30,7 @@ from sqlharbor_devtools.devenv.controlplane import ControlPlane
 from sqlharbor.api import API_VERSION, RestorePhase, contract
 from sqlharbor.errors import ErrorCode
 
-from .harness import E2E
+from .harness import E2E, assert_no_forbidden
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -82,6 +82,7 @@ def env(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
         target = middle.replace(microsecond=0)
         assert full < target < last
         yield Env(e2e, target.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+        assert_no_forbidden(stack)
     finally:
         stack.stop()
         subprocess.run(

@@ -241,9 +241,9 @@ def test_kubectl_create_token_works(kubectl: KubectlRunner, namespace: str) -> N
 def test_crds_are_established_when_the_repo_has_any(
     control_plane: ControlPlane, kubectl: KubectlRunner
 ) -> None:
-    expected = sorted(p for p in (REPO / "crds").glob("*.yaml"))
+    expected = sorted(p for p in (REPO / "config" / "crd" / "bases").glob("*.yaml"))
     if not expected:
-        pytest.skip("crds/ is empty: nothing to install")
+        pytest.skip("config/crd/bases/ is empty: nothing to install")
     names = kubectl("get", "crd", "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
     assert all(n.endswith("sqlharbor.io") for n in names if "sqlharbor" in n)
     assert len([n for n in names if n.endswith(".sqlharbor.io")]) >= len(expected)

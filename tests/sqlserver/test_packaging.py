@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-AGENT = Path(__file__).parents[2] / "manifests" / "agent"
+AGENT = Path(__file__).parents[2] / "config" / "agent"
 
 
 def documents() -> dict[str, dict[str, Any]]:

@@ -1,7 +1,7 @@
 """``sqlharbor-dev demo``: the whole system on this machine — control plane, operator, an
 agent with the simulated engine under a workload — and backups flowing into ``kubectl get``.
 
-Needs a sqlharbor checkout (its ``crds/`` and ``manifests/agent/``; see
+Needs a sqlharbor checkout (its ``config/crd/``, ``config/agent/`` and ``config/namespaced/``; see
 :mod:`sqlharbor_devtools.devenv.checkout`).  ``--once`` ends with a point-in-time restore
 checked by ``sqlharbor-dev simulate-compare``.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from sqlharbor.api import RestorePhase, contract
-from sqlharbor_devtools.devenv import DevEnvError, require_repo_root
+from sqlharbor_devtools.devenv import DevEnvError, crd_dir, require_repo_root
 from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
 NAMESPACE = "sqlharbor-demo"
@@ -72,7 +72,7 @@ def demo(once: bool, timeout: float, state_dir: Path) -> None:
     try:
         checkout = require_repo_root()
         plane = ControlPlane.find(state_dir) or ControlPlane.up(state_dir)
-        plane.apply_crds(checkout / "crds")
+        plane.apply_crds(crd_dir(checkout))
     except DevEnvError as exc:
         raise click.ClickException(f"{exc}\n({exc.code}: {exc.remediation})") from None
     stack = Stack(plane, NAMESPACE, state_dir.resolve() / "demo", checkout=checkout)

@@ -25,6 +25,7 @@ from sqlharbor_devtools.devenv import (
     resolve_binaries,
     resolve_kubectl,
 )
+from sqlharbor_devtools.devenv.checkout import crd_dir as checkout_crd_dir
 from sqlharbor_devtools.devenv.state import DEFAULT_DIR_NAME
 
 EXIT_NOT_RUNNING = 3
@@ -60,7 +61,8 @@ def _fail(exc: DevEnvError) -> click.ClickException:
     "crd_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Also apply the CRDs in this folder and wait until they are Established.",
+    help="Also apply the CRDs in this folder (a kustomization, e.g. config/crd, or *.yaml "
+    "files) and wait until they are Established.",
 )
 def up(state_dir: Path, timeout: float, crd_dir: Path | None) -> None:
     """Start etcd, kube-apiserver and Azurite (detached) and write kubeconfig and env."""
@@ -143,9 +145,10 @@ def build() -> None:
 @state_dir_option
 @click.argument("crd_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 def apply_crds_command(state_dir: Path, crd_dir: Path | None) -> None:
-    """Apply CRD_DIR/*.yaml (default: the checkout's crds/) and wait until Established."""
+    """Apply CRD_DIR (a kustomization or *.yaml files; default: the checkout's config/crd)
+    and wait until Established."""
     try:
-        crd_dir = crd_dir or require_repo_root() / "crds"
+        crd_dir = crd_dir or checkout_crd_dir(require_repo_root())
         plane = ControlPlane.attach(state_dir)
         kubectl = resolve_kubectl(Toolchain.from_env(), _progress)
         names = apply_crds(plane.kubeconfig, crd_dir, kubectl=kubectl)

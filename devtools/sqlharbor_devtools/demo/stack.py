@@ -1,11 +1,15 @@
 """``Stack``: one namespace on the local control plane with the operator, agents and
 workloads running as real processes (logs under the stack's folder).
 
-Used by ``sqlharbor-dev demo``, the end-to-end tests and the benchmarks.  Agents
-authenticate with their own ServiceAccount token and the least-privilege RBAC of
-``manifests/agent`` (RBAC enforced), which is read from the sqlharbor checkout
-(``checkout``: :func:`sqlharbor_devtools.devenv.require_repo_root` unless given); the
-operator uses the admin kubeconfig.  Workloads run ``python -m sqlharbor_devtools simulate``.
+Used by ``sqlharbor-dev demo``, the end-to-end tests and the benchmarks.  Nothing but the
+test code itself uses the admin kubeconfig: agents authenticate with their own
+ServiceAccount token and the least-privilege RBAC of ``config/agent``, and the operator
+with ServiceAccount ``sqlharbor-operator`` and exactly the RBAC of ``config/namespaced``
+(the ClusterRole's rules as a Role, and the leader-election Role), re-targeted at the
+stack's namespace (RBAC enforced: a permission the operator lacks fails the tests).  Both
+are read from the sqlharbor checkout (``checkout``:
+:func:`sqlharbor_devtools.devenv.require_repo_root` unless given).  Workloads run
+``python -m sqlharbor_devtools simulate``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from sqlharbor.errors import PermanentError, TemporaryError
 from sqlharbor.kube import KubeClient
 from sqlharbor_devtools.devenv.checkout import require_repo_root
 from sqlharbor_devtools.devenv.controlplane import ControlPlane
+
+#: The operator's identity (config/rbac/service_account.yaml).
+OPERATOR_SERVICE_ACCOUNT = "sqlharbor-operator"
+_RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 
 
 @dataclass
@@ -110,9 +118,9 @@ class Stack:
         )
 
     def install_agent_rbac(self) -> None:
-        """manifests/agent (kustomize), re-targeted at this namespace."""
+        """config/agent (kustomize), re-targeted at this namespace."""
         rendered = subprocess.run(
-            ["kubectl", "kustomize", str(self.checkout / "manifests" / "agent")],
+            ["kubectl", "kustomize", str(self.checkout / "config" / "agent")],
             capture_output=True,
             text=True,
             check=True,
@@ -131,10 +139,24 @@ class Stack:
             self.namespace, "sqlharbor-agent", path=self.workdir / "agent.kubeconfig"
         )
 
+    def install_operator_rbac(self, secret_names: Sequence[str] = ()) -> None:
+        """config/namespaced's RBAC in this namespace (:func:`namespaced_operator_rbac`)."""
+        self.apply(namespaced_operator_rbac(self.checkout, self.namespace, secret_names))
+
+    def operator_kubeconfig(self, secret_names: Sequence[str] = ()) -> Path:
+        """A kubeconfig for ServiceAccount sqlharbor-operator of this namespace, with its
+        RBAC installed; ``secret_names``: more Secrets its vaults name (beyond the samples')."""
+        self.install_operator_rbac(secret_names)
+        return self.plane.create_service_account_kubeconfig(
+            self.namespace, OPERATOR_SERVICE_ACCOUNT, path=self.workdir / "operator.kubeconfig"
+        )
+
     # -- processes ------------------------------------------------------------------------
-    def _spawn(self, name: str, args: Sequence[str]) -> Process:
+    def _spawn(
+        self, name: str, args: Sequence[str], extra_env: Mapping[str, str] | None = None
+    ) -> Process:
         log = self.workdir / f"{name}.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         env.pop("KUBECONFIG", None)
         handle = log.open("ab")
         popen = subprocess.Popen(
@@ -154,12 +176,16 @@ class Stack:
         self,
         tick_seconds: float = 1.0,
         retention_seconds: float | None = None,
+        secret_names: Sequence[str] = (),
         *,
         name: str = "operator",
         args: Sequence[str] = (),
     ) -> Process:
-        """The operator, serving this namespace (its leader Lease lives here too); ``name``
-        tells replicas apart (process and log name), ``args`` go to its command line."""
+        """The operator for this namespace, as ServiceAccount sqlharbor-operator with the RBAC
+        of config/namespaced (:meth:`operator_kubeconfig`); ``secret_names`` as there.  Its
+        leader Lease lives in this namespace too; ``name`` tells replicas apart (process and
+        log name), ``args`` go to its command line."""
+        kubeconfig = self.operator_kubeconfig(secret_names)
         retention = (
             [] if retention_seconds is None else ["--retention-seconds", str(retention_seconds)]
         )
@@ -169,14 +195,19 @@ class Stack:
                 "-m",
                 "sqlharbor_operator",
                 "--kubeconfig",
-                str(self.plane.kubeconfig),
+                str(kubeconfig),
                 "--namespace",
                 self.namespace,
                 "--tick-seconds",
                 str(tick_seconds),
                 *retention,
+                *("--leader-election-namespace", self.namespace),
                 *args,
             ],
+            extra_env={
+                "POD_NAMESPACE": self.namespace,
+                "POD_NAME": name,
+            },
         )
 
     def write_agent_config(
@@ -252,6 +283,36 @@ class Stack:
             time.sleep(interval)
         logs = "\n".join(f"--- {p.name}\n{p.tail(15)}" for p in self.processes)
         raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+
+
+def namespaced_operator_rbac(
+    checkout: Path, namespace: str, secret_names: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The ServiceAccount, Roles and RoleBindings of ``config/namespaced`` (kustomize),
+    re-targeted at ``namespace``; ``secret_names`` are added to the resourceNames of the
+    Secrets rule, as a user adds the Secrets their vaults name."""
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(checkout / "config" / "namespaced")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    documents = [d for d in yaml.safe_load_all(rendered) if d and d.get("kind") in _RBAC_KINDS]
+    if sorted({d["kind"] for d in documents}) != sorted(_RBAC_KINDS):
+        raise PermanentError("config/namespaced renders no ServiceAccount, Role or RoleBinding")
+    extended = False
+    for doc in documents:
+        doc["metadata"]["namespace"] = namespace
+        for subject in doc.get("subjects", []):
+            subject["namespace"] = namespace
+        for rule in doc.get("rules", []):
+            if rule.get("resources") == ["secrets"] and rule.get("resourceNames"):
+                rule["resourceNames"] = [*rule["resourceNames"], *secret_names]
+                extended = True
+    if secret_names and not extended:
+        raise PermanentError("config/namespaced has no Secrets rule with resourceNames")
+    return documents
 
 
 def _simulate_args(root: Path, instance: str, databases: Sequence[str], rate: float) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlharbor_devtools.devenv.azurite import BlobTarget
 from sqlharbor_devtools.devenv.binaries import Binaries, resolve_binaries, resolve_kubectl
-from sqlharbor_devtools.devenv.checkout import find_repo_root, require_repo_root
+from sqlharbor_devtools.devenv.checkout import crd_dir, find_repo_root, require_repo_root
 from sqlharbor_devtools.devenv.controlplane import ControlPlane
 from sqlharbor_devtools.devenv.crds import apply_crds
 from sqlharbor_devtools.devenv.errors import (
@@ -40,6 +40,7 @@ __all__ = [
     "ToolMissingError",
     "Toolchain",
     "apply_crds",
+    "crd_dir",
     "create_service_account_kubeconfig",
     "default_state_dir",
     "find_repo_root",

@@ -164,7 +164,8 @@ class ControlPlane:
     def apply_crds(
         self, crd_dir: Path, *, toolchain: Toolchain | None = None, timeout: float = 60.0
     ) -> list[str]:
-        """Apply ``crd_dir/*.yaml`` and wait until every CRD is Established."""
+        """Apply ``crd_dir`` (a kustomization such as the checkout's ``config/crd``, or a
+        folder of ``*.yaml``) and wait until every CRD is Established."""
         from sqlharbor_devtools.devenv.crds import apply_crds
 
         kubectl = resolve_kubectl(toolchain or Toolchain.from_env(), log.info)

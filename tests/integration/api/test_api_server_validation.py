@@ -18,7 +18,9 @@ from sqlharbor.api.resources import KINDS_BY_NAME
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
-SAMPLES = sorted((REPO / "manifests" / "samples").glob("*.yaml"))
+SAMPLES = sorted(
+    p for p in (REPO / "config" / "samples").glob("*.yaml") if p.name != "kustomization.yaml"
+)
 INVALID = sorted((Path(__file__).parent / "invalid").glob("*.yaml"))
 
 

@@ -14,7 +14,8 @@ from sqlharbor.api import crdgen
 from sqlharbor.api.resources import KINDS
 
 REPO = Path(__file__).resolve().parents[3]
-CRDS = REPO / "crds"
+CRD_KUSTOMIZATION = REPO / "config" / "crd"
+CRDS = CRD_KUSTOMIZATION / "bases"
 
 
 def _committed() -> dict[str, dict[str, Any]]:
@@ -52,10 +53,33 @@ def test_crds_are_not_stale(tmp_path: Path) -> None:
     generated = sorted(p.name for p in tmp_path.glob("*.yaml"))
     committed = sorted(p.name for p in CRDS.glob("*.yaml"))
     assert generated == committed, (
-        "crds/ does not hold exactly the generated files: run `make crds` and commit crds/"
+        "config/crd/bases/ does not hold exactly the generated files: run `make crds` and "
+        "commit config/crd/bases/"
     )
     stale = [n for n in generated if (tmp_path / n).read_bytes() != (CRDS / n).read_bytes()]
-    assert not stale, f"crds/ is stale ({', '.join(stale)}): run `make crds` and commit crds/"
+    assert not stale, (
+        f"config/crd/bases/ is stale ({', '.join(stale)}): run `make crds` and commit it"
+    )
+
+
+def test_crd_kustomization_lists_exactly_the_generated_files(tmp_path: Path) -> None:
+    """``config/crd/kustomization.yaml`` is written by hand: a kind added to the models
+    must be added there too, or ``kubectl apply -k`` would silently leave its CRD out."""
+    generated = sorted(f"bases/{p.name}" for p in crdgen.write_all(tmp_path))
+    kustomization = yaml.safe_load((CRD_KUSTOMIZATION / "kustomization.yaml").read_text())
+    listed = kustomization.get("resources") or []
+    assert len(listed) == len(set(listed)), f"listed twice: {listed}"
+    assert sorted(listed) == generated, (
+        "config/crd/kustomization.yaml must list exactly the generated CRDs: "
+        f"missing {sorted(set(generated) - set(listed))}, "
+        f"extra {sorted(set(listed) - set(generated))}"
+    )
+
+
+def test_make_crds_writes_where_the_kustomization_reads() -> None:
+    assert REPO / crdgen.DEFAULT_DIRECTORY == CRDS
+    makefile = (REPO / "Makefile").read_text()
+    assert "-m sqlharbor.api.crdgen config/crd/bases" in makefile
 
 
 def test_one_crd_per_kind() -> None:
