@@ -193,6 +193,8 @@ def test_standby_takes_over_after_kill_and_sigterm(e2e: E2E) -> None:
     killed_at = signalled
     report = {name: (statistics.median(values), max(values)) for name, values in timings.items()}
     print(f"failover (median s, max s) over {ROUNDS} rounds each: {report}")
+    rss = {i: _rss_mib(p.popen.pid) for i, p in replicas.running.items()}
+    print(f"replicas' RSS (MiB) at {2 + len(timings['SIGKILL dispatch']) * 2} databases: {rss}")
     assert report["SIGKILL dispatch"][1] < 15, timings
     assert report["SIGTERM takeover"][1] <= 3, timings
     e2e.wait(
@@ -280,6 +282,13 @@ def _logs_after(e2e: E2E, t: float) -> int:
         if succeeded and done and datetime.fromisoformat(done).timestamp() > t:
             count += 1
     return count
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def _iso(t: float) -> str:
