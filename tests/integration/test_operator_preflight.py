@@ -30,7 +30,15 @@ def bare_plane(control_plane: ControlPlane, tmp_path: Path) -> Iterator[ControlP
 def _operator(kubeconfig: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "sqlharbor_operator", "--kubeconfig", str(kubeconfig)],
+            # cluster-wide, one replica: no leader Lease (and no namespace for one) needed
+            [
+                sys.executable,
+                "-m",
+                "sqlharbor_operator",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--no-leader-elect",
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
