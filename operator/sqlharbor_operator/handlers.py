@@ -103,12 +103,13 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
         raise kopf.PermanentError(problem)
     memo.state.wakeup = asyncio.Event()
     reader = memo.api.blocking_secret_reader(asyncio.get_running_loop())
-    rt = Runtime(memo.api, memo.state, ours)
-    if ours.election is not None:
+    if ours.election is None:
+        rt = Runtime(memo.api, memo.state, ours)
+    else:
         wakeup = memo.state.wakeup
         memo.leadership = Leadership(memo.api, ours.election, lambda _: wakeup.set())
-        rt = Runtime(FencedApi(memo.api, memo.leadership.holds), memo.state, ours)
-        rt.leads = memo.leadership.holds
+        holds = memo.leadership.holds
+        rt = Runtime(FencedApi(memo.api, holds), memo.state, ours, leads=holds)
         memo.tasks.append(asyncio.create_task(memo.leadership.run(), name="sqlharbor-election"))
     controller = Controller(rt, vault_catalog_opener(reader))
     task = asyncio.create_task(controller.run(memo.api.list_pages), name="sqlharbor-controller")

@@ -112,7 +112,7 @@ class Leadership:
         sent = self._monotonic()
         lease = await self._api.read_lease(s.namespace, s.name)
         if lease is None:
-            await self._write(self._spec(transitions=0, acquired=True), None, sent)
+            await self._write(self._acquired(transitions=0), None, sent)
             return
         spec: dict[str, Any] = lease.get("spec") or {}
         version = str(lease["metadata"]["resourceVersion"])
@@ -132,7 +132,7 @@ class Leadership:
         if holder is not None and self._monotonic() - self._observed_at < duration:
             return
         log.info("leader election: taking over the lease from %s", holder or "nobody")
-        await self._write(self._spec(transitions=transitions + 1, acquired=True), version, sent)
+        await self._write(self._acquired(transitions=transitions + 1), version, sent)
 
     async def release(self) -> None:
         """Give the lease up at once (graceful shutdown): stop writing first, then tell the
@@ -156,17 +156,16 @@ class Leadership:
         except SqlHarborError as exc:
             log.warning("leader election: could not release the lease: %s", exc)
 
-    def _spec(self, *, transitions: int, acquired: bool) -> dict[str, Any]:
+    def _acquired(self, *, transitions: int) -> dict[str, Any]:
+        """The Lease spec of this replica taking it (creating or taking over)."""
         now = _micro_time(self._wall())
-        spec: dict[str, Any] = {
+        return {
             "holderIdentity": self.settings.identity,
             "leaseDurationSeconds": int(self.settings.lease_seconds),
+            "acquireTime": now,
             "renewTime": now,
             "leaseTransitions": transitions,
         }
-        if acquired:
-            spec["acquireTime"] = now
-        return spec
 
     async def _write(self, spec: dict[str, Any], version: str | None, sent: float) -> None:
         s = self.settings

@@ -119,19 +119,7 @@ class Stack:
 
     def install_agent_rbac(self) -> None:
         """config/agent (kustomize), re-targeted at this namespace."""
-        rendered = subprocess.run(
-            ["kubectl", "kustomize", str(self.checkout / "config" / "agent")],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-        documents = [d for d in yaml.safe_load_all(rendered) if d]
-        for doc in documents:
-            doc["metadata"]["namespace"] = self.namespace
-            for subject in doc.get("subjects", []):
-                subject["namespace"] = self.namespace
-        self.apply(documents)
+        self.apply(rendered_in(self.checkout / "config" / "agent", self.namespace))
 
     def agent_kubeconfig(self) -> Path:
         self.install_agent_rbac()
@@ -285,27 +273,36 @@ class Stack:
         raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{logs}")
 
 
+def rendered_in(folder: Path, namespace: str) -> list[dict[str, Any]]:
+    """``kubectl kustomize folder``, every object and every binding's subject moved into
+    ``namespace`` (how the stack installs a namespaced kustomization of the product)."""
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    for doc in documents:
+        doc["metadata"]["namespace"] = namespace
+        for subject in doc.get("subjects", []):
+            subject["namespace"] = namespace
+    return documents
+
+
 def namespaced_operator_rbac(
     checkout: Path, namespace: str, secret_names: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
     """The ServiceAccount, Roles and RoleBindings of ``config/namespaced`` (kustomize),
     re-targeted at ``namespace``; ``secret_names`` are added to the resourceNames of the
     Secrets rule, as a user adds the Secrets their vaults name."""
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(checkout / "config" / "namespaced")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    documents = [d for d in yaml.safe_load_all(rendered) if d and d.get("kind") in _RBAC_KINDS]
+    rendered = rendered_in(checkout / "config" / "namespaced", namespace)
+    documents = [d for d in rendered if d.get("kind") in _RBAC_KINDS]
     if sorted({d["kind"] for d in documents}) != sorted(_RBAC_KINDS):
         raise PermanentError("config/namespaced renders no ServiceAccount, Role or RoleBinding")
     extended = False
     for doc in documents:
-        doc["metadata"]["namespace"] = namespace
-        for subject in doc.get("subjects", []):
-            subject["namespace"] = namespace
         for rule in doc.get("rules", []):
             if rule.get("resources") == ["secrets"] and rule.get("resourceNames"):
                 rule["resourceNames"] = [*rule["resourceNames"], *secret_names]
