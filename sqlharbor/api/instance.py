@@ -108,6 +108,17 @@ class SqlInstanceSpec(ApiModel):
         max_length=16,
         pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$",
     )
+    agent: str | None = Field(
+        default=None,
+        description=(
+            "The enrolled agent (kubectl sqlharbor agent enroll) that serves this instance: "
+            "only its identity may claim this instance's jobs and write its status. Unset: "
+            "no agent may."
+        ),
+        min_length=1,
+        max_length=47,
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+    )
     engine: EngineKind = Field(
         default=EngineKind.SQLSERVER,
         description="sqlserver, or simulated (the stand-in used by demos and tests).",

@@ -12,8 +12,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sqlharbor.cli import points, restore
+    from sqlharbor.cli import agent, points, restore
 
+    cli.add_command(agent.agent)
     cli.add_command(restore.restore)
     cli.add_command(points.points)
 

@@ -55,8 +55,22 @@ class KubeClient:
     def close(self) -> None:
         self._api.close()
 
+    @property
+    def api_client(self) -> k8s.ApiClient:
+        return self._api
+
+    # -- the credential -----------------------------------------------------------------
+    def bearer_token(self) -> str | None:
+        """The token this client authenticates with, if it uses one."""
+        header = self._api.configuration.api_key.get("authorization", "")
+        return header.removeprefix("Bearer ").strip() or None
+
+    def use_bearer_token(self, token: str) -> None:
+        """Authenticate every later request (watches included) with ``token``."""
+        self._api.configuration.api_key["authorization"] = f"Bearer {token}"
+
     # -- custom objects -------------------------------------------------------------
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
@@ -69,7 +83,7 @@ class KubeClient:
 
     def get_raw(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         plural = KINDS_BY_NAME[kind].plural
-        result: dict[str, Any] = self._call(
+        result: dict[str, Any] = self.call(
             f"{kind} {namespace}/{name}",
             self.custom.get_namespaced_custom_object,
             GROUP,
@@ -90,7 +104,7 @@ class KubeClient:
     ) -> tuple[list[dict[str, Any]], str]:
         plural = KINDS_BY_NAME[kind].plural
         kwargs = _present(label_selector=label_selector, field_selector=field_selector)
-        result = self._call(
+        result = self.call(
             f"list {kind} in {namespace}",
             self.custom.list_namespaced_custom_object,
             GROUP,
@@ -108,7 +122,7 @@ class KubeClient:
     def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         plural = KINDS_BY_NAME[kind].plural
         name = body.get("metadata", {}).get("name") or body["metadata"].get("generateName", "")
-        result: dict[str, Any] = self._call(
+        result: dict[str, Any] = self.call(
             f"create {kind} {namespace}/{name}",
             self.custom.create_namespaced_custom_object,
             GROUP,
@@ -136,7 +150,7 @@ class KubeClient:
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
         plural = KINDS_BY_NAME[kind].plural
-        result: dict[str, Any] = self._call(
+        result: dict[str, Any] = self.call(
             f"update status of {kind} {namespace}/{name}",
             self.custom.patch_namespaced_custom_object_status,
             GROUP,
@@ -149,11 +163,29 @@ class KubeClient:
         )
         return result
 
+    def patch_spec(
+        self, kind: str, namespace: str, name: str, spec: dict[str, Any]
+    ) -> dict[str, Any]:
+        """JSON merge patch of ``.spec`` (an admin's change, e.g. ``agent enroll``)."""
+        plural = KINDS_BY_NAME[kind].plural
+        result: dict[str, Any] = self.call(
+            f"update {kind} {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"spec": spec},
+            _content_type="application/merge-patch+json",
+        )
+        return result
+
     def patch_metadata(
         self, kind: str, namespace: str, name: str, metadata: dict[str, Any]
     ) -> dict[str, Any]:
         plural = KINDS_BY_NAME[kind].plural
-        result: dict[str, Any] = self._call(
+        result: dict[str, Any] = self.call(
             f"update {kind} {namespace}/{name}",
             self.custom.patch_namespaced_custom_object,
             GROUP,
@@ -168,7 +200,7 @@ class KubeClient:
     def delete(self, kind: str, namespace: str, name: str) -> None:
         plural = KINDS_BY_NAME[kind].plural
         with contextlib.suppress(NotFound):
-            self._call(
+            self.call(
                 f"delete {kind} {namespace}/{name}",
                 self.custom.delete_namespaced_custom_object,
                 GROUP,
@@ -215,7 +247,7 @@ class KubeClient:
     # -- secrets ----------------------------------------------------------------------
     def secret_value(self, namespace: str, name: str, key: str) -> bytes:
         """One key of a Secret, decoded.  The value never appears in an error message."""
-        secret = self._call(
+        secret = self.call(
             f"Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
         )
         return secret_key(secret.data, namespace, name, key)

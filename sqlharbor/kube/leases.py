@@ -18,7 +18,7 @@ def renew(client: KubeClient, namespace: str, session: AgentSession, duration_se
     now = dt.datetime.now(dt.UTC)
     name = lease_name(session.agent_id)
     try:
-        client._call(
+        client.call(
             f"Lease {namespace}/{name}",
             client.coordination.patch_namespaced_lease,
             name,
@@ -28,7 +28,7 @@ def renew(client: KubeClient, namespace: str, session: AgentSession, duration_se
     except NotFound:
         body = lease_object(session, duration_seconds, now)
         body["metadata"]["namespace"] = namespace
-        client._call(
+        client.call(
             f"Lease {namespace}/{name}",
             client.coordination.create_namespaced_lease,
             namespace,

@@ -4,7 +4,9 @@ Called by :meth:`sqlharbor_devtools.devenv.ControlPlane.apply_crds`, ``sqlharbor
 the pytest ``control_plane`` fixture.  Uses kubectl (server-side apply) so what the tests do
 is what a user does: a folder with a ``kustomization.yaml`` (the checkout's ``config/crd``,
 :func:`sqlharbor_devtools.devenv.checkout.crd_dir`) is applied with ``-k``, any other folder
-as its ``*.yaml`` files.
+as its ``*.yaml`` files.  With the checkout's ``config/crd`` comes the rest of what
+``config/default`` installs cluster-wide besides the operator: the agent fence policy of
+its sibling ``config/policy`` (every test and the demo run their agents inside it).
 """
 
 from __future__ import annotations
@@ -73,4 +75,7 @@ def apply_crds(
             f"--timeout={int(timeout)}s",
             *(f"crd/{n}" for n in names),
         )
+    policy = crd_dir.parent / "policy"
+    if (crd_dir / "kustomization.yaml").is_file() and (policy / "kustomization.yaml").is_file():
+        _kubectl(kubectl, kubeconfig, *apply_args[:4], "-k", str(policy))
     return names

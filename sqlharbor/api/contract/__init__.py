@@ -58,10 +58,12 @@ from sqlharbor.api.contract.phases import (
     session_of,
 )
 from sqlharbor.api.contract.sessions import (
+    ACCOUNT_PREFIX,
     LEASE_PREFIX,
     LEASE_UNSEEN_GRACE,
     AgentSession,
     LeaseInfo,
+    agent_account,
     lease_from_object,
     lease_name,
     lease_object,
@@ -70,6 +72,7 @@ from sqlharbor.api.contract.sessions import (
 )
 
 __all__ = [
+    "ACCOUNT_PREFIX",
     "ANNOTATION_VAULT",
     "BACKUP_JOB",
     "CLAIMABLE",
@@ -88,6 +91,7 @@ __all__ = [
     "AgentSession",
     "LeaseInfo",
     "PhaseMachine",
+    "agent_account",
     "agent_lost",
     "agent_restarted",
     "backup_finished",

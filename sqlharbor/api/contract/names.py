@@ -15,7 +15,9 @@ LABEL_SCHEDULED = f"{GROUP}/scheduled"
 LABEL_AUTO_PROTECTED = f"{GROUP}/auto-protected"
 #: RestoreJob: the SqlInstance whose agent runs the planned restore (set by the operator).
 LABEL_TARGET_INSTANCE = f"{GROUP}/target-instance"
-#: Lease: the agent id whose sessions renew it.
+#: The enrolled agent an object belongs to: a Lease its sessions renew; a BackupJob or
+#: RestoreJob assigned to it (set by the operator from the SqlInstance's ``spec.agent``; the
+#: fence policy lets only that agent write the job's status); its ServiceAccount and Role.
 LABEL_AGENT = f"{GROUP}/agent"
 #: RestoreJob: the BackupVault the plan reads from (agents cannot read ProtectedDatabases).
 ANNOTATION_VAULT = f"{GROUP}/vault"

@@ -11,6 +11,9 @@ from typing import Any
 from sqlharbor.api.contract.names import LABEL_AGENT
 
 LEASE_PREFIX = "sqlharbor-agent-"
+#: An enrolled agent's ServiceAccount is ``sqlharbor-agent-<agentId>``: the fence policy
+#: (config/policy/agent_fence.yaml) reads the agent id from the requesting user's name.
+ACCOUNT_PREFIX = "sqlharbor-agent-"
 #: A Running job whose session's Lease the operator has not seen yet is left alone this long
 #: (the operator just started and its Lease watch has not caught up).
 LEASE_UNSEEN_GRACE = dt.timedelta(seconds=30)
@@ -19,6 +22,11 @@ LEASE_UNSEEN_GRACE = dt.timedelta(seconds=30)
 def lease_name(agent_id: str) -> str:
     """The Lease one agent (all its sessions, all its instances) renews."""
     return f"{LEASE_PREFIX}{agent_id}"
+
+
+def agent_account(agent_id: str) -> str:
+    """The ServiceAccount of the enrolled agent ``agent_id``."""
+    return f"{ACCOUNT_PREFIX}{agent_id}"
 
 
 @dataclass(frozen=True)

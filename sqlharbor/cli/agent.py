@@ -1,0 +1,177 @@
+"""``sqlharbor agent enroll`` / ``revoke``: give one VM's agent its own identity, or take it
+away.  Run by an admin (the CLI's kubeconfig needs rights on ServiceAccounts, Roles,
+RoleBindings, TokenRequest and SqlInstances).
+
+``enroll NAME --instance I ...`` creates ServiceAccount ``sqlharbor-agent-NAME`` with a Role
+of exactly what the agent needs (``sqlharbor.kube.agents.agent_rules``), assigns the
+instances to it (``SqlInstance.spec.agent``: the API server's fence policy then lets only
+this agent write their status and claim their jobs), and prints a bootstrap kubeconfig
+with a short-lived token; the agent renews the token itself.  ``enroll`` is idempotent:
+run it again to add instances, pick up new vault Secrets, or get a fresh bootstrap token.
+``revoke NAME`` deletes the ServiceAccount: every token it holds stops working at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+import yaml
+
+from sqlharbor.api import BackupVault, SqlInstance
+from sqlharbor.api.contract import agent_account
+from sqlharbor.errors import InvalidInput, NotFound, SqlHarborError
+from sqlharbor.kube import KubeClient
+from sqlharbor.kube.agents import (
+    MIN_TOKEN_SECONDS,
+    AgentAccounts,
+    token_kubeconfig,
+    write_private,
+)
+
+
+@click.group()
+def agent() -> None:
+    """Enrol and revoke VM agents (one identity per VM)."""
+
+
+@agent.command()
+@click.argument("name")
+@click.option(
+    "--instance",
+    "instances",
+    multiple=True,
+    required=True,
+    help="A SqlInstance this agent serves (repeat for several).",
+)
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option(
+    "--token-seconds",
+    type=click.IntRange(min=MIN_TOKEN_SECONDS),
+    default=3600,
+    show_default=True,
+    help="Lifetime of the bootstrap token: start the agent before it ends.",
+)
+@click.option("--reassign", is_flag=True, help="Take instances another agent serves away from it.")
+@click.option(
+    "--secret",
+    "extra_secrets",
+    multiple=True,
+    help="Another Secret the agent may read (the vaults' and instances' are found).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the kubeconfig here (mode 0600) instead of standard output.",
+)
+@click.option("--kubeconfig", envvar="KUBECONFIG", default=None)
+def enroll(
+    name: str,
+    instances: Sequence[str],
+    namespace: str,
+    token_seconds: int,
+    reassign: bool,
+    extra_secrets: Sequence[str],
+    output: Path | None,
+    kubeconfig: str | None,
+) -> None:
+    """Enrol agent NAME for the given SqlInstances and print its bootstrap kubeconfig.
+
+    \b
+    Example:
+      kubectl sqlharbor agent enroll sql-vm-01 --instance sql-vm-01 -n databases \\
+          -o sql-vm-01.kubeconfig
+      scp sql-vm-01.kubeconfig sql-vm-01:/var/lib/sqlharbor/kubeconfig
+    """
+    try:
+        client = KubeClient.from_kubeconfig(kubeconfig)
+        resources = [_instance(client, namespace, i, name, reassign) for i in instances]
+        secrets = _secrets_of(client, namespace, resources) | set(extra_secrets)
+        accounts = AgentAccounts(client, namespace)
+        accounts.ensure(name, secrets)
+        for resource in resources:
+            client.patch_spec("SqlInstance", namespace, resource.metadata.name, {"agent": name})
+        issued = accounts.issue_token(name, token_seconds)
+    except SqlHarborError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(3 if isinstance(exc, NotFound) else 1)
+    configuration = client.api_client.configuration
+    ca_data = Path(configuration.ssl_ca_cert).read_bytes() if configuration.ssl_ca_cert else None
+    document = token_kubeconfig(
+        server=configuration.host,
+        ca_data=ca_data if configuration.verify_ssl else None,
+        namespace=namespace,
+        user=agent_account(name),
+        token=issued.token,
+    )
+    text = yaml.safe_dump(document, sort_keys=False)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_private(output, text.encode("utf-8"))
+    click.echo(
+        f"enrolled agent {name} in namespace {namespace}: ServiceAccount "
+        f"{agent_account(name)}; instances {', '.join(instances)}; Secrets "
+        f"{', '.join(sorted(secrets)) or 'none'}; bootstrap token valid until "
+        f"{issued.expires.isoformat()} (the agent renews it; set agentId: {name})",
+        err=True,
+    )
+
+
+@agent.command()
+@click.argument("name")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--kubeconfig", envvar="KUBECONFIG", default=None)
+def revoke(name: str, namespace: str, kubeconfig: str | None) -> None:
+    """Delete agent NAME's identity: its tokens stop working at its next call.
+
+    Its SqlInstances keep ``spec.agent``: enrol NAME again (a new identity) to let a
+    rebuilt VM serve them, or enrol another agent with --reassign.
+    """
+    try:
+        client = KubeClient.from_kubeconfig(kubeconfig)
+        found = AgentAccounts(client, namespace).revoke(name)
+    except SqlHarborError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    if not found:
+        click.echo(f"error: agent {name} is not enrolled in namespace {namespace}", err=True)
+        sys.exit(3)
+    click.echo(f"revoked agent {name}: ServiceAccount {agent_account(name)} deleted", err=True)
+
+
+def _instance(
+    client: KubeClient, namespace: str, instance: str, agent_id: str, reassign: bool
+) -> SqlInstance:
+    try:
+        resource = client.get(SqlInstance, namespace, instance)
+    except NotFound:
+        known = ", ".join(i.metadata.name for i in client.list(SqlInstance, namespace))
+        raise NotFound(
+            f"SqlInstance {namespace}/{instance} not found (instances: {known or 'none'})"
+        ) from None
+    current = resource.spec.agent
+    if current not in (None, agent_id) and not reassign:
+        raise InvalidInput(
+            f"SqlInstance {instance} is served by agent {current}; pass --reassign to give "
+            f"it to {agent_id}"
+        )
+    return resource
+
+
+def _secrets_of(client: KubeClient, namespace: str, instances: Sequence[SqlInstance]) -> set[str]:
+    """The Secrets the agent reads today: its instances' SQL credentials and the vaults'
+    storage credentials and key (until jobs bring their own storage rights and keys)."""
+    names = {
+        ref.name for i in instances if (ref := i.spec.connection.credentials_secret_ref) is not None
+    }
+    for vault in client.list(BackupVault, namespace):
+        spec = vault.spec
+        if spec.azure_blob.credentials.secret_ref is not None:
+            names.add(spec.azure_blob.credentials.secret_ref.name)
+        if spec.encryption.key_secret_ref is not None:
+            names.add(spec.encryption.key_secret_ref.name)
+    return names
