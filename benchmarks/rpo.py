@@ -44,7 +44,6 @@ def run(config: Config) -> Result:
         stack.create_namespace()
         try:
             stack.install_vault_secrets()
-            kubeconfig = stack.agent_kubeconfig()
             root = stack.workdir / "simulated"
             dbs = [f"db{i:04d}=FULL" for i in range(count)]
             stack.seed(root, HOST, dbs)
@@ -60,6 +59,7 @@ def run(config: Config) -> Result:
             instances = [
                 {"name": INSTANCE, "engine": "simulated", "simulated": {"rootDir": str(root)}}
             ]
+            kubeconfig = stack.enroll_agent("rpo-vm", [INSTANCE])
             agent = stack.start_agent(
                 "rpo-vm", stack.write_agent_config("rpo-vm", instances, kubeconfig)
             )

@@ -2,9 +2,9 @@
 
 Example::
 
-    kubeconfig: /etc/sqlharbor/kubeconfig      # the agent's own service account
+    kubeconfig: /var/lib/sqlharbor/kubeconfig  # from `agent enroll`; the agent renews its token
     namespace: databases
-    agentId: sql-vm-01                          # stable per VM; sessions change per start
+    agentId: sql-vm-01                          # the enrolled name; sessions change per start
     instances:
       - name: sql-vm-01                         # the SqlInstance this agent serves
         engine: simulated
@@ -51,7 +51,18 @@ class InstanceConfig(_Config):
 class AgentConfig(_Config):
     kubeconfig: Path | None = None
     namespace: str
-    agent_id: str = Field(default_factory=lambda: socket.gethostname().lower().split(".")[0])
+    agent_id: str = Field(
+        default_factory=lambda: socket.gethostname().lower().split(".")[0],
+        description="The name it was enrolled with (kubectl sqlharbor agent enroll NAME).",
+        max_length=47,
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+    )
+    token_seconds: int = Field(
+        default=86400,
+        ge=600,
+        le=7 * 86400,
+        description="Lifetime of each API token it requests for itself (renewed at 2/3).",
+    )
     instances: list[InstanceConfig] = Field(min_length=1)
     max_concurrent_backups: int = Field(default=20, ge=1, le=64)
     max_concurrent_restores: int = Field(default=15, ge=1, le=64)

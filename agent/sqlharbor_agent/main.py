@@ -8,6 +8,7 @@ needs.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -19,6 +20,7 @@ from sqlharbor.errors import SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor.vault import WriterSettings
 from sqlharbor_agent.config import load_config
+from sqlharbor_agent.credentials import TokenRenewer
 from sqlharbor_agent.jobs.loop import retry_delay
 from sqlharbor_agent.session import Session
 from sqlharbor_agent.vaults import VaultResolver
@@ -56,6 +58,19 @@ def run(config_path: Path, log_level: str) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    renewer = TokenRenewer(client, _kubeconfig_file(config.kubeconfig), config.token_seconds, stop)
+    if renewer.enabled:
+        try:
+            renewer.renew()
+        except SqlHarborError as exc:
+            click.echo(
+                f"error: cannot renew the agent's API token: {exc.message} (was the agent "
+                "revoked, or did its bootstrap token expire? enrol it again: kubectl sqlharbor "
+                f"agent enroll {config.agent_id} --instance ...)",
+                err=True,
+            )
+            sys.exit(2)
+        threading.Thread(target=renewer.run, name="token-renewer", daemon=True).start()
     writer = WriterSettings(
         chunk_size=config.chunk_size,
         max_in_flight=config.upload_concurrency * 2,
@@ -73,6 +88,14 @@ def run(config_path: Path, log_level: str) -> None:
     stop.wait()
     for worker in workers:
         worker.join()
+
+
+def _kubeconfig_file(configured: Path | None) -> Path | None:
+    """The kubeconfig file the renewed token is written back to."""
+    if configured is not None:
+        return configured
+    first = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    return Path(first) if first else None
 
 
 def _start_with_retry(worker: InstanceWorker, stop: threading.Event) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlharbor.api import BackupJob, DatabaseResult, ErrorInfo, JobPhase, SqlInstance, contract
 from sqlharbor.domain.backupset import BackupType
-from sqlharbor.errors import Conflict, SqlHarborError
+from sqlharbor.errors import Conflict, ErrorCode, InvalidInput, SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor.vault import Compression
 from sqlharbor_agent.config import AgentConfig, InstanceConfig
@@ -61,6 +61,14 @@ class InstanceWorker:
 
     def start(self) -> None:
         resource = self._client.get(SqlInstance, self.namespace, self._instance.name)
+        if resource.spec.agent != self._config.agent_id:
+            raise InvalidInput(
+                f"SqlInstance {self._instance.name} is assigned to "
+                f"{'agent ' + resource.spec.agent if resource.spec.agent else 'no agent'} "
+                f"(spec.agent), not to this agent {self._config.agent_id}: kubectl sqlharbor "
+                f"agent enroll {self._config.agent_id} --instance {self._instance.name}",
+                code=ErrorCode.INVALID_AGENT_CONFIG,
+            )
         self._vault_identity = resource.spec.vault_identity
         self._engine = open_engine(self._instance, resource.spec.vault_identity)
         registrar = Registrar(

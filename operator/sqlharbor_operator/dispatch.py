@@ -60,7 +60,9 @@ def batches(due: Iterable[DueBackup]) -> Iterator[list[DueBackup]]:
             yield items[start : start + MAX_DATABASES_PER_JOB]
 
 
-def job_body(batch: list[DueBackup]) -> dict[str, Any]:
+def job_body(batch: list[DueBackup], agent: str | None = None) -> dict[str, Any]:
+    """The BackupJob of one batch, assigned to ``agent`` (the instance's ``spec.agent``;
+    unset: ``assignment`` labels it once the instance has an agent)."""
     first = batch[0]
     messages = [f"{b.database_name}: {b.reason_message}" for b in batch if b.reason_message]
     spec = BackupJobSpec(
@@ -90,6 +92,7 @@ def job_body(batch: list[DueBackup]) -> dict[str, Any]:
                 contract.LABEL_INSTANCE: first.instance,
                 contract.LABEL_BACKUP_TYPE: first.backup_type.value,
                 contract.LABEL_SCHEDULED: contract.truthy_label(),
+                **({contract.LABEL_AGENT: agent} if agent else {}),
             },
         },
         "spec": spec.to_wire(),
@@ -110,8 +113,11 @@ class Dispatcher:
         due_now += self._aligned_logs(due_now, now)
         for batch in batches(due_now):
             try:
+                first = batch[0]
+                instance = state.instances.get((first.namespace, first.instance))
+                agent = instance.spec.agent if instance is not None else None
                 created = await self._rt.api.create(
-                    "BackupJob", batch[0].namespace, job_body(batch)
+                    "BackupJob", first.namespace, job_body(batch, agent)
                 )
             except SqlHarborError as exc:
                 log.warning("cannot create backup job: %s", exc)

@@ -54,6 +54,12 @@ class RestoreDispatcher:
             decision = await asyncio.to_thread(decide_restore, state, job, now, self._open_catalog)
             await self._write(key, job, uid, decision, now)
 
+    def _agent_of(self, ns: str, instance: str) -> str | None:
+        """The agent the target instance is assigned to (None: the label stays unset and
+        ``assignment`` adds it once the instance has one)."""
+        target = self._rt.state.instances.get((ns, instance))
+        return target.spec.agent if target is not None else None
+
     async def _write(
         self, key: Key, job: RestoreJob, uid: str, decision: Decision, now: datetime
     ) -> None:
@@ -74,7 +80,10 @@ class RestoreDispatcher:
                     ns,
                     name,
                     {
-                        "labels": {contract.LABEL_TARGET_INSTANCE: decision.target_instance},
+                        "labels": {
+                            contract.LABEL_TARGET_INSTANCE: decision.target_instance,
+                            contract.LABEL_AGENT: self._agent_of(ns, decision.target_instance),
+                        },
                         "annotations": {contract.ANNOTATION_VAULT: decision.vault},
                     },
                 )

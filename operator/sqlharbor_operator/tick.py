@@ -1,7 +1,7 @@
 """The operator's loop: load the state once, then every tick (and whenever a watch event
 wakes it) validate vaults and policies, fail jobs whose agent died, fold finished jobs into
 status, dispatch due backups, auto-protect, write changed statuses, collect old jobs, plan
-restores, and start a retention pass when one is due.
+restores, assign jobs to their instances' agents, and start a retention pass when one is due.
 
 Started by ``handlers`` at operator start-up with the ``Runtime`` it built.  Each concern is
 a module of its own; this one only orders them.
@@ -20,6 +20,7 @@ from sqlharbor.api import KINDS, BackupVault
 from sqlharbor.errors import SqlHarborError
 from sqlharbor.vault import Catalog
 from sqlharbor_operator.accounting import Accountant
+from sqlharbor_operator.assignment import Assigner
 from sqlharbor_operator.autoprotect import AutoProtector
 from sqlharbor_operator.dispatch import Dispatcher
 from sqlharbor_operator.garbage import GarbageCollector
@@ -48,6 +49,7 @@ class Controller:
         self.status = StatusWriter(rt)
         self.garbage = GarbageCollector(rt)
         self.restores = RestoreDispatcher(rt, open_catalog)
+        self.assigner = Assigner(rt)
         self.retention = RetentionPass(
             open_catalog,
             rt.settings.retention_interval,
@@ -127,6 +129,7 @@ class Controller:
             lambda: self.status.tick(now),
             self.garbage.tick,
             lambda: self.restores.tick(now),
+            self.assigner.tick,
             lambda: self.retention.tick(state, now),
         ]
         for concern in rounds:

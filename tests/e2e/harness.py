@@ -78,7 +78,6 @@ class E2E:
         self.stack = stack
         self.root = root  # simulated engine state
         self.container = f"e2e-{uuid.uuid4().hex[:12]}"
-        self._agent_kubeconfig: Path | None = None
 
     @property
     def namespace(self) -> str:
@@ -98,15 +97,14 @@ class E2E:
         self.stack.apply([scenario.protected_database(instance, db) for db in databases])
 
     def start_agent(self, agent_id: str, instances: list[str], **settings: Any) -> Process:
-        if self._agent_kubeconfig is None:
-            self._agent_kubeconfig = self.stack.agent_kubeconfig()
+        kubeconfig = self.stack.enroll_agent(agent_id, instances)
         config = self.stack.write_agent_config(
             agent_id,
             [
                 {"name": i, "engine": "simulated", "simulated": {"rootDir": str(self.root)}}
                 for i in instances
             ],
-            self._agent_kubeconfig,
+            kubeconfig,
             **settings,
         )
         return self.stack.start_agent(agent_id, config)

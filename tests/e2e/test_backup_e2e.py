@@ -200,19 +200,21 @@ def test_killed_agent_leaves_no_partial_point_and_the_job_is_redone(e2e: E2E) ->
     assert len(_manifests(e2e)) == len(_succeeded_results(e2e)) >= 1
 
 
-def test_two_agents_for_one_instance_never_run_the_same_job(e2e: E2E) -> None:
+def test_a_reassigned_instance_moves_to_the_new_agent_and_no_job_runs_twice(e2e: E2E) -> None:
+    """Enrolling a second agent for a running instance (``agent enroll --reassign``) moves
+    it: the operator assigns the new jobs to the new agent, the API server fences the old
+    one out of the instance's status and jobs, and no job is claimed twice."""
     e2e.apply_vault_and_policy(**FAST)
     identity = e2e.instance("sim1", "vm1", {"a": "FULL", "b": "FULL", "c": "FULL"})
     e2e.protect("sim1", "a", "b", "c")
     e2e.stack.start_workload("w", e2e.root, identity, ["a", "b", "c"], rate=10)
     e2e.stack.start_operator()
     first = e2e.start_agent("vm1", ["sim1"])
-    second = e2e.start_agent("vm1-standby", ["sim1"])
+    e2e.wait("a job the first agent ran", lambda: _succeeded_by(e2e, "vm1/"))
+    second = e2e.start_agent("vm2", ["sim1"])  # enrolls vm2 for sim1 with --reassign
     e2e.wait(
-        "several finished jobs",
-        lambda: (
-            sum((j.get("status") or {}).get("phase") == JobPhase.SUCCEEDED for j in e2e.jobs()) >= 3
-        ),
+        "two jobs the second agent ran",
+        lambda: len(_succeeded_by(e2e, "vm2/")) >= 2,
         timeout=150,
     )
     claims: dict[str, list[str]] = {}
@@ -220,9 +222,23 @@ def test_two_agents_for_one_instance_never_run_the_same_job(e2e: E2E) -> None:
         for line in process.log.read_text().splitlines():
             if "claimed BackupJob" in line:
                 claims.setdefault(line.rsplit(" ", 1)[-1], []).append(process.name)
-    assert claims, "the agents claimed jobs"
     assert all(len(who) == 1 for who in claims.values()), claims
+    for job in e2e.jobs():
+        session = (job.get("status") or {}).get("agentSession") or ""
+        assigned = job["metadata"]["labels"].get(contract.LABEL_AGENT)
+        assert not session or session.startswith(f"{assigned}/"), (job["metadata"], session)
+    assert "ValidatingAdmissionPolicy 'sqlharbor-agent-fence'" in first.log.read_text()
+    assert second.alive(), second.tail()
     assert len(_manifests(e2e)) == len(_succeeded_results(e2e))
+
+
+def _succeeded_by(e2e: E2E, prefix: str) -> list[str]:
+    return [
+        j["metadata"]["name"]
+        for j in e2e.jobs()
+        if (j.get("status") or {}).get("phase") == JobPhase.SUCCEEDED
+        and str((j.get("status") or {}).get("agentSession", "")).startswith(prefix)
+    ]
 
 
 def test_bad_references_show_conditions_that_say_what_is_wrong(e2e: E2E) -> None:

@@ -28,6 +28,11 @@ LEADER_ELECTION = "sqlharbor-operator-leader-election"
 Object = tuple[str, str | None, str]  # kind, namespace, name
 
 CRDS: set[Object] = {("CustomResourceDefinition", None, f"{k.plural}.{GROUP}") for k in KINDS}
+#: cluster-scoped: kustomize must not give them a namespace
+POLICY: set[Object] = {
+    ("ValidatingAdmissionPolicy", None, "sqlharbor-agent-fence"),
+    ("ValidatingAdmissionPolicyBinding", None, "sqlharbor-agent-fence"),
+}
 
 
 def _operator(namespace: str, *, cluster_wide: bool) -> set[Object]:
@@ -57,11 +62,13 @@ EXPECTED: dict[str, set[Object]] = {
     "default": {
         ("Namespace", None, SYSTEM),
         *CRDS,
+        *POLICY,
         *_operator(SYSTEM, cluster_wide=True),
         *MANAGER,
     },
     "namespaced": {
         *CRDS,
+        *POLICY,
         *_operator("default", cluster_wide=False),
         ("Deployment", "default", OPERATOR),
         ("Service", "default", "sqlharbor-operator-metrics"),
@@ -74,12 +81,7 @@ EXPECTED: dict[str, set[Object]] = {
         ("SqlInstance", None, "sql-vm-01"),
         ("ProtectedDatabase", None, "sales"),
     },
-    "agent": {
-        ("ServiceAccount", "default", "sqlharbor-agent"),
-        ("Secret", "default", "sqlharbor-agent-token"),
-        ("Role", "default", "sqlharbor-agent"),
-        ("RoleBinding", "default", "sqlharbor-agent"),
-    },
+    "policy": POLICY,
 }
 
 

@@ -65,7 +65,7 @@ RULES = sorted(
         rule(["sqlharbor.io"], SQLHARBOR_KINDS, ["list", "watch"]),
         rule(["sqlharbor.io"], ["backupjobs"], ["create", "delete"]),
         rule(["sqlharbor.io"], ["protecteddatabases"], ["create"]),
-        rule(["sqlharbor.io"], ["restorejobs"], ["patch"]),
+        rule(["sqlharbor.io"], ["restorejobs", "backupjobs"], ["patch"]),
         rule(
             ["sqlharbor.io"],
             [
@@ -179,6 +179,7 @@ ALLOWED_IN_ITS_NAMESPACE = [
     ("delete", "backupjobs.sqlharbor.io"),
     ("create", "protecteddatabases.sqlharbor.io"),
     ("patch", "restorejobs.sqlharbor.io"),
+    ("patch", "backupjobs.sqlharbor.io"),
     *[
         ("patch", f"{kind}.sqlharbor.io", "--subresource=status")
         for kind in (
@@ -212,7 +213,6 @@ REFUSED_IN_ITS_NAMESPACE = [
     ("update", "protecteddatabases.sqlharbor.io"),
     ("patch", "protecteddatabases.sqlharbor.io"),
     ("get", "protecteddatabases.sqlharbor.io"),
-    ("patch", "backupjobs.sqlharbor.io"),
     ("update", "backupjobs.sqlharbor.io"),
     ("create", "restorejobs.sqlharbor.io"),
     ("delete", "restorejobs.sqlharbor.io"),

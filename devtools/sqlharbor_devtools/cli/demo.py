@@ -80,7 +80,6 @@ def demo(once: bool, timeout: float, state_dir: Path) -> None:
     click.echo(f"control plane up; namespace {NAMESPACE}; logs in {stack.workdir}")
     try:
         stack.install_vault_secrets()
-        kubeconfig = stack.agent_kubeconfig()
         instances = []
         for inst in scenario.INSTANCES:
             root = stack.workdir / "simulated"
@@ -94,6 +93,7 @@ def demo(once: bool, timeout: float, state_dir: Path) -> None:
             )
         stack.apply(scenario.all_resources())
         stack.start_operator()
+        kubeconfig = stack.enroll_agent("demo-vm", [inst.name for inst in scenario.INSTANCES])
         stack.start_agent("demo-vm", stack.write_agent_config("demo-vm", instances, kubeconfig))
         _follow(stack, once=once, timeout=timeout)
         if once:

@@ -2,8 +2,9 @@
 workloads running as real processes (logs under the stack's folder).
 
 Used by ``sqlharbor-dev demo``, the end-to-end tests and the benchmarks.  Nothing but the
-test code itself uses the admin kubeconfig: agents authenticate with their own
-ServiceAccount token and the least-privilege RBAC of ``config/agent``, and the operator
+test code itself uses the admin kubeconfig: each agent is enrolled with the product's
+``sqlharbor agent enroll`` (its own ServiceAccount, Role and short-lived token, fenced by
+``config/policy``), and the operator
 with ServiceAccount ``sqlharbor-operator`` and exactly the RBAC of ``config/namespaced``
 (the ClusterRole's rules as a Role, and the leader-election Role), re-targeted at the
 stack's namespace (RBAC enforced: a permission the operator lacks fails the tests).  Both
@@ -117,15 +118,21 @@ class Stack:
             ]
         )
 
-    def install_agent_rbac(self) -> None:
-        """config/agent (kustomize), re-targeted at this namespace."""
-        self.apply(rendered_in(self.checkout / "config" / "agent", self.namespace))
-
-    def agent_kubeconfig(self) -> Path:
-        self.install_agent_rbac()
-        return self.plane.create_service_account_kubeconfig(
-            self.namespace, "sqlharbor-agent", path=self.workdir / "agent.kubeconfig"
-        )
+    def enroll_agent(self, agent_id: str, instances: Sequence[str]) -> Path:
+        """``kubectl sqlharbor agent enroll`` (the product's CLI, run as the admin): agent
+        ``agent_id`` gets its own ServiceAccount and Role, ``instances`` (which must exist,
+        as must the vaults whose Secrets it reads) are assigned to it; returns its
+        bootstrap kubeconfig.  Idempotent: enrolling again issues a fresh token."""
+        path = self.workdir / f"agent-{agent_id}.kubeconfig"
+        command = [str(Path(sys.executable).with_name("sqlharbor")), "agent", "enroll", agent_id]
+        for instance in instances:
+            command += ["--instance", instance]
+        command += ["--reassign", "-n", self.namespace, "-o", str(path)]
+        command += ["--kubeconfig", str(self.plane.kubeconfig)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"agent enroll {agent_id} failed: {result.stderr.strip()}")
+        return path
 
     def install_operator_rbac(self, secret_names: Sequence[str] = ()) -> None:
         """config/namespaced's RBAC in this namespace (:func:`namespaced_operator_rbac`)."""

@@ -207,7 +207,7 @@ def test_agent_b_cannot_touch_agent_a_instance_jobs_lease_or_secrets(agents: Age
     _refused(
         _status(b, ns, "BackupJob", stolen, {"message": "forged"}),
         "it is Running and was claimed by session vma/s1",
-        "an agent claims only Pending jobs",
+        "an agent claims only Pending BackupJobs and Planned RestoreJobs",
     )
 
     # A's Lease: not created in its name, not updated, not read
