@@ -30,13 +30,17 @@ class Assigner:
 
     async def tick(self) -> None:
         state = self._rt.state
-        for kind, table in (("BackupJob", state.jobs), ("RestoreJob", state.restores)):
+        tables: tuple[tuple[str, dict[Any, Any]], ...] = (
+            ("BackupJob", state.jobs),
+            ("RestoreJob", state.restores),
+        )
+        for kind, table in tables:
             for (ns, name), job in list(table.items()):
                 agent = self._wanted(kind, ns, job)
                 if agent is None:
                     continue
                 try:
-                    patched = await self._rt.api.patch_metadata(
+                    await self._rt.api.patch_metadata(
                         kind, ns, name, {"labels": {contract.LABEL_AGENT: agent}}
                     )
                 except SqlHarborError as exc:
@@ -50,7 +54,9 @@ class Assigner:
                         extra=fields(namespace=ns, job=name),
                     )
                     continue
-                state.upsert(kind, patched)
+                labels = {**(job.metadata.labels or {}), contract.LABEL_AGENT: agent}
+                meta = job.metadata.model_copy(update={"labels": labels})
+                table[(ns, name)] = job.model_copy(update={"metadata": meta})
                 log.info(
                     "%s %s/%s assigned to agent %s",
                     kind,

@@ -62,12 +62,18 @@ class KubeClient:
     # -- the credential -----------------------------------------------------------------
     def bearer_token(self) -> str | None:
         """The token this client authenticates with, if it uses one."""
-        header = self._api.configuration.api_key.get("authorization", "")
+        keys = self._api.configuration.api_key
+        header = keys.get("BearerToken") or keys.get("authorization") or ""
         return header.removeprefix("Bearer ").strip() or None
 
     def use_bearer_token(self, token: str) -> None:
-        """Authenticate every later request (watches included) with ``token``."""
-        self._api.configuration.api_key["authorization"] = f"Bearer {token}"
+        """Authenticate every later request (watches included) with ``token``.  The
+        kubeconfig loader's refresh hook would put the file's first token back before each
+        request, so it goes."""
+        configuration = self._api.configuration
+        configuration.refresh_api_key_hook = None
+        configuration.api_key.pop("authorization", None)
+        configuration.api_key["BearerToken"] = f"Bearer {token}"
 
     # -- custom objects -------------------------------------------------------------
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
