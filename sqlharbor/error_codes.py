@@ -40,7 +40,7 @@ class ErrorCode(enum.StrEnum):
     # -- Kubernetes API (the server's own reasons) ----------------------------------------
     NOT_FOUND = "NotFound", "Check the name and namespace."
     CONFLICT = "Conflict", "None: another writer changed the object first; read it again."
-    FORBIDDEN = "Forbidden", "Check the RBAC of the service account (config/rbac/, config/agent/)."
+    FORBIDDEN = "Forbidden", "Check the service account's RBAC (config/rbac/, or agent enroll)."
     INVALID = "Invalid", "The API server refused the object; fix the field its message names."
     SECRET_KEY_MISSING = "SecretKeyMissing", "Add the key to the Secret, or fix the reference."
 
@@ -213,7 +213,7 @@ class ErrorCode(enum.StrEnum):
 
     # -- configuration of the agent and of the product -----------------------------------
     INVALID_CONFIGURATION = "InvalidConfiguration", "Fix the setting the message names."
-    INVALID_AGENT_CONFIG = "InvalidAgentConfig", "Fix the agent's config file (see config/agent/)."
+    INVALID_AGENT_CONFIG = "InvalidAgentConfig", "Fix the agent's config file."
     UNSUPPORTED_CREDENTIALS = "UnsupportedCredentials", "Use credentials.secretRef."
     UNSUPPORTED_KEY_SOURCE = "UnsupportedKeySource", "Use encryption.keySecretRef (a 256-bit key)."
     CRD_SCHEMA_INVALID = "CrdSchemaInvalid", "Describe each field; no union types; then make crds."

@@ -40,9 +40,17 @@ class Problem:
 def instance_served(state: State, instance: SqlInstance, now: datetime) -> Problem | None:
     ns, name = instance.metadata.namespace or "", instance.metadata.name
     agent = instance.status.agent if instance.status else None
+    assigned = instance.spec.agent
+    if assigned is None:
+        return Problem(
+            ErrorCode.INSTANCE_NOT_SERVED,
+            f"SqlInstance {name} has no enrolled agent (spec.agent): kubectl sqlharbor agent "
+            f"enroll NAME --instance {name}, then run sqlharbor-agent with agentId NAME on "
+            f"host {instance.spec.host}",
+        )
     hint = (
-        f"start sqlharbor-agent on host {instance.spec.host} with a config naming "
-        f"instance {name} (see config/agent/)"
+        f"start sqlharbor-agent (agentId {assigned}) on host {instance.spec.host} with a "
+        f"config naming instance {name} (docs/security.md)"
     )
     if agent is None:
         return Problem(

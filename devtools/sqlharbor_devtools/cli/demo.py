@@ -1,7 +1,7 @@
 """``sqlharbor-dev demo``: the whole system on this machine — control plane, operator, an
 agent with the simulated engine under a workload — and backups flowing into ``kubectl get``.
 
-Needs a sqlharbor checkout (its ``config/crd/``, ``config/agent/`` and ``config/namespaced/``; see
+Needs a sqlharbor checkout (its ``config/crd/``, ``config/policy/`` and ``config/namespaced/``; see
 :mod:`sqlharbor_devtools.devenv.checkout`).  ``--once`` ends with a point-in-time restore
 checked by ``sqlharbor-dev simulate-compare``.
 """
