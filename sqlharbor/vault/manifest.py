@@ -9,7 +9,7 @@ The document has one section per concern: ``identity`` (what this manifest is an
 it must be read from), ``backup`` (every fact of the ``BackupRecord``), ``data``
 (chunking, compression, sizes, one entry per stripe), ``encryption`` (cipher, the
 associated-data scheme, the wrapped data key), ``integrity`` (key-less digests) and
-``authentication`` (reserved: a tag over ``authenticated_payload()``, null today).
+``authentication`` (a tag over ``authenticated_payload()``: ``manifest_auth``).
 
 The ``backup`` section and the shared value types are in ``manifest_backup``.
 """
@@ -23,7 +23,7 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, model_validator
 
 from sqlharbor.domain.backupset import BackupRecord, RecoveryPoint
 from sqlharbor.errors import IntegrityError
@@ -177,12 +177,16 @@ class Integrity(Section):
 
 
 class Authentication(Section):
-    """Reserved for the zero-trust issue: a tag over ``Manifest.authenticated_payload()``."""
+    """A tag over ``Manifest.authenticated_payload()`` (``manifest_auth``)."""
 
     algorithm: Literal["HMAC-SHA256"]
     key_id: str = Field(min_length=1)
     key_version: str
     tag: Base64
+
+    @property
+    def tag_bytes(self) -> bytes:
+        return base64.b64decode(self.tag)
 
 
 # -- the manifest ------------------------------------------------------------------------
@@ -200,6 +204,17 @@ class Manifest(Section):
     authentication: Authentication | None
     committed_at: UtcTime
     writer: str
+    #: set in memory only, by ``ManifestV1.upgrade``: version 1 had no tag to check
+    _legacy: bool = PrivateAttr(default=False)
+
+    @property
+    def legacy_unauthenticated(self) -> bool:
+        """A version-1 point, upgraded in memory: readable, but nothing authenticates it."""
+        return self._legacy
+
+    def mark_legacy(self) -> Manifest:
+        self._legacy = True
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:

@@ -175,4 +175,4 @@ class ManifestV1(BaseModel):
             authentication=None,
             committed_at=self.committed_at,
             writer=self.writer,
-        )
+        ).mark_legacy()

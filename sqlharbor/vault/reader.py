@@ -29,6 +29,7 @@ from sqlharbor.vault.codec import ChunkCodec
 from sqlharbor.vault.keys import KeyEncryptionKey
 from sqlharbor.vault.layout import Layout
 from sqlharbor.vault.manifest import Manifest, Stripe, digest_of_digests
+from sqlharbor.vault.manifest_auth import verify
 from sqlharbor.vault.store import BlobStore
 
 #: Called from worker threads with increments: (raw bytes, stored bytes) of one chunk.
@@ -120,6 +121,7 @@ class RecoveryPointReader:
         data_key = kek.unwrap(
             key.wrapped_bytes, recovery_point_id=self.point, expected_key_id=key.key_id
         )
+        verify(manifest, data_key)  # before any data moves
         self._codec = ChunkCodec(
             recovery_point_id=self.point,
             data_key=data_key,

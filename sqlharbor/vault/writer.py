@@ -52,6 +52,7 @@ from sqlharbor.vault.manifest import (
     Stripe,
     digest_of_digests,
 )
+from sqlharbor.vault.manifest_auth import seal
 from sqlharbor.vault.manifest_backup import BackupFacts
 from sqlharbor.vault.store import BlobStore, block_id
 
@@ -257,7 +258,7 @@ class RecoveryPointWriter:
             if self._error is not None:
                 self._raise_failure()
             self._commit_blocks()
-            manifest = self._build_manifest(record)
+            manifest = seal(self._build_manifest(record), self._data_key)
             self._put_manifest(manifest)
         except BaseException:
             self._shutdown(_State.FAILED)
@@ -349,7 +350,7 @@ class RecoveryPointWriter:
                 ),
             ),
             integrity=Integrity(raw_sha256=self._raw_hash.hexdigest()),
-            authentication=None,
+            authentication=None,  # sealed by commit
             committed_at=datetime.now(UTC),
             writer=f"sqlharbor/{__version__}",
         )

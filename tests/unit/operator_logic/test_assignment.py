@@ -11,7 +11,7 @@ from sqlharbor_operator.assignment import Assigner
 from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.state import State
 
-from sqlharbor.api import contract
+from sqlharbor.api import JobPhase, RestorePhase, contract
 from tests.builders.kube import FakeClient
 from tests.builders.operator import T0
 
@@ -63,9 +63,13 @@ def test_unassigned_and_reassigned_claimable_jobs_get_the_instances_agent() -> N
     _backup_job(state, "right", "i", agent="vm2")
     _backup_job(state, "lonely-job", "lonely")
     _backup_job(
-        state, "running", "i", agent="vm1", status={"phase": "Running", "agentSession": "vm1/s"}
+        state,
+        "running",
+        "i",
+        agent="vm1",
+        status={"phase": JobPhase.RUNNING, "agentSession": "vm1/s"},
     )
-    _backup_job(state, "done", "i", agent="vm1", status={"phase": "Succeeded"})
+    _backup_job(state, "done", "i", agent="vm1", status={"phase": JobPhase.SUCCEEDED})
 
     patches = _run(state)
 
@@ -96,7 +100,7 @@ def test_a_planned_restore_follows_its_target_instance() -> None:
                 },
                 "pointInTime": {"time": "2026-11-24T09:15:30Z"},
             },
-            "status": {"phase": "Planned"},
+            "status": {"phase": RestorePhase.PLANNED},
         },
     )
     assert _run(state) == [

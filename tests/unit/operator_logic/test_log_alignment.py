@@ -64,7 +64,12 @@ def _state(last_logs: dict[tuple[str, str], datetime]) -> State:
         }
         state.upsert(
             "SqlInstance",
-            _obj("SqlInstance", instance, {"host": "vm"}, {"agent": agent, "databases": databases}),
+            _obj(
+                "SqlInstance",
+                instance,
+                {"host": "vm", "agent": "vm"},
+                {"agent": agent, "databases": databases},
+            ),
         )
     for (instance, db), last_log in last_logs.items():
         backup = {"recoveryPointId": "rp", "lastLsn": "100"}

@@ -121,7 +121,9 @@ def _state(*, served: bool = True) -> State:
                 }
             ],
         }
-        state.upsert("SqlInstance", _obj("SqlInstance", name, {"host": host}, status))
+        state.upsert(
+            "SqlInstance", _obj("SqlInstance", name, {"host": host, "agent": "agent"}, status)
+        )
     state.upsert(
         "ProtectedDatabase",
         _obj(

@@ -45,7 +45,8 @@ def test_manifest_round_trips_records_and_keeps_big_lsns_exact(
     assert doc["backup"]["first_lsn"] == str(BIG_LSN)  # a string: exact in any JSON reader
     assert doc["format_version"] == 2
     assert doc["encryption"]["data_key"]["key_id"] == vault.kek.key_id
-    assert doc["authentication"] is None
+    assert doc["authentication"]["algorithm"] == "HMAC-SHA256"
+    assert doc["authentication"]["key_id"] == doc["encryption"]["data_key"]["key_id"]
     assert vault.kek.to_base64() not in manifest.to_json().decode()
     again = _read(vault, manifest)
     assert again == manifest

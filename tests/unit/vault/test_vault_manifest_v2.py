@@ -26,6 +26,7 @@ from sqlharbor.errors import ErrorCode, IntegrityError, InvalidName
 from sqlharbor.vault import Layout, Manifest, Vault
 from sqlharbor.vault.codec import AssociatedData, ChunkCodec
 from sqlharbor.vault.manifest import digest_of_digests
+from sqlharbor.vault.manifest_auth import seal
 from sqlharbor.vault.manifest_read import read_manifest
 from sqlharbor.vault.reader import data_blobs
 from sqlharbor.vault.store import block_id
@@ -435,7 +436,8 @@ def _add_stripe(vault: Vault, store: MemoryBlobStore, manifest: Manifest, data: 
     doc["data"]["raw_size"] += len(data)
     doc["data"]["stored_size"] += sum(len(s) for s in stored)
     doc["integrity"]["raw_sha256"] = None
-    body = json.dumps(doc).encode()
+    doc["authentication"] = None
+    body = seal(Manifest.model_validate(doc), key).to_json()  # a striped writer seals it
     store.blobs[vault.layout.manifest_blob(INSTANCE, GUID, ident.recovery_point_id)] = body
     return vault.manifest(INSTANCE, GUID, ident.recovery_point_id)
 

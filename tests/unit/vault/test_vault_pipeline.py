@@ -20,6 +20,7 @@ from sqlharbor.errors import (
     RecoveryPointNotFound,
 )
 from sqlharbor.vault import Compression, KeyEncryptionKey, Layout, Manifest, Vault, WriterSettings
+from sqlharbor.vault.manifest_auth import seal
 from tests.builders.records import backup_record
 from tests.builders.stores import MemoryBlobStore
 
@@ -246,8 +247,18 @@ def test_reader_detects_truncation(make_vault: MakeVault, store: MemoryBlobStore
     stripe["stored_size"] = doc["data"]["stored_size"] = sum(stripe["chunk_stored_sizes"])
     stripe["raw_size"] = doc["data"]["raw_size"] = 2 * CHUNK
     forged = Manifest.model_validate(doc)
-    with pytest.raises(IntegrityError, match="last chunk 1 failed"):
+    with pytest.raises(IntegrityError, match="its manifest failed authentication"):
         _restore(vault, forged)
+    # even re-sealed by someone holding the data key, the last-chunk flag refuses it
+    key = manifest.encryption.data_key
+    data_key = vault.kek.unwrap(
+        key.wrapped_bytes,
+        recovery_point_id=manifest.identity.recovery_point_id,
+        expected_key_id=key.key_id,
+    )
+    doc["authentication"] = None
+    with pytest.raises(IntegrityError, match="last chunk 1 failed"):
+        _restore(vault, seal(Manifest.model_validate(doc), data_key))
 
 
 def test_reader_detects_a_chunk_spliced_from_another_point(

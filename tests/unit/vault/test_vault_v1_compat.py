@@ -56,6 +56,7 @@ def test_the_golden_v1_point_is_upgraded_in_memory_and_restores_byte_for_byte(
     assert (ident.scope.kind.value, ident.scope.name) == ("Instance", golden.instance)
     assert golden.manifest_name == f"{golden.prefix}/{ident.manifest_path}"
     assert manifest.authentication is None
+    assert manifest.legacy_unauthenticated  # version 1 had no tag: readable, flagged
     b = manifest.backup
     assert (b.backup_type, b.first_lsn, b.last_lsn) == (BackupType.FULL, BIG_LSN, BIG_LSN + 4_200)
     assert (b.begins_log_chain, b.backup_set_id, b.size_bytes) == (True, "4711", 180_224)
