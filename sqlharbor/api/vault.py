@@ -36,7 +36,14 @@ class BlobCredentials(ApiModel):
             cel(
                 "has(self.secretRef) != has(self.managedIdentity)",
                 "set exactly one of credentials.secretRef or credentials.managedIdentity",
-            )
+            ),
+            # refused at apply time until it works end to end (docs/security.md)
+            cel(
+                "!has(self.managedIdentity)",
+                "credentials.managedIdentity is not supported yet: use credentials.secretRef "
+                "(a Secret with the storage connection string)",
+                ".managedIdentity",
+            ),
         )
     )
 
@@ -98,7 +105,13 @@ class EncryptionSpec(ApiModel):
             cel(
                 "has(self.keySecretRef) != has(self.keyVaultKeyId)",
                 "set exactly one of encryption.keySecretRef or encryption.keyVaultKeyId",
-            )
+            ),
+            cel(
+                "!has(self.keyVaultKeyId)",
+                "encryption.keyVaultKeyId is not supported yet: use encryption.keySecretRef "
+                "(a Secret with a base64 256-bit key)",
+                ".keyVaultKeyId",
+            ),
         )
     )
 

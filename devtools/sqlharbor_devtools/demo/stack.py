@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from sqlharbor.errors import PermanentError, TemporaryError
+from sqlharbor.errors import NotFound, PermanentError, TemporaryError
 from sqlharbor.kube import KubeClient
 from sqlharbor_devtools.devenv.checkout import require_repo_root
 from sqlharbor_devtools.devenv.controlplane import ControlPlane
@@ -110,13 +110,18 @@ class Stack:
     def install_vault_secrets(
         self, *, storage_secret: str = "vault-storage", kek_secret: str = "vault-kek"
     ) -> None:
-        kek = base64.b64encode(secrets.token_bytes(32)).decode()
-        self.apply(
-            [
-                _secret(storage_secret, {"connectionString": self.plane.blob_connection_string}),
-                _secret(kek_secret, {"kek": kek}),
-            ]
-        )
+        """The storage Secret, and a fresh key-encryption key unless the namespace already
+        has one: replacing it would make every earlier recovery point unreadable (a demo
+        restarted on its old state keeps its key)."""
+        documents = [
+            _secret(storage_secret, {"connectionString": self.plane.blob_connection_string})
+        ]
+        try:
+            self.client.secret_value(self.namespace, kek_secret, "kek")
+        except NotFound:
+            kek = base64.b64encode(secrets.token_bytes(32)).decode()
+            documents.append(_secret(kek_secret, {"kek": kek}))
+        self.apply(documents)
 
     def enroll_agent(self, agent_id: str, instances: Sequence[str]) -> Path:
         """``kubectl sqlharbor agent enroll`` (the product's CLI, run as the admin): agent
