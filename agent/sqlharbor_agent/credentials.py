@@ -75,20 +75,18 @@ class TokenRenewer:
         return issued
 
     def run(self) -> None:
-        """Renew until ``stop``; a failed renewal is retried while the token lasts."""
+        """Renew until ``stop``, when two thirds of the lifetime the API server granted are
+        gone; a failed renewal is retried while the token lasts, and logged."""
         while self._issued is not None:
             issued = self._issued
-            now = datetime.now(UTC)
-            life = (issued.expires - now).total_seconds()
-            wait = max(0.0, life - self._seconds * (1 - RENEW_AT))
-            if self._stop.wait(wait):
+            wait = (issued.renew_at(RENEW_AT) - datetime.now(UTC)).total_seconds()
+            if self._stop.wait(max(0.0, wait)):
                 return
             try:
                 self.renew()
-            except SqlHarborError as exc:
+            except Exception as exc:  # the thread must outlive any failure
                 left = (issued.expires - datetime.now(UTC)).total_seconds()
-                log.warning(
-                    "cannot renew the API token (%s seconds left): %s", int(left), exc.message
-                )
+                detail = exc.message if isinstance(exc, SqlHarborError) else type(exc).__name__
+                log.warning("cannot renew the API token (%s seconds left): %s", int(left), detail)
                 if self._stop.wait(min(RETRY_SECONDS, max(left / 4, 1.0))):
                     return

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from sqlharbor.api import contract
-from sqlharbor.errors import SqlHarborError
+from sqlharbor.errors import Conflict, SqlHarborError
 from sqlharbor_operator.logs import fields
 from sqlharbor_operator.runtime import Runtime
 
@@ -39,10 +39,15 @@ class Assigner:
                 agent = self._wanted(kind, ns, job)
                 if agent is None:
                     continue
+                # against the version read: an agent that claimed the job meanwhile keeps it
+                # (409), instead of being fenced out of the job it runs
+                meta: dict[str, Any] = {"labels": {contract.LABEL_AGENT: agent}}
+                if job.metadata.resource_version:
+                    meta["resourceVersion"] = job.metadata.resource_version
                 try:
-                    await self._rt.api.patch_metadata(
-                        kind, ns, name, {"labels": {contract.LABEL_AGENT: agent}}
-                    )
+                    await self._rt.api.patch_metadata(kind, ns, name, meta)
+                except Conflict:
+                    continue  # the watch brings the claimed job; nothing to assign
                 except SqlHarborError as exc:
                     log.warning(
                         "cannot assign %s %s/%s to agent %s: %s",
@@ -55,8 +60,9 @@ class Assigner:
                     )
                     continue
                 labels = {**(job.metadata.labels or {}), contract.LABEL_AGENT: agent}
-                meta = job.metadata.model_copy(update={"labels": labels})
-                table[(ns, name)] = job.model_copy(update={"metadata": meta})
+                table[(ns, name)] = job.model_copy(
+                    update={"metadata": job.metadata.model_copy(update={"labels": labels})}
+                )
                 log.info(
                     "%s %s/%s assigned to agent %s",
                     kind,

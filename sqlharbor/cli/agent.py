@@ -7,12 +7,14 @@ of exactly what the agent needs (``sqlharbor.kube.agents.agent_rules``), assigns
 instances to it (``SqlInstance.spec.agent``: the API server's fence policy then lets only
 this agent write their status and claim their jobs), and prints a bootstrap kubeconfig
 with a short-lived token; the agent renews the token itself.  ``enroll`` is idempotent:
-run it again to add instances, pick up new vault Secrets, or get a fresh bootstrap token.
+run it again to add instances, pick up new vault Secrets, or get a fresh bootstrap token
+(the Role is rebuilt from every instance assigned to NAME; repeat any ``--secret``).
 ``revoke NAME`` deletes the ServiceAccount: every token it holds stops working at once.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +32,9 @@ from sqlharbor.kube.agents import (
     token_kubeconfig,
     write_private,
 )
+
+#: what SqlInstance.spec.agent accepts (sqlharbor.api.instance)
+AGENT_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,45}[a-z0-9])?")
 
 
 @click.group()
@@ -86,10 +91,22 @@ def enroll(
           -o sql-vm-01.kubeconfig
       scp sql-vm-01.kubeconfig sql-vm-01:/var/lib/sqlharbor/kubeconfig
     """
+    if not AGENT_NAME.fullmatch(name):
+        click.echo(
+            f"error: agent name {name!r} must be 1-47 lowercase letters, digits and inner "
+            "hyphens (it becomes ServiceAccount sqlharbor-agent-NAME)",
+            err=True,
+        )
+        sys.exit(2)
     try:
         client = KubeClient.from_kubeconfig(kubeconfig)
         resources = [_instance(client, namespace, i, name, reassign) for i in instances]
-        secrets = _secrets_of(client, namespace, resources) | set(extra_secrets)
+        served = resources + [  # what it already serves keeps its Secrets
+            i
+            for i in client.list(SqlInstance, namespace)
+            if i.spec.agent == name and i.metadata.name not in instances
+        ]
+        secrets = _secrets_of(client, namespace, served) | set(extra_secrets)
         accounts = AgentAccounts(client, namespace)
         accounts.ensure(name, secrets)
         for resource in resources:
@@ -100,9 +117,16 @@ def enroll(
         sys.exit(3 if isinstance(exc, NotFound) else 1)
     configuration = client.api_client.configuration
     ca_data = Path(configuration.ssl_ca_cert).read_bytes() if configuration.ssl_ca_cert else None
+    if not configuration.verify_ssl:
+        click.echo(
+            "warning: your kubeconfig skips TLS verification, so the agent's will too",
+            err=True,
+        )
     document = token_kubeconfig(
         server=configuration.host,
-        ca_data=ca_data if configuration.verify_ssl else None,
+        ca_data=ca_data,
+        verify=bool(configuration.verify_ssl),
+        tls_server_name=configuration.tls_server_name,
         namespace=namespace,
         user=agent_account(name),
         token=issued.token,

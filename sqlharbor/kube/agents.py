@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,12 @@ def agent_rules(agent_id: str, secrets: Iterable[str]) -> list[dict[str, Any]]:
 class IssuedToken:
     token: str
     expires: datetime
+    #: when it was asked for: the API server may grant less than the lifetime requested
+    issued: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def renew_at(self, share: float) -> datetime:
+        """When ``share`` of the lifetime it was granted is gone."""
+        return self.issued + (self.expires - self.issued) * share
 
     def __repr__(self) -> str:
         return f"IssuedToken(expires={self.expires.isoformat()})"
@@ -135,10 +141,10 @@ class AgentAccounts:
         once), Role and RoleBinding; False when there was nothing to delete."""
         account = agent_account(agent_id)
         found = False
-        for what, delete in (
-            ("ServiceAccount", self._client.core.delete_namespaced_service_account),
+        for what, delete in (  # its rights first: refused at once, then unauthenticated
             ("RoleBinding", self._rbac.delete_namespaced_role_binding),
             ("Role", self._rbac.delete_namespaced_role),
+            ("ServiceAccount", self._client.core.delete_namespaced_service_account),
         ):
             try:
                 self._client.call(f"delete {what} {account}", delete, account, self._namespace)
@@ -177,6 +183,7 @@ def request_token(
             f"a token must live at least {MIN_TOKEN_SECONDS} seconds, not {seconds}",
             code=ErrorCode.INVALID_AGENT_CONFIG,
         )
+    issued = datetime.now(UTC)
     body = k8s.AuthenticationV1TokenRequest(
         spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds)
     )
@@ -190,7 +197,7 @@ def request_token(
     expires = result.status.expiration_timestamp
     if expires is None:
         expires = datetime.now(UTC) + timedelta(seconds=seconds)
-    return IssuedToken(token=result.status.token, expires=expires)
+    return IssuedToken(token=result.status.token, expires=expires, issued=issued)
 
 
 def token_subject(token: str) -> tuple[str, str] | None:
@@ -211,14 +218,24 @@ def token_subject(token: str) -> tuple[str, str] | None:
 
 
 def token_kubeconfig(
-    *, server: str, ca_data: bytes | None, namespace: str, user: str, token: str
+    *,
+    server: str,
+    ca_data: bytes | None,
+    namespace: str,
+    user: str,
+    token: str,
+    verify: bool = True,
+    tls_server_name: str | None = None,
 ) -> dict[str, Any]:
-    """A one-context kubeconfig authenticating with ``token``."""
+    """A one-context kubeconfig authenticating with ``token``; without ``ca_data`` the
+    system's trusted CAs verify the server (TLS is skipped only when ``verify`` is off)."""
     cluster: dict[str, Any] = {"server": server}
-    if ca_data is None:
+    if not verify:
         cluster["insecure-skip-tls-verify"] = True
-    else:
+    elif ca_data is not None:
         cluster["certificate-authority-data"] = base64.b64encode(ca_data).decode("ascii")
+    if tls_server_name:
+        cluster["tls-server-name"] = tls_server_name
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -250,7 +267,8 @@ def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, readable by its owner only."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        os.fchmod(fd, 0o600)
+        if hasattr(os, "fchmod"):  # POSIX; on Windows the folder's ACL protects it
+            os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -25,6 +25,7 @@ from sqlharbor.vault.catalog import Catalog
 from sqlharbor.vault.keys import KeyEncryptionKey
 from sqlharbor.vault.layout import Layout, RecoveryPointId, new_recovery_point_id
 from sqlharbor.vault.manifest import Manifest
+from sqlharbor.vault.manifest_auth import verify
 from sqlharbor.vault.manifest_read import read_manifest
 from sqlharbor.vault.reader import (
     DEFAULT_READER_SETTINGS,
@@ -157,6 +158,18 @@ class Vault:
             stripe=stripe,
             progress=progress,
         )
+
+    def authenticate(self, manifest: Manifest) -> None:
+        """Unwrap the point's data key and check its manifest's tag (``manifest_auth``):
+        no data is read.  A restore checks every step this way before it starts, so a
+        tampered later step cannot be found after earlier steps changed the target."""
+        key = manifest.encryption.data_key
+        data_key = self.kek.unwrap(
+            key.wrapped_bytes,
+            recovery_point_id=manifest.identity.recovery_point_id,
+            expected_key_id=key.key_id,
+        )
+        verify(manifest, data_key)
 
     def manifest(self, instance: str, database_guid: str, recovery_point_id: str) -> Manifest:
         """The point's manifest (either format version), checked against where it was read."""

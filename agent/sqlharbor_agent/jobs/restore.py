@@ -169,6 +169,7 @@ def _manifests(vault: Vault, plan: RestorePlanStatus) -> list[Manifest]:
         for step in plan.steps
     ]
     for m in manifests:
+        vault.authenticate(m)  # every step, before the target is touched
         if len(m.data.stripes) != 1:  # one stream per step: striped points come later
             raise PermanentError(
                 f"recovery point {m.identity.recovery_point_id} is striped over "

@@ -233,6 +233,22 @@ def test_agent_b_cannot_touch_agent_a_instance_jobs_lease_or_secrets(agents: Age
         'cannot get resource "leases"',
     )
 
+    # its own Lease name with another agent's label (the operator reads the label)
+    _refused(
+        lambda: b.call(
+            "create lease",
+            b.coordination.create_namespaced_lease,
+            ns,
+            _relabel(lease_object(AgentSession("vmb", "s1"), 30, datetime.now(UTC)), "vma"),
+        ),
+        "may only write its own session Lease",
+    )
+    # another namespace: the Role does not reach it (and the fence refuses it too)
+    _refused(
+        lambda: b.patch_status("SqlInstance", "default", "ia", {"sqlVersion": "x"}),
+        'in the namespace "default"',
+    )
+
     # what is the user's or the operator's: no write at all
     for kind in ("ProtectedDatabase", "BackupPolicy", "BackupVault"):
         _refused(lambda k=kind: b.patch_spec(k, ns, "x", {}), "cannot patch resource")

@@ -58,6 +58,9 @@ def test_the_agent_exchanges_and_renews_its_own_token(enrolled: Path, namespace:
     assert _token_in(enrolled) == first.token != bootstrap
     assert enrolled.stat().st_mode & 0o777 == 0o600
     assert client.bearer_token() == first.token
+    # what a request really sends (the kubeconfig loader's refresh hook runs here)
+    sent = client.api_client.configuration.auth_settings()["BearerToken"]["value"]
+    assert sent == f"Bearer {first.token}"
     assert first.expires > datetime.now(UTC) + timedelta(seconds=500)
     client.list_raw("SqlInstance", namespace)  # the new token works
 
@@ -73,8 +76,17 @@ def test_the_agent_exchanges_and_renews_its_own_token(enrolled: Path, namespace:
     finally:
         stop.set()
         thread.join(10)
-    assert client.bearer_token() == _token_in(enrolled)
+    sent = client.api_client.configuration.auth_settings()["BearerToken"]["value"]
+    assert sent == f"Bearer {_token_in(enrolled)}"
     client.list_raw("SqlInstance", namespace)
+
+
+def test_renewal_follows_the_lifetime_granted_not_the_one_asked_for() -> None:
+    """An API server capping tokens (--service-account-max-token-expiration) must not make
+    the agent renew in a loop: two thirds of what was granted, from when it was asked."""
+    asked = datetime(2026, 12, 1, tzinfo=UTC)
+    granted = IssuedToken("t", expires=asked + timedelta(hours=1), issued=asked)
+    assert granted.renew_at(2 / 3) == asked + timedelta(minutes=40)
 
 
 def test_a_certificate_client_is_left_alone(control_plane: ControlPlane) -> None:

@@ -1,5 +1,6 @@
-"""The agent's restore reads each step's manifest from the vault and restores one stream per
-step: a striped point (several streams, written by a newer sqlharbor) is refused up front."""
+"""The agent's restore reads and authenticates each step's manifest before it starts, and
+restores one stream per step: a striped point (several streams, written by a newer
+sqlharbor) or a tampered step is refused up front."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 from sqlharbor_agent.jobs import restore
 
 from sqlharbor.domain.backupset import BackupType
-from sqlharbor.errors import ErrorCode, PermanentError
+from sqlharbor.errors import ErrorCode, IntegrityError, PermanentError
 from sqlharbor.vault import KeyEncryptionKey, Layout, Manifest, Vault
+from sqlharbor.vault.manifest_auth import seal
 from tests.builders.records import GUID, backup_record
 from tests.builders.stores import MemoryBlobStore
 
@@ -22,6 +24,15 @@ def _vault_with_a_point() -> tuple[Vault, Manifest]:
     writer = vault.open_writer(INSTANCE, "Sales", GUID, BackupType.FULL)
     writer.write(b"pages")
     return vault, writer.commit(backup_record(guid=GUID))
+
+
+def _data_key(vault: Vault, manifest: Manifest) -> bytes:
+    key = manifest.encryption.data_key
+    return vault.kek.unwrap(
+        key.wrapped_bytes,
+        recovery_point_id=manifest.identity.recovery_point_id,
+        expected_key_id=key.key_id,
+    )
 
 
 def _plan(manifest: Manifest) -> SimpleNamespace:
@@ -40,10 +51,33 @@ def test_a_striped_point_is_refused_before_anything_is_restored(
     vault, manifest = _vault_with_a_point()
     [stripe] = manifest.data.stripes
     second = stripe.model_copy(update={"index": 1, "nonce_prefix": "ffffffff"})
-    striped = manifest.model_copy(
-        update={"data": manifest.data.model_copy(update={"stripes": (stripe, second)})}
+    striped = seal(  # as a striped writer seals it
+        manifest.model_copy(
+            update={
+                "data": manifest.data.model_copy(update={"stripes": (stripe, second)}),
+                "authentication": None,
+            }
+        ),
+        _data_key(vault, manifest),
     )
     monkeypatch.setattr(vault, "manifest", lambda *args: striped)
     with pytest.raises(PermanentError, match="striped over 2 streams") as caught:
         restore._manifests(vault, _plan(manifest))  # type: ignore[arg-type]
     assert caught.value.code == ErrorCode.VAULT_FORMAT_TOO_NEW
+
+
+def test_a_tampered_later_step_is_refused_before_the_first_is_restored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every step's manifest is authenticated before the restore starts: a forged log
+    point is found before the full has overwritten anything."""
+    vault, manifest = _vault_with_a_point()
+    forged = manifest.model_copy(
+        update={"backup": manifest.backup.model_copy(update={"last_lsn": 10**20})}
+    )
+    reads = iter([manifest, forged])
+    monkeypatch.setattr(vault, "manifest", lambda *args: next(reads))
+    plan = _plan(manifest)
+    plan.steps.append(plan.steps[0])
+    with pytest.raises(IntegrityError, match="failed authentication"):
+        restore._manifests(vault, plan)  # type: ignore[arg-type]

@@ -81,6 +81,17 @@ def test_unassigned_and_reassigned_claimable_jobs_get_the_instances_agent() -> N
     assert _run(state) == [], "labelled jobs are not patched again"
 
 
+def test_the_label_is_written_against_the_version_read() -> None:
+    """An agent that claimed the job since keeps it: the patch carries the resourceVersion
+    (the API server answers 409 and the job stays with the agent that runs it)."""
+    state = State()
+    _instance(state, "i", "vm2")
+    _backup_job(state, "j", "i", agent="vm1")
+    state.jobs[("ns", "j")].metadata.resource_version = "41"
+    [(_, _, body)] = _run(state)
+    assert body["metadata"]["resourceVersion"] == "41"
+
+
 def test_a_planned_restore_follows_its_target_instance() -> None:
     state = State()
     _instance(state, "target", "vm3")

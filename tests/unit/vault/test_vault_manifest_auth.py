@@ -99,3 +99,18 @@ def test_the_tag_needs_the_points_own_data_key(make_vault: MakeVault) -> None:
         verify(manifest, b"\x00" * 32)
     resealed = seal(manifest.model_copy(update={"authentication": None}), b"\x01" * 32)
     assert resealed.authentication != manifest.authentication
+
+
+def test_the_tag_of_a_fixed_document_and_key_is_pinned() -> None:
+    """A stored tag must verify forever: HKDF info, HMAC, payload canonicalisation and the
+    model's JSON output are all pinned by this one vector (a change breaks every point)."""
+    from tests.unit.vault.test_vault_manifest_v2 import fixed_document
+
+    manifest = Manifest.parse(json.dumps(fixed_document()).encode())
+    sealed = seal(manifest, bytes(range(32)))
+    assert sealed.authentication is not None
+    assert sealed.authentication.tag == PINNED_TAG
+    verify(sealed, bytes(range(32)))
+
+
+PINNED_TAG = "tXth5qFBvzSsxlvoFQnIslCFz6Z4BsnUI/P+1QoKabc="
