@@ -1,19 +1,17 @@
 """Plumbing shared by the Azure stand-ins (``keyvault_standin``, ``aad_standin``): a test
-certificate authority made with ``cryptography``, and a small threaded HTTP(S) server on a
-free loopback port that hands each request to a Python function.
+certificate authority, and a small threaded HTTP(S) server on a free loopback port that
+hands each request to a Python function.
 
-``LocalCa(directory)`` writes its certificate to ``ca_file`` (a PEM bundle to pass to the
-Azure SDK as ``connection_verify``) and issues server certificates for 127.0.0.1 and
-localhost; ``StandinServer(app, tls=ca)`` serves HTTPS with one (``tls=None``: plain HTTP,
-as IMDS speaks).  The TLS handshake runs in the request's own thread, so a client that
+``LocalCa(directory)`` writes a CA (``ca_file``, a PEM bundle to pass to the Azure SDK as
+``connection_verify``) and a serving certificate for 127.0.0.1 and localhost;
+``StandinServer(app, tls=ca)`` serves HTTPS with it (``tls=None``: plain HTTP, as IMDS
+speaks).  The TLS handshake runs in the request's own thread, so a client that
 stalls holds up nobody else.  Used by the key tests (tests/integration/keys/).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import json
 import socket
 import ssl
@@ -25,94 +23,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+from sqlharbor_devtools.devenv.pki import write_pki
 
 
 class LocalCa:
-    """A throw-away CA (EC P-256, valid one day) whose certificate is ``ca_file``."""
+    """A throw-away CA and a serving certificate for 127.0.0.1 and localhost, made by the
+    dev environment's PKI (``sqlharbor_devtools.devenv.pki``, the control plane's own);
+    ``ca_file`` is the CA's PEM."""
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.directory = directory
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        self.certificate = (
-            x509.CertificateBuilder()
-            .subject_name(_name("sqlharbor test CA"))
-            .issuer_name(_name("sqlharbor test CA"))
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
-            )
-            .sign(self._key, hashes.SHA256())
-        )
-        self.ca_file = directory / "ca.pem"
-        self.ca_file.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
+        self.pki = write_pki(directory)
+        self.ca_file = self.pki.ca_cert
 
-    def server_context(self, name: str = "standin") -> ssl.SSLContext:
-        """A server-side TLS context with a new certificate for 127.0.0.1 and localhost."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(name))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
-                critical=False,
-            )
-            .sign(self._key, hashes.SHA256())
-        )
-        cert_file = self.directory / f"{name}.pem"
-        key_file = self.directory / f"{name}.key"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+    def server_context(self) -> ssl.SSLContext:
+        """A server-side TLS context with the serving certificate."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(cert_file, key_file)
+        context.load_cert_chain(self.pki.serving_cert, self.pki.serving_key)
         return context
 
     def client_context(self) -> ssl.SSLContext:
@@ -204,7 +131,7 @@ class StandinServer:
     """Serves ``app`` on a free 127.0.0.1 port until ``stop`` (HTTPS when ``tls``)."""
 
     def __init__(self, app: App, *, tls: LocalCa | None = None, name: str = "standin") -> None:
-        context = tls.server_context(name) if tls is not None else None
+        context = tls.server_context() if tls is not None else None
         self._server = _Server(app, context)
         self.port = int(self._server.server_address[1])
         scheme = "https" if context is not None else "http"
