@@ -217,3 +217,29 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_CREDENTIALS = "UnsupportedCredentials", "Use credentials.secretRef."
     UNSUPPORTED_KEY_SOURCE = "UnsupportedKeySource", "Use encryption.keySecretRef (a 256-bit key)."
     CRD_SCHEMA_INVALID = "CrdSchemaInvalid", "Describe each field; no union types; then make crds."
+
+    # -- key wrapping: RSA keys and Azure Key Vault ---------------------------------------
+    WRAPPING_KEY_INVALID = (
+        "WrappingKeyInvalid",
+        "Use an RSA key of 3072 bits or more (2048 only for an existing Key Vault key): an "
+        "unencrypted PKCS#8 PEM private key in the Secret, or an RSA or RSA-HSM key in Key Vault.",
+    )
+    KEY_VAULT_ACCESS_DENIED = (
+        "KeyVaultAccessDenied",
+        "Grant the identity the Key Vault key permissions get and unwrapKey (access policy), or "
+        "the Key Vault Crypto Service Encryption User role on the key (Azure RBAC).",
+    )
+    KEY_VAULT_AUTHENTICATION_FAILED = (
+        "KeyVaultAuthenticationFailed",
+        "Check the identity: the managed identity's client id, the workload identity's "
+        "federated credential, or the service principal's tenant, client id and secret.",
+    )
+    KEY_VAULT_KEY_NOT_FOUND = (
+        "KeyVaultKeyNotFound",
+        "Check the key URL and version; a deleted key or version must be recovered in Key Vault.",
+    )
+    KEY_VAULT_REQUEST_REFUSED = (
+        "KeyVaultRequestRefused",
+        "Key Vault refused the request; check that the key is an enabled RSA key that permits "
+        "wrapKey and unwrapKey.",
+    )

@@ -7,8 +7,9 @@ side said; a ``Conflict`` is a lost race: read again and decide again.  Every er
 an ``ErrorCode`` (``sqlharbor.error_codes``: Azure Backup's code where one exists) and a
 ``remediation``: the raiser's, else the code's.  Messages never contain secrets: names,
 never keys or connection strings.
-SDK errors become this tree at three boundaries only: ``sqlharbor.kube.translate``,
-``sqlharbor.vault.store`` and ``sqlharbor_agent.engines.sqlserver.connection``.
+SDK errors become this tree at four boundaries only: ``sqlharbor.kube.translate``,
+``sqlharbor.vault.store``, ``sqlharbor.vault.keyvault`` and
+``sqlharbor_agent.engines.sqlserver.connection``.
 """
 
 from __future__ import annotations

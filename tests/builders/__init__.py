@@ -11,6 +11,12 @@
   the benchmarks).
 - ``tests.builders.simulated``: a hand-moved clock and in-memory backup streams for the
   simulated engine.
+- ``tests.builders.keyvault_standin`` and ``tests.builders.aad_standin``: in-process
+  stand-ins for Azure Key Vault's keys API and for the token endpoints (Entra ID v2, IMDS),
+  over ``tests.builders.standin_http`` (a test CA and a loopback HTTP(S) server); the key
+  tests (tests/integration/keys/).
+- ``tests.builders.key_material``: checks that no private key, data key, client secret or
+  token shows in a text.
 
 Import the module you need (``from tests.builders.records import backup_record``): this
 package imports nothing itself, so a benchmark does not pull in the agent or the operator.

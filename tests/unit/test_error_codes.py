@@ -1,6 +1,6 @@
 """Every stable error code is an ``ErrorCode`` member (sqlharbor/error_codes.py) with a
 default remediation, listed in docs/error-codes.md; every exception class lives in
-sqlharbor/errors.py; only the three boundaries touch the Kubernetes, Azure and pyodbc SDKs.
+sqlharbor/errors.py; only the boundaries touch the Kubernetes, Azure and pyodbc SDKs.
 
 Regenerate the document's table after adding a code:
 ``.venv/bin/python tests/unit/test_error_codes.py``.
@@ -156,7 +156,11 @@ BOUNDARIES = {
     "kubernetes_asyncio": (REPO / "sqlharbor" / "kube",),
     "urllib3": (REPO / "sqlharbor" / "kube",),
     "aiohttp": (REPO / "sqlharbor" / "kube",),
-    "azure": (REPO / "sqlharbor" / "vault" / "store.py",),
+    "azure": (
+        REPO / "sqlharbor" / "vault" / "store.py",
+        REPO / "sqlharbor" / "vault" / "keyvault.py",  # Key Vault: translates its errors
+        REPO / "sqlharbor" / "vault" / "identity.py",  # builds credentials, catches nothing
+    ),
     "pyodbc": (REPO / "agent/sqlharbor_agent/engines/sqlserver/connection.py",),
 }
 

@@ -1,0 +1,393 @@
+"""An ``UnwrappingKey`` in Azure Key Vault (or Managed HSM): the private half never leaves it.
+
+``KeyVaultKey(key_url, credential)`` reads the key's public JWK with ``KeyClient.get_key``
+(``public()``, for the operator to publish to the agents) and unwraps data keys on the
+service side with ``CryptographyClient.unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, ...)``
+(``unwrap()``, for restores).  A key URL without a version means the latest: the first
+call that needs the version resolves it once, and this object keeps that concrete version
+(``key_version``); ``at_version`` gives the same key at another version (rotation: old
+recovery points name the version that wrapped them).
+
+This is the only module of sqlharbor that imports ``azure.keyvault``, and the boundary
+where its exceptions become the sqlharbor tree: throttling, 5xx and network trouble
+``TemporaryError`` (with the service's Retry-After), an untrusted TLS certificate
+``PermanentError``, 401 and token failures
+``AccessDenied`` (``KeyVaultAuthenticationFailed``), 403 ``AccessDenied``
+(``KeyVaultAccessDenied``) whose remediation names the missing key permission (get or
+unwrapKey), 404 ``NotFound`` (``KeyVaultKeyNotFound``), a 400 on unwrap ``IntegrityError``
+(the wrapped key does not open with this key version), other refusals ``PermanentError``.
+Messages name the operation, the key id and version and the recovery point; the SDK's
+exception (whose text may hold URLs and object ids) is not chained, and nothing secret
+is in a message.  The credential comes from ``sqlharbor.vault.identity``.  Called by the
+operator and the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import ssl
+import threading
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.keyvault.keys import KeyClient, KeyVaultKeyIdentifier
+from azure.keyvault.keys import KeyVaultKey as SdkKey
+from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm
+
+from sqlharbor.errors import (
+    AccessDenied,
+    ErrorCode,
+    InvalidInput,
+    InvalidKey,
+    NotFound,
+    PermanentError,
+    TemporaryError,
+    retry_after_seconds,
+)
+from sqlharbor.vault.wrapping import (
+    LEGACY_MIN_RSA_BITS,
+    UnwrappingKey,
+    WrappingKey,
+    b64url_encode,
+    checked_data_key,
+    unwrap_failed,
+)
+
+Operation = Literal["get", "unwrapKey"]
+
+_TEMPORARY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_RSA_KEY_TYPES = frozenset({"RSA", "RSA-HSM"})
+_SERVICE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: what each operation needs: (access policy key permission, Azure RBAC data action)
+PERMISSIONS: dict[str, tuple[str, str]] = {
+    "get": ("get", "Microsoft.KeyVault/vaults/keys/read"),
+    "unwrapKey": ("unwrapKey", "Microsoft.KeyVault/vaults/keys/unwrap/action"),
+}
+
+
+def parse_key_url(key_url: str) -> tuple[str, str, str | None]:
+    """``https://VAULT/keys/NAME[/VERSION]`` as (vault URL, name, version or None)."""
+    parts = urlsplit(key_url.strip())
+    path = [p for p in parts.path.split("/") if p]
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or len(path) not in (2, 3)
+        or path[0] != "keys"
+    ):
+        raise InvalidInput(
+            f"{key_url[:200]!r} is not a Key Vault key URL (https://VAULT/keys/NAME[/VERSION])"
+        )
+    vault_url = f"https://{parts.netloc}"
+    return vault_url, path[1], path[2] if len(path) == 3 else None
+
+
+class KeyVaultKey(UnwrappingKey):
+    """An RSA key in Key Vault, reached with an azure-identity ``credential``.
+
+    ``ca_bundle`` is a PEM file of CAs to trust instead of the system's (a private
+    endpoint's TLS proxy, or the tests' stand-in); ``verify_challenge_resource=False``
+    accepts an authentication challenge whose resource is not the vault's domain (only
+    the stand-in needs it); ``retry_total`` is the SDK's own retries of throttled and
+    failed requests (sqlharbor's loops retry ``TemporaryError`` after that);
+    ``min_bits`` the smallest key accepted (2048: keys that exist already)."""
+
+    def __init__(
+        self,
+        key_url: str,
+        credential: TokenCredential,
+        *,
+        ca_bundle: str | None = None,
+        verify_challenge_resource: bool = True,
+        retry_total: int = 3,
+        min_bits: int = LEGACY_MIN_RSA_BITS,
+    ) -> None:
+        self._vault_url, self._name, self._version = parse_key_url(key_url)
+        self._credential = credential
+        self._ca_bundle = ca_bundle
+        self._verify_challenge_resource = verify_challenge_resource
+        self._retry_total = retry_total
+        self.min_bits = min_bits
+        self._options: dict[str, Any] = {
+            "verify_challenge_resource": verify_challenge_resource,
+            "retry_total": retry_total,
+        }
+        if ca_bundle is not None:
+            self._options["connection_verify"] = ca_bundle
+        self._lock = threading.RLock()
+        self._keys: KeyClient | None = None
+        self._crypto: CryptographyClient | None = None
+        self._sdk_key: SdkKey | None = None
+        self._public: WrappingKey | None = None
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def key_id(self) -> str:
+        """The key's URL without a version."""
+        return f"{self._vault_url}/keys/{self._name}"
+
+    @property
+    def key_version(self) -> str:
+        """The concrete version; for a URL without one, read once from Key Vault (get)."""
+        if self._version is None:
+            self._fetch()
+        assert self._version is not None
+        return self._version
+
+    def describe(self) -> str:
+        return f"key {self.key_id} version {self._version or '(latest, not yet read)'}"
+
+    def at_version(self, version: str) -> KeyVaultKey:
+        """The same key and settings at ``version`` (for points wrapped before a rotation)."""
+        return KeyVaultKey(
+            f"{self.key_id}/{version}",
+            self._credential,
+            ca_bundle=self._ca_bundle,
+            verify_challenge_resource=self._verify_challenge_resource,
+            retry_total=self._retry_total,
+            min_bits=self.min_bits,
+        )
+
+    # -- the two operations -----------------------------------------------------------------
+    def public(self) -> WrappingKey:
+        """The public half, read with ``KeyClient.get_key`` (needs the get permission)."""
+        with self._lock:
+            if self._public is None:
+                self._public = _public_from(self._fetch(), self)
+            return self._public
+
+    def unwrap(self, wrapped: bytes, *, recovery_point_id: str) -> bytes:
+        """Unwrap on the service side (needs the unwrapKey permission)."""
+        if self._public is not None and len(wrapped) != self._public.wrapped_size:
+            raise unwrap_failed(key=self, recovery_point_id=recovery_point_id)
+        crypto = self._crypto_client(recovery_point_id)
+        try:
+            result = crypto.unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, bytes(wrapped))
+        except AzureError as exc:
+            raise translate(
+                exc, operation="unwrapKey", key=self, recovery_point_id=recovery_point_id
+            ) from None
+        return checked_data_key(bytes(result.key), key=self, recovery_point_id=recovery_point_id)
+
+    # -- clients ----------------------------------------------------------------------------
+    def _key_client(self) -> KeyClient:
+        with self._lock:
+            if self._keys is None:
+                self._keys = KeyClient(self._vault_url, self._credential, **self._options)
+            return self._keys
+
+    def _fetch(self, recovery_point_id: str | None = None) -> SdkKey:
+        """The key at this version (the latest when none is set), recording the version."""
+        with self._lock:
+            if self._sdk_key is not None:
+                return self._sdk_key
+            try:
+                key = self._key_client().get_key(self._name, self._version)
+            except AzureError as exc:
+                raise translate(
+                    exc, operation="get", key=self, recovery_point_id=recovery_point_id
+                ) from None
+            version = KeyVaultKeyIdentifier(key.id).version if key.id else None
+            if not version or (
+                self._version is not None and version.lower() != self._version.lower()
+            ):
+                raise PermanentError(
+                    f"Key Vault answered for {self.describe()} with another key id",
+                    code=ErrorCode.KEY_VAULT_REQUEST_REFUSED,
+                )
+            self._version = version
+            self._sdk_key = key
+            return key
+
+    def _crypto_client(self, recovery_point_id: str) -> CryptographyClient:
+        with self._lock:
+            if self._crypto is None:
+                if self._version is None:  # the latest version: resolve it (get) first
+                    self._fetch(recovery_point_id)
+                # a fetched key spares the SDK its own get (it falls back to the remote
+                # operation when get is forbidden: unwrapKey alone is enough then)
+                target: SdkKey | str = self._sdk_key or f"{self.key_id}/{self._version}"
+                self._crypto = CryptographyClient(target, self._credential, **self._options)
+            return self._crypto
+
+    def close(self) -> None:
+        with self._lock:
+            for client in (self._keys, self._crypto):
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        client.close()
+            self._keys = self._crypto = None
+
+    def __enter__(self) -> KeyVaultKey:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        version = self._version or "latest (not yet read)"
+        return f"KeyVaultKey(key_id={self.key_id!r}, key_version={version!r})"
+
+
+def _public_from(key: SdkKey, owner: KeyVaultKey) -> WrappingKey:
+    """The ``WrappingKey`` of a key read from Key Vault (RSA or RSA-HSM, enabled)."""
+    where = owner.describe()
+    jwk = key.key
+    kty = _plain(getattr(jwk, "kty", None))
+    if kty not in _RSA_KEY_TYPES:
+        raise InvalidKey(
+            f"{where} is of type {kty[:20]!r}; an RSA or RSA-HSM key is required",
+            code=ErrorCode.WRAPPING_KEY_INVALID,
+        )
+    if key.properties.enabled is False:
+        raise InvalidKey(
+            f"{where} is disabled in Key Vault", code=ErrorCode.KEY_VAULT_REQUEST_REFUSED
+        )
+    ops = [_plain(op) for op in (key.key_operations or [])]
+    if ops and "unwrapKey" not in ops:
+        raise InvalidKey(
+            f"{where} does not permit the unwrapKey operation (its key_ops)",
+            code=ErrorCode.KEY_VAULT_REQUEST_REFUSED,
+        )
+    n, e = getattr(jwk, "n", None), getattr(jwk, "e", None)
+    if not isinstance(n, bytes) or not isinstance(e, bytes):
+        raise InvalidKey(f"{where} has no RSA public key", code=ErrorCode.WRAPPING_KEY_INVALID)
+    return WrappingKey.from_jwk(
+        {"kty": "RSA", "n": b64url_encode(n), "e": b64url_encode(e)},
+        key_id=owner.key_id,
+        key_version=owner.key_version,
+        min_bits=owner.min_bits,
+        source=where,
+    )
+
+
+def _plain(value: object) -> str:
+    """An SDK enum member or string as its plain value."""
+    return str(getattr(value, "value", value) or "")
+
+
+def _service_code(exc: AzureError) -> str:
+    """Key Vault's error code (and inner code), when it is a plain token."""
+    error = getattr(exc, "error", None)
+    codes = [getattr(error, "code", None)]
+    inner = getattr(error, "innererror", None)
+    if isinstance(inner, dict):
+        codes.append(inner.get("code"))
+    found = [c for c in codes if isinstance(c, str) and _SERVICE_CODE.fullmatch(c)]
+    return ", ".join(found) or type(exc).__name__
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is in the chain under ``exc`` (causes, contexts, wrapped errors)."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack and len(seen) < 32:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        stack += [getattr(current, "inner_exception", None), current.__cause__, current.__context__]
+        stack += list(current.args)
+    return False
+
+
+def _retry_after(exc: AzureError) -> float | None:
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for name, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0)):
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            return max(0.0, float(headers[name]) / scale)
+    return retry_after_seconds(headers.get("Retry-After"))
+
+
+def translate(
+    exc: Exception,
+    *,
+    operation: Operation,
+    key: UnwrappingKey,
+    recovery_point_id: str | None = None,
+) -> Exception:
+    """An SDK exception of ``operation`` on ``key`` as the sqlharbor error (no SDK text)."""
+    status = getattr(exc, "status_code", None)
+    where = f"Key Vault {operation} on {key.describe()}"
+    if recovery_point_id is not None:
+        where = f"recovery point {recovery_point_id}: {where}"
+    if not isinstance(exc, AzureError):
+        return exc
+    code = _service_code(exc)
+    if status in _TEMPORARY_STATUS or (isinstance(status, int) and status >= 500):
+        return TemporaryError(
+            f"{where}: Key Vault busy or failing (HTTP {status}, {code})",
+            retry_after=_retry_after(exc),
+        )
+    if isinstance(exc, ServiceRequestError) and _caused_by(exc, ssl.SSLCertVerificationError):
+        return PermanentError(
+            f"{where}: the server's TLS certificate is not trusted",
+            code=ErrorCode.KEY_VAULT_REQUEST_REFUSED,
+            remediation="Trust the CA of Key Vault's certificate (or of the TLS proxy in "
+            "front of it): give its PEM file as the CA bundle.",
+        )
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return TemporaryError(f"{where}: cannot reach Key Vault or the token endpoint ({code})")
+    if isinstance(exc, ClientAuthenticationError):
+        detail = f"HTTP {status}" if status else "no token"
+        return AccessDenied(
+            f"{where}: authentication failed ({detail}, {code})",
+            code=ErrorCode.KEY_VAULT_AUTHENTICATION_FAILED,
+        )
+    if status == 403:
+        return _denied(where, operation, code)
+    if isinstance(exc, ResourceNotFoundError) or status == 404:
+        return NotFound(
+            f"{where}: the key or version does not exist ({code})",
+            code=ErrorCode.KEY_VAULT_KEY_NOT_FOUND,
+        )
+    if status == 400 and operation == "unwrapKey" and recovery_point_id is not None:
+        error = unwrap_failed(key=key, recovery_point_id=recovery_point_id)
+        error.args = (f"{error} (Key Vault: HTTP 400, {code})",)
+        return error
+    if isinstance(exc, HttpResponseError):
+        return PermanentError(
+            f"{where}: refused (HTTP {status}, {code})", code=ErrorCode.KEY_VAULT_REQUEST_REFUSED
+        )
+    return TemporaryError(f"{where}: Key Vault client error ({code})")
+
+
+def _denied(where: str, operation: Operation, code: str) -> AccessDenied:
+    if "KeyOperationForbidden" in code:
+        return AccessDenied(
+            f"{where}: the key does not permit {operation} (HTTP 403, {code})",
+            code=ErrorCode.KEY_VAULT_REQUEST_REFUSED,
+            remediation=f"Allow the {operation} operation on the key in Key Vault (its key_ops).",
+        )
+    if "KeyDisabled" in code:
+        return AccessDenied(
+            f"{where}: the key version is disabled (HTTP 403, {code})",
+            code=ErrorCode.KEY_VAULT_REQUEST_REFUSED,
+            remediation="Enable the key version in Key Vault: recovery points wrapped with it "
+            "cannot be restored while it is disabled.",
+        )
+    permission, action = PERMISSIONS[operation]
+    return AccessDenied(
+        f"{where}: access denied; the identity lacks the {permission} key permission "
+        f"(HTTP 403, {code})",
+        code=ErrorCode.KEY_VAULT_ACCESS_DENIED,
+        remediation=(
+            f"Grant the identity the Key Vault key permission {permission} (access policy), "
+            f"or an Azure RBAC role with {action} on the key, such as Key Vault Crypto "
+            "Service Encryption User."
+        ),
+    )
