@@ -26,7 +26,7 @@ from sqlharbor_agent.worker import InstanceWorker
 
 
 @click.group()
-@click.version_option(package_name="sqlharbor")
+@click.version_option(package_name="sqlharbor", prog_name="sqlharbor-agent")
 def cli() -> None:
     """The sqlharbor agent for SQL Server VMs."""
 
@@ -97,4 +97,4 @@ def _register_plugins() -> None:
 
 def main() -> None:
     _register_plugins()
-    cli()
+    cli(prog_name="sqlharbor-agent")
