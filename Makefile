@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup venv node binaries test lint typecheck unit demo crds bench image clean
+.PHONY: setup venv node binaries test lint typecheck unit demo crds bench image agent-bundle clean
 
 $(VENV)/.installed: pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench: setup
 # packages; installs mmdebstrap and umoci with apt-get when missing, as root)
 image: venv
 	$(VENV)/bin/sqlharbor-dev image build --out dist
+
+# the agent's product wheel, its Linux bundle (a pex: CPython 3.11-3.14, x86_64, glibc >= 2.28)
+# and a Windows wheelhouse zip, in dist/ (PyPI packages only; cached in ~/.cache/sqlharbor)
+agent-bundle: venv
+	$(VENV)/bin/sqlharbor-dev bundle build --out dist
 
 clean:
 	-$(VENV)/bin/sqlharbor-dev down

@@ -28,7 +28,7 @@ from sqlharbor_agent.worker import InstanceWorker
 
 
 @click.group()
-@click.version_option(package_name="sqlharbor")
+@click.version_option(package_name="sqlharbor", prog_name="sqlharbor-agent")
 def cli() -> None:
     """The sqlharbor agent for SQL Server VMs."""
 
@@ -120,4 +120,4 @@ def _register_plugins() -> None:
 
 def main() -> None:
     _register_plugins()
-    cli()
+    cli(prog_name="sqlharbor-agent")

@@ -21,6 +21,7 @@ def test_sqlharbor_dev_has_the_dev_demo_and_simulator_verbs() -> None:
         "simulate",
         "simulate-compare",
         "image",
+        "bundle",
     }
 
 

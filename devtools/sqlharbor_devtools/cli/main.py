@@ -2,7 +2,8 @@
 
 One click group; the verbs live in their own modules: ``up``, ``down``, ``env``, ``status``,
 ``build``, ``apply-crds`` (:mod:`.dev`, the local control plane), ``demo`` (:mod:`.demo`),
-``image build`` (:mod:`.image`, the operator's OCI image),
+``image build`` (:mod:`.image`, the operator's OCI image), ``bundle build`` (:mod:`.bundle`,
+the agent's offline bundles),
 ``simulate`` and ``simulate-compare`` (:mod:`.simulate`, :mod:`.compare`, the simulated
 engine's workload and restore check).  Also run as ``python -m sqlharbor_devtools``.
 """
@@ -19,7 +20,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sqlharbor_devtools.cli import compare, demo, dev, image, simulate
+    from sqlharbor_devtools.cli import bundle, compare, demo, dev, image, simulate
 
     for command in (
         dev.up,
@@ -32,6 +33,7 @@ def _register() -> None:
         simulate.simulate,
         compare.simulate_compare,
         image.image,
+        bundle.bundle,
     ):
         cli.add_command(command)
 
