@@ -44,6 +44,11 @@ class TokenRenewer:
         self._issued: IssuedToken | None = None
 
     @property
+    def account(self) -> str | None:
+        """The ServiceAccount the token was issued for (None: not a ServiceAccount token)."""
+        return self._subject[1] if self._subject else None
+
+    @property
     def enabled(self) -> bool:
         """Whether the client authenticates with a ServiceAccount token at all."""
         return self._subject is not None

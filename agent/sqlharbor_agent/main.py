@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from sqlharbor.api.contract import agent_account
 from sqlharbor.errors import SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor.vault import WriterSettings
@@ -59,6 +60,14 @@ def run(config_path: Path, log_level: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     renewer = TokenRenewer(client, _kubeconfig_file(config.kubeconfig), config.token_seconds, stop)
+    if renewer.enabled and renewer.account != agent_account(config.agent_id):
+        click.echo(
+            f"error: this kubeconfig belongs to ServiceAccount {renewer.account}, but the "
+            f"config's agentId {config.agent_id} needs {agent_account(config.agent_id)}: set "
+            "agentId to the name the agent was enrolled with",
+            err=True,
+        )
+        sys.exit(2)
     if renewer.enabled:
         try:
             renewer.renew()

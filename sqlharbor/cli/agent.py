@@ -27,8 +27,10 @@ from sqlharbor.api.contract import agent_account
 from sqlharbor.errors import InvalidInput, NotFound, SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor.kube.agents import (
+    FENCE_POLICY,
     MIN_TOKEN_SECONDS,
     AgentAccounts,
+    fence_installed,
     token_kubeconfig,
     write_private,
 )
@@ -100,6 +102,7 @@ def enroll(
         sys.exit(2)
     try:
         client = KubeClient.from_kubeconfig(kubeconfig)
+        _require_fence(client)
         resources = [_instance(client, namespace, i, name, reassign) for i in instances]
         served = resources + [  # what it already serves keeps its Secrets
             i
@@ -165,6 +168,24 @@ def revoke(name: str, namespace: str, kubeconfig: str | None) -> None:
         click.echo(f"error: agent {name} is not enrolled in namespace {namespace}", err=True)
         sys.exit(3)
     click.echo(f"revoked agent {name}: ServiceAccount {agent_account(name)} deleted", err=True)
+
+
+def _require_fence(client: KubeClient) -> None:
+    """Refuse to enrol when the API server's fence is missing: RBAC alone would let any
+    agent write every instance's and job's status in the namespace."""
+    installed = fence_installed(client)
+    if installed is False:
+        raise InvalidInput(
+            f"the agent fence (ValidatingAdmissionPolicy {FENCE_POLICY} and its binding) is "
+            "not installed: install it first (kubectl apply -k config/policy, part of "
+            "config/default and config/namespaced)"
+        )
+    if installed is None:
+        click.echo(
+            f"warning: cannot check that ValidatingAdmissionPolicy {FENCE_POLICY} is "
+            "installed (no permission to read it); without it RBAC alone fences the agent",
+            err=True,
+        )
 
 
 def _instance(

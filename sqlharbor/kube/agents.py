@@ -26,9 +26,11 @@ from kubernetes import client as k8s
 
 from sqlharbor.api import GROUP
 from sqlharbor.api.contract import LABEL_AGENT, agent_account, lease_name
-from sqlharbor.errors import Conflict, ErrorCode, InvalidInput, NotFound
+from sqlharbor.errors import AccessDenied, Conflict, ErrorCode, InvalidInput, NotFound
 from sqlharbor.kube.client import KubeClient
 
+#: The ValidatingAdmissionPolicy (and binding) of config/policy/agent_fence.yaml.
+FENCE_POLICY = "sqlharbor-agent-fence"
 #: What the API server accepts as the shortest token lifetime.
 MIN_TOKEN_SECONDS = 600
 _PART_OF = {"app.kubernetes.io/part-of": "sqlharbor", "app.kubernetes.io/name": "sqlharbor-agent"}
@@ -171,6 +173,23 @@ class AgentAccounts:
         except Conflict:
             name = body["metadata"]["name"]
             self._client.call(f"update {what}", replace, name, self._namespace, body)
+
+
+def fence_installed(client: KubeClient) -> bool | None:
+    """Whether the agent fence policy and its binding exist (None: not allowed to look)."""
+    api = k8s.AdmissionregistrationV1Api(client.api_client)
+    try:
+        client.call("read the agent fence", api.read_validating_admission_policy, FENCE_POLICY)
+        client.call(
+            "read the agent fence binding",
+            api.read_validating_admission_policy_binding,
+            FENCE_POLICY,
+        )
+    except NotFound:
+        return False
+    except AccessDenied:
+        return None
+    return True
 
 
 def request_token(

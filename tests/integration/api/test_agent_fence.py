@@ -329,3 +329,30 @@ def test_a_revoked_agent_is_locked_out_at_its_next_call(agents: Agents) -> None:
     while "Unauthorized" not in _refused(lambda: b.get_raw("SqlInstance", ns, "ib")):
         assert time.monotonic() < deadline, "the revoked token still authenticates"
         time.sleep(0.2)
+
+
+def test_the_fence_is_installed_and_enroll_refuses_to_work_without_it(
+    agents: Agents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlharbor.cli import agent as agent_cli
+    from sqlharbor.kube.agents import fence_installed
+
+    assert fence_installed(agents.admin) is True  # what the control plane installed
+    monkeypatch.setattr(agent_cli, "fence_installed", lambda client: False)
+    _register()
+    result = CliRunner().invoke(
+        cli,
+        [
+            "agent",
+            "enroll",
+            "vmc",
+            "--instance",
+            "ia",
+            "-n",
+            agents.namespace,
+            "--kubeconfig",
+            str(agents.admin_kubeconfig),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "kubectl apply -k config/policy" in result.output

@@ -124,3 +124,29 @@ def test_a_revoked_agent_refuses_to_start_and_says_how_to_enrol_again(
     assert "cannot renew the agent's API token" in result.stderr
     assert "kubectl sqlharbor agent enroll vm1" in result.stderr
     assert _token_in(enrolled) not in result.stderr + result.stdout
+
+
+def test_an_agent_id_that_is_not_its_identity_is_refused_at_start(
+    enrolled: Path, namespace: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "kubeconfig": str(enrolled),
+                "namespace": namespace,
+                "agentId": "vm2",
+                "instances": [{"name": "sim1", "engine": "simulated"}],
+            }
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "sqlharbor_agent", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "belongs to ServiceAccount sqlharbor-agent-vm1" in result.stderr
+    assert "agentId vm2" in result.stderr
