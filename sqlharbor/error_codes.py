@@ -53,6 +53,10 @@ class ErrorCode(enum.StrEnum):
     INVALID_SECRET = "InvalidSecret", "Fix the vault's Secrets: storage credentials, base64 key."
     INSTANCE_NOT_FOUND = "InstanceNotFound", "Create the SqlInstance, or fix spec.instanceRef."
     INSTANCE_NOT_SERVED = "InstanceNotServed", "Start sqlharbor-agent on the instance's host."
+    AGENT_VERSION_UNSUPPORTED = (
+        "AgentVersionUnsupported",
+        "Install the operator's version of the agent bundle (docs/agent-install.md).",
+    )
     ENGINE_UNAVAILABLE = "EngineUnavailable", "The agent cannot reach its engine; see the message."
 
     # -- SQL Server (Azure Backup's codes where one exists) -------------------------------

@@ -14,8 +14,9 @@ from sqlharbor.api import (
     SqlInstance,
     VaultPhase,
 )
-from sqlharbor.api.contract import AgentSession
+from sqlharbor.api.contract import AgentSession, unsupported_agent_version
 from sqlharbor.errors import ErrorCode, InvalidPolicy
+from sqlharbor_operator import __version__
 from sqlharbor_operator.scheduling import validate_policy
 from sqlharbor_operator.state import State
 
@@ -56,6 +57,9 @@ def instance_served(state: State, instance: SqlInstance, now: datetime) -> Probl
         return Problem(
             ErrorCode.INSTANCE_NOT_SERVED, f"no agent has registered for SqlInstance {name}: {hint}"
         )
+    skew = unsupported_agent_version(__version__, agent.version)
+    if skew is not None:
+        return Problem(ErrorCode.AGENT_VERSION_UNSUPPORTED, f"SqlInstance {name}: {skew}")
     session = AgentSession.parse(agent.session_id) or AgentSession(agent.session_id, "")
     lease = state.leases.get((ns, session.agent_id))
     if lease is None or not lease.held_by(session, now):

@@ -69,6 +69,7 @@ from sqlharbor.api.contract.sessions import (
     lease_object,
     lease_spec,
     session_lost,
+    unsupported_agent_version,
 )
 
 __all__ = [
@@ -111,4 +112,5 @@ __all__ = [
     "session_lost",
     "session_of",
     "truthy_label",
+    "unsupported_agent_version",
 ]

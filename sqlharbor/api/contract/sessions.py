@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,29 @@ def session_lost(
     if lease is None:
         return now - (started or now) >= LEASE_UNSEEN_GRACE
     return not lease.held_by(session, now)
+
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?(?:[-+.]?\w*)*$")
+
+
+def unsupported_agent_version(operator_version: str, agent_version: str) -> str | None:
+    """Why an agent reporting ``agent_version`` may not serve this operator, or None.
+
+    Supported: the operator's major version, and its minor version or the one before (the
+    operator is upgraded first, then the agents, one minor version at a time).  An agent
+    newer than its operator speaks a contract the operator may not know.  A version that is
+    not ``MAJOR.MINOR[.PATCH]`` (a development build) is not judged."""
+    ours, theirs = _VERSION.match(operator_version), _VERSION.match(agent_version)
+    if ours is None or theirs is None:
+        return None
+    major, minor = int(ours[1]), int(ours[2])
+    agent_major, agent_minor = int(theirs[1]), int(theirs[2])
+    if agent_major == major and minor - 1 <= agent_minor <= minor:
+        return None
+    return (
+        f"the agent runs sqlharbor {agent_version}; this operator ({operator_version}) "
+        f"supports agents {major}.{max(minor - 1, 0)} and {major}.{minor}"
+    )
 
 
 def _parse_time(text: str) -> dt.datetime:

@@ -246,6 +246,19 @@ def test_latest_and_lsn_targets() -> None:
     assert [s.recovery_point_id for s in at_lsn.plan.steps] == ["F1", "L1"]
 
 
+def test_a_target_whose_agent_version_is_unsupported_waits_with_the_reason() -> None:
+    state = _state()
+    instance = state.instances[(NS, "sim-b")]  # the target
+    assert instance.status is not None
+    assert instance.status.agent is not None
+    instance.status.agent.version = "99.0.0"
+    decision = decide_restore(state, _job(), NOW, _opener(FakeCatalog()))
+    assert isinstance(decision, Wait)
+    assert decision.reason is ErrorCode.AGENT_VERSION_UNSUPPORTED
+    assert "99.0.0" in decision.message
+    assert isinstance(decide_restore(_state(), _job(), NOW, _opener(FakeCatalog())), Planned)
+
+
 def test_unserved_target_waits_then_fails() -> None:
     decision = decide_restore(_state(served=False), _job(), NOW, _opener(FakeCatalog()))
     assert isinstance(decision, Wait)
