@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -125,22 +125,10 @@ def source_digest(repo: Path) -> str:
     for path in recipe:
         digest.update(f"recipe {path.name}\n".encode() + path.read_bytes())
     for top in (*pylayer.PRODUCT_SOURCES, str(WINDOWS_DIR)):
-        for path in _source_files(repo / top):
+        for path in pylayer.source_files(repo / top):
             digest.update(f"src {path.relative_to(repo).as_posix()}\n".encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def _source_files(top: Path) -> Iterator[Path]:
-    if top.is_file():
-        yield top
-        return
-    for path in sorted(top.rglob("*")):
-        parts = path.relative_to(top).parts
-        if path.is_file() and not any(
-            p == "__pycache__" or p.endswith((".egg-info", ".pyc")) for p in parts
-        ):
-            yield path
 
 
 def build_bundle(options: BundleOptions, progress: Progress) -> BuiltBundle:

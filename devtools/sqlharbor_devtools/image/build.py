@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,22 +129,10 @@ def source_digest(repo: Path, base_key: str) -> str:
     for path in sorted(here.glob("*.py")):
         digest.update(f"recipe {path.name}\n".encode() + path.read_bytes())
     for name in pylayer.PRODUCT_SOURCES:
-        for path in _source_files(repo / name):
+        for path in pylayer.source_files(repo / name):
             digest.update(f"src {path.relative_to(repo).as_posix()}\n".encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def _source_files(top: Path) -> Iterator[Path]:
-    if top.is_file():
-        yield top
-        return
-    for path in sorted(top.rglob("*")):
-        parts = path.relative_to(top).parts
-        if path.is_file() and not any(
-            p == "__pycache__" or p.endswith((".egg-info", ".pyc")) for p in parts
-        ):
-            yield path
 
 
 def build_image(options: BuildOptions, progress: Progress) -> BuiltImage:

@@ -22,7 +22,7 @@ import importlib.metadata
 import re
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sqlharbor_devtools.image.baseroot import COMPILE, PYTHON
@@ -46,6 +46,21 @@ import sqlharbor_operator.handlers, sqlharbor_operator.main
 absent = [m for m in ("sqlharbor_devtools", "pytest", "pip") if importlib.util.find_spec(m)]
 assert not absent, f"must not be in the image: {absent}"
 """
+
+
+def source_files(top: Path) -> Iterator[Path]:
+    """Every file of the product source ``top`` (a file or a folder) that a build digest
+    covers, in a stable order: no bytecode, caches or egg-info.  Used by the image and the
+    agent bundle to decide whether a build is still up to date."""
+    if top.is_file():
+        yield top
+        return
+    for path in sorted(top.rglob("*")):
+        parts = path.relative_to(top).parts
+        if path.is_file() and not any(
+            p == "__pycache__" or p.endswith((".egg-info", ".pyc")) for p in parts
+        ):
+            yield path
 
 
 def product_wheel(repo: Path, work: Path, progress: Progress) -> Path:

@@ -20,6 +20,17 @@ from sqlharbor.kube import KubeClient
 from sqlharbor.kube.agents import AgentAccounts, IssuedToken, token_kubeconfig, token_subject
 
 
+def _run_agent(config: Path) -> subprocess.CompletedProcess[str]:
+    """``sqlharbor-agent run`` as a real process, for the checks it makes before serving."""
+    return subprocess.run(
+        [sys.executable, "-m", "sqlharbor_agent", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def _token_in(path: Path) -> str:
     return str(yaml.safe_load(path.read_text())["users"][0]["user"]["token"])
 
@@ -113,13 +124,7 @@ def test_a_revoked_agent_refuses_to_start_and_says_how_to_enrol_again(
             }
         )
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "sqlharbor_agent", "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_agent(config)
     assert result.returncode == 2, result.stderr
     assert "cannot renew the agent's API token" in result.stderr
     assert "kubectl sqlharbor agent enroll vm1" in result.stderr
@@ -140,13 +145,7 @@ def test_an_agent_id_that_is_not_its_identity_is_refused_at_start(
             }
         )
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "sqlharbor_agent", "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_agent(config)
     assert result.returncode == 2, result.stderr
     assert "belongs to ServiceAccount sqlharbor-agent-vm1" in result.stderr
     assert "agentId vm2" in result.stderr
