@@ -38,8 +38,8 @@ _PART_OF = {"app.kubernetes.io/part-of": "sqlharbor", "app.kubernetes.io/name": 
 
 def agent_rules(agent_id: str, secrets: Iterable[str]) -> list[dict[str, Any]]:
     """The RBAC rules of one agent: read its namespace's sqlharbor objects, write job and
-    instance status (narrowed by the fence policy), renew its own Lease and token, post
-    Events, and read the Secrets its vaults and instances name (by name)."""
+    instance status (narrowed by the fence policy), renew its own Lease and token, and read
+    the Secrets its vaults and instances name (by name).  It posts no Events: none."""
     account = agent_account(agent_id)
     rules: list[dict[str, Any]] = [
         {
@@ -66,7 +66,6 @@ def agent_rules(agent_id: str, secrets: Iterable[str]) -> list[dict[str, Any]]:
             "resourceNames": [account],
             "verbs": ["create"],
         },
-        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
     ]
     names = sorted(set(secrets))
     if names:

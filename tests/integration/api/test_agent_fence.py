@@ -22,12 +22,13 @@ import yaml
 from click.testing import CliRunner
 from sqlharbor_devtools.devenv import ControlPlane, KubectlRunner
 
-from sqlharbor.api import contract
+from sqlharbor.api import API_VERSION, contract
 from sqlharbor.api.contract import AgentSession, lease_object
 from sqlharbor.cli.main import _register, cli
 from sqlharbor.errors import AccessDenied
 from sqlharbor.kube import KubeClient
 from sqlharbor.kube.agents import request_token
+from sqlharbor.kube.objects import event_body
 
 FENCE = "ValidatingAdmissionPolicy 'sqlharbor-agent-fence'"
 
@@ -254,6 +255,29 @@ def test_agent_b_cannot_touch_agent_a_instance_jobs_lease_or_secrets(agents: Age
         _refused(lambda k=kind: b.patch_spec(k, ns, "x", {}), "cannot patch resource")
     _refused(lambda: b.delete("BackupJob", ns, stolen), 'cannot delete resource "backupjobs"')
     _refused(lambda: b.create("BackupJob", ns, {"metadata": {"name": "x"}}), "cannot create")
+
+    # no Events at all (an agent posts none): none forged about anyone's objects
+    _refused(
+        lambda: b.call(
+            "create event",
+            b.events.create_namespaced_event,
+            ns,
+            event_body(
+                namespace=ns,
+                regarding={
+                    "apiVersion": "sqlharbor.io/v1alpha1",
+                    "kind": "SqlInstance",
+                    "name": "ia",
+                },
+                reason="Forged",
+                note="forged",
+                type_="Normal",
+                action="Reconcile",
+                reporter="agent",
+            ),
+        ),
+        'cannot create resource "events"',
+    )
 
     # credentials: A's token, Secrets the vaults do not name
     _refused(
