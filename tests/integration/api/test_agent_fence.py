@@ -63,7 +63,7 @@ class Agents:
                 "pointInTime": {"time": "2026-11-24T09:15:30Z"},
             }
         body = {
-            "apiVersion": "sqlharbor.io/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": kind,
             "metadata": {"name": name, "labels": labels},
             "spec": spec,
@@ -108,7 +108,7 @@ def agents(
             "-",
             input=yaml.safe_dump(
                 {
-                    "apiVersion": "sqlharbor.io/v1alpha1",
+                    "apiVersion": API_VERSION,
                     "kind": "SqlInstance",
                     "metadata": {"name": name},
                     "spec": {"host": name, "engine": "simulated"},
@@ -117,7 +117,7 @@ def agents(
         )
     kubectl("create", "secret", "generic", "vault-kek", "-n", namespace, "--from-literal=key=x")
     vault = {
-        "apiVersion": "sqlharbor.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "BackupVault",
         "metadata": {"name": "primary"},
         "spec": {
@@ -265,7 +265,7 @@ def test_agent_b_cannot_touch_agent_a_instance_jobs_lease_or_secrets(agents: Age
             event_body(
                 namespace=ns,
                 regarding={
-                    "apiVersion": "sqlharbor.io/v1alpha1",
+                    "apiVersion": API_VERSION,
                     "kind": "SqlInstance",
                     "name": "ia",
                 },
@@ -323,7 +323,7 @@ def _job_of(agents: Agents, instance: str, agent: str) -> str:
         "BackupJob",
         agents.namespace,
         {
-            "apiVersion": "sqlharbor.io/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "BackupJob",
             "metadata": {"name": name, "labels": {contract.LABEL_AGENT: agent}},
             "spec": {
