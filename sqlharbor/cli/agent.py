@@ -24,7 +24,7 @@ import yaml
 
 from sqlharbor.api import BackupVault, SqlInstance
 from sqlharbor.api.contract import agent_account
-from sqlharbor.errors import InvalidInput, NotFound, SqlHarborError
+from sqlharbor.errors import Conflict, InvalidInput, NotFound, SqlHarborError
 from sqlharbor.kube import KubeClient
 from sqlharbor.kube.agents import (
     FENCE_POLICY,
@@ -112,9 +112,20 @@ def enroll(
         secrets = _secrets_of(client, namespace, served) | set(extra_secrets)
         accounts = AgentAccounts(client, namespace)
         accounts.ensure(name, secrets)
-        for resource in resources:
-            client.patch_spec("SqlInstance", namespace, resource.metadata.name, {"agent": name})
+        for resource in resources:  # against what was read: two enrols cannot both take it
+            client.patch_spec(
+                "SqlInstance",
+                namespace,
+                resource.metadata.name,
+                {"agent": name},
+                resource_version=resource.metadata.resource_version,
+            )
         issued = accounts.issue_token(name, token_seconds)
+    except Conflict:
+        click.echo(
+            "error: an instance changed while enrolling (another enrol?): run it again", err=True
+        )
+        sys.exit(1)
     except SqlHarborError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(3 if isinstance(exc, NotFound) else 1)

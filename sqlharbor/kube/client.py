@@ -170,9 +170,19 @@ class KubeClient:
         return result
 
     def patch_spec(
-        self, kind: str, namespace: str, name: str, spec: dict[str, Any]
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        spec: dict[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
-        """JSON merge patch of ``.spec`` (an admin's change, e.g. ``agent enroll``)."""
+        """JSON merge patch of ``.spec`` (an admin's change, e.g. ``agent enroll``); with
+        ``resource_version`` it only applies to that version (``Conflict`` otherwise)."""
+        body: dict[str, Any] = {"spec": spec}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         plural = KINDS_BY_NAME[kind].plural
         result: dict[str, Any] = self.call(
             f"update {kind} {namespace}/{name}",
@@ -182,7 +192,7 @@ class KubeClient:
             namespace,
             plural,
             name,
-            {"spec": spec},
+            body,
             _content_type="application/merge-patch+json",
         )
         return result

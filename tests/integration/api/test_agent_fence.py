@@ -25,7 +25,7 @@ from sqlharbor_devtools.devenv import ControlPlane, KubectlRunner
 from sqlharbor.api import API_VERSION, contract
 from sqlharbor.api.contract import AgentSession, lease_object
 from sqlharbor.cli.main import _register, cli
-from sqlharbor.errors import AccessDenied
+from sqlharbor.errors import AccessDenied, Conflict
 from sqlharbor.kube import KubeClient
 from sqlharbor.kube.agents import request_token
 from sqlharbor.kube.objects import event_body
@@ -380,3 +380,14 @@ def test_the_fence_is_installed_and_enroll_refuses_to_work_without_it(
     )
     assert result.exit_code == 1
     assert "kubectl apply -k config/policy" in result.output
+
+
+def test_an_instance_is_assigned_against_the_version_read(agents: Agents) -> None:
+    """Two enrols at once cannot both take an instance: the assignment carries the
+    resourceVersion the enrol read, and the second one conflicts."""
+    ns = agents.namespace
+    read = agents.admin.get_raw("SqlInstance", ns, "ia")["metadata"]["resourceVersion"]
+    agents.admin.patch_spec("SqlInstance", ns, "ia", {"agent": "vmc"})  # the other enrol
+    with pytest.raises(Conflict):
+        agents.admin.patch_spec("SqlInstance", ns, "ia", {"agent": "vmd"}, resource_version=read)
+    assert agents.admin.get_raw("SqlInstance", ns, "ia")["spec"]["agent"] == "vmc"
