@@ -188,8 +188,8 @@ def _require_fence(client: KubeClient) -> None:
     if installed is False:
         raise InvalidInput(
             f"the agent fence (ValidatingAdmissionPolicy {FENCE_POLICY} and its binding) is "
-            "not installed: install it first (kubectl apply -k config/policy, part of "
-            "config/default and config/namespaced)"
+            "not installed: install it first (kubectl apply -k config/policy as cluster-admin; "
+            "config/default includes it)"
         )
     if installed is None:
         click.echo(

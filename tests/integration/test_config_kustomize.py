@@ -68,7 +68,6 @@ EXPECTED: dict[str, set[Object]] = {
     },
     "namespaced": {
         *CRDS,
-        *POLICY,
         *_operator("default", cluster_wide=False),
         ("Deployment", "default", OPERATOR),
         ("Service", "default", "sqlharbor-operator-metrics"),
@@ -203,7 +202,7 @@ def _dry_run(kubectl: KubectlRunner, *args: str) -> str:
 def test_cluster_wide_install_dry_runs_on_the_api_server(kubectl: KubectlRunner) -> None:
     # a dry run creates nothing, so the namespace the rest goes into must exist first: it
     # is created for real (idempotent; an empty namespace is left behind)
-    kubectl("apply", "--server-side", "-f", str(CONFIG / "default" / "namespace.yaml"))
+    kubectl("apply", "--server-side", "-f", str(CONFIG / "default" / "operator" / "namespace.yaml"))
     warnings = _dry_run(kubectl, "-k", str(CONFIG / "default"))
     # the namespace warns about pods that would violate Pod Security "restricted"
     assert "Warning" not in warnings, warnings
@@ -226,9 +225,7 @@ def test_namespaced_install_dry_runs_on_the_api_server(
     assert "Warning" not in warnings, warnings
 
 
-def test_samples_and_agent_dry_run_on_the_api_server(
-    kubectl: KubectlRunner, namespace: str
-) -> None:
+def test_samples_dry_run_on_the_api_server(kubectl: KubectlRunner, namespace: str) -> None:
     _dry_run(kubectl, "-n", namespace, "-k", str(CONFIG / "samples"))
     listed = set(
         yaml.safe_load((CONFIG / "samples" / "kustomization.yaml").read_text())["resources"]
@@ -241,4 +238,3 @@ def test_samples_and_agent_dry_run_on_the_api_server(
     assert [p.name for p in actions] == ["05-backupjob-ondemand.yaml", "06-restorejob-pitr.yaml"]
     for action in actions:
         _dry_run(kubectl, "-n", namespace, "-f", str(action))
-    _dry_run(kubectl, "-k", str(CONFIG / "agent"))
