@@ -293,7 +293,12 @@ def _docs(
             "apiVersion": API,
             "kind": "SqlInstance",
             "metadata": {"name": name},
-            "spec": {"host": f"{name}-vm", "instanceName": "MSSQLSERVER", "engine": "simulated"},
+            "spec": {
+                "host": f"{name}-vm",
+                "instanceName": "MSSQLSERVER",
+                "engine": "simulated",
+                "agent": AGENT_ID,  # assigned, as agent enroll does
+            },
         }
         for db in databases:
             yield scenario.protected_database(name, db)
