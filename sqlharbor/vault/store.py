@@ -31,7 +31,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContainerClient
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -214,6 +214,10 @@ class AzureBlobStore:
 
         self._call("create container", self._container.container_name, create)
 
+    def _blob(self, name: str) -> BlobClient:
+        """The client for one blob (``sqlharbor.vault.store_sas`` gives each its own SAS)."""
+        return self._container.get_blob_client(name)
+
     def _call(self, operation: str, name: str, fn: Callable[[], T]) -> T:
         def attempt() -> T:
             try:
@@ -244,7 +248,7 @@ class AzureBlobStore:
         return retrying(attempt)
 
     def stage_block(self, name: str, block_id: str, data: Buffer) -> None:
-        blob = self._container.get_blob_client(name)
+        blob = self._blob(name)
         self._call(
             "stage block of",
             name,
@@ -252,26 +256,32 @@ class AzureBlobStore:
         )
 
     def commit_blocks(self, name: str, block_ids: Sequence[str]) -> None:
-        blob = self._container.get_blob_client(name)
+        blob = self._blob(name)
         blocks = [BlobBlock(block_id=b) for b in block_ids]
 
         def commit() -> None:
             try:
                 blob.commit_block_list(blocks, if_none_match="*")
-            except (ResourceExistsError, ResourceModifiedError):
+            except (ResourceExistsError, ResourceModifiedError) as conflict:
                 # A retried commit whose first answer was lost finds its own blob.
-                committed, _ = blob.get_block_list("committed")
+                try:
+                    committed, _ = blob.get_block_list("committed")
+                except HttpResponseError as check:
+                    if check.status_code in (401, 403):
+                        # a write-only grant cannot tell: the name is taken either way
+                        raise conflict from None
+                    raise
                 if [b.id for b in committed] != list(block_ids):
                     raise
 
         self._call("commit", name, commit)
 
     def put(self, name: str, data: Buffer, *, if_absent: bool = False) -> None:
-        blob = self._container.get_blob_client(name)
+        blob = self._blob(name)
         self._call("write", name, lambda: blob.upload_blob(bytes(data), overwrite=not if_absent))
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
-        blob = self._container.get_blob_client(name)
+        blob = self._blob(name)
         if length == 0:
             return b""
 
@@ -283,7 +293,7 @@ class AzureBlobStore:
         return self._call("read", name, download)
 
     def exists(self, name: str) -> bool:
-        blob = self._container.get_blob_client(name)
+        blob = self._blob(name)
         return self._call("check", name, blob.exists)
 
     def list(self, prefix: str) -> Iterator[BlobInfo]:
@@ -304,7 +314,7 @@ class AzureBlobStore:
                 return
 
     def delete(self, name: str) -> None:
-        blob = self._container.get_blob_client(name)
+        blob = self._blob(name)
 
         def delete() -> None:
             with contextlib.suppress(ResourceNotFoundError):
@@ -313,7 +323,7 @@ class AzureBlobStore:
         self._call("delete", name, delete)
 
     def append(self, name: str, data: Buffer) -> None:
-        blob = self._container.get_blob_client(name)
+        blob = self._blob(name)
 
         def append() -> None:
             try:
