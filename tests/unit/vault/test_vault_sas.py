@@ -116,7 +116,7 @@ def test_an_issuer_needs_exactly_one_signing_key() -> None:
 
 def test_a_user_delegation_key_signs_a_delegation_sas() -> None:
     """The managed-identity seam: the key's fields go into the token (not tried on AAD)."""
-    key = UserDelegationKey()
+    key = UserDelegationKey()  # type: ignore[no-untyped-call]
     key.signed_oid = "00000000-0000-0000-0000-0000000000aa"
     key.signed_tid = "00000000-0000-0000-0000-0000000000bb"
     key.signed_start = "2026-11-24T17:00:00Z"
