@@ -160,6 +160,8 @@ BOUNDARIES = {
         REPO / "sqlharbor" / "vault" / "store.py",
         REPO / "sqlharbor" / "vault" / "keyvault.py",  # Key Vault: translates its errors
         REPO / "sqlharbor" / "vault" / "identity.py",  # builds credentials, catches nothing
+        REPO / "sqlharbor" / "vault" / "sas.py",  # signs SAS tokens, catches nothing
+        REPO / "sqlharbor" / "vault" / "store_sas.py",  # clients; store.py translates
     ),
     "pyodbc": (REPO / "agent/sqlharbor_agent/engines/sqlserver/connection.py",),
 }
