@@ -7,6 +7,7 @@ no refusal's message carries a signature.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -17,16 +18,18 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient
 
+from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import (
     AlreadyExists,
     ContainerNotFound,
     SqlHarborError,
     VaultAccessDenied,
 )
-from sqlharbor.vault import AzureBlobStore
+from sqlharbor.vault import AzureBlobStore, KeyEncryptionKey, Layout, Vault, WriterSettings
 from sqlharbor.vault.sas import SasIssuer
 from sqlharbor.vault.store import block_id, translate
 from sqlharbor.vault.store_sas import BlobSasStore, ContainerSasStore
+from tests.builders.records import backup_record
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +39,7 @@ A = "it/prod/db/points/rp-1/manifest.json"
 B = "it/prod/db/points/rp-1/data-0"
 C = "it/prod/db/points/rp-2/data-0"
 BODY_B = bytes(range(256)) * 40
+GUID = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
 
 
 def soon() -> datetime:
@@ -310,3 +314,50 @@ def test_a_restore_token_with_edited_permissions_is_refused(
     refusals.refused(lambda: store.get(A))
     assert admin.get(A) == b'{"manifest": 1}'
     refusals.assert_no_secret(token, forged)
+
+
+# -- the vault over grants, end to end ---------------------------------------------------------
+def test_a_vault_backs_up_with_a_backup_grant_and_restores_with_a_restore_grant(
+    admin: AzureBlobStore, issuer: SasIssuer
+) -> None:
+    """The rights are enough: a whole point (blocks, manifest, catalog) is written with
+    create + write, and read back with read on exactly its own blobs."""
+    kek, layout = KeyEncryptionKey.generate(), Layout("it/prod")
+    settings = WriterSettings(chunk_size=64 * 1024, max_in_flight=4, parallelism=2)
+    backup = ContainerSasStore.open(
+        issuer.account_url, issuer.container, issuer.backup_grant(soon())
+    )
+    data = os.urandom(300_000)
+    rec = backup_record(
+        BackupType.FULL,
+        guid=GUID,
+        first_lsn=1000,
+        last_lsn=2000,
+        checkpoint_lsn=1001,
+        database_backup_lsn=1000,
+        start=datetime(2026, 11, 24, 18, 0, tzinfo=UTC),
+        duration=timedelta(seconds=20),
+        size_bytes=0,
+    )
+    writer = Vault(backup, layout, kek, writer_settings=settings).open_writer(
+        "VM01", "Sales", GUID, BackupType.FULL
+    )
+    writer.write(data)
+    manifest = writer.commit(rec)
+
+    operator = Vault(admin, layout, kek)
+    point_id = manifest.identity.recovery_point_id
+    assert [p.id for p in operator.catalog.list_points("VM01", GUID)] == [point_id]
+    blobs = [b.name for b in admin.list(layout.point_dir("VM01", GUID, point_id))]
+    assert layout.manifest_blob("VM01", GUID, point_id) in blobs
+
+    restore = BlobSasStore.open(
+        issuer.account_url, issuer.container, issuer.restore_grant(blobs, soon())
+    )
+    agent = Vault(restore, layout, kek)
+    loaded = agent.manifest("VM01", GUID, point_id)
+    out, buffer = bytearray(), bytearray(32 * 1024)
+    with agent.open_reader(loaded) as reader:
+        while count := reader.readinto(buffer):
+            out += buffer[:count]
+    assert bytes(out) == data
