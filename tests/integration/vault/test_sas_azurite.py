@@ -165,6 +165,20 @@ def test_a_backup_grant_appends_to_an_existing_append_blob(
     assert admin.get(CATALOG) == b'{"point": "rp-old"}\n{"point": "rp-3"}\n'
 
 
+def test_a_backup_grant_can_overwrite_without_a_condition(
+    admin: AzureBlobStore, issuer: SasIssuer
+) -> None:
+    """Not refused either: ``w`` is also Azure's right to overwrite, so only the writer's
+    create-only conditions protect existing points from a backup grant.  A forged
+    overwrite is caught when read (manifests and chunks are authenticated), but the old
+    content is gone: immutability (a container WORM policy) is the remedy, not the SAS."""
+    store = ContainerSasStore.open(
+        issuer.account_url, issuer.container, issuer.backup_grant(soon())
+    )
+    store.put(OTHER_POINT, b"overwritten")
+    assert admin.get(OTHER_POINT) == b"overwritten"
+
+
 def test_a_backup_grant_never_creates_the_container(vault_azurite: str, issuer: SasIssuer) -> None:
     missing = SasIssuer.from_connection_string(vault_azurite, f"none-{uuid.uuid4().hex[:8]}")
     store = ContainerSasStore.open(
