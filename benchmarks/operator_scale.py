@@ -51,6 +51,7 @@ import yaml
 from benchmarks.common import Config, Result, median, percentile, proc_peak_rss_bytes
 from benchmarks.plane import control_plane
 from sqlharbor.api import API_VERSION, DatabaseResult, JobPhase, contract
+from sqlharbor.api.contract.sealing import SessionKey
 from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import Conflict
 
@@ -130,6 +131,7 @@ class LoadAgent:
         names = [f"{inst}-{db}" for inst, dbs in instances.items() for db in dbs]
         self.backdate = {pd: interval * i / len(names) for i, pd in enumerate(names)}
         self.session = contract.AgentSession(AGENT_ID, uuid.uuid4().hex[:12])
+        self.key = SessionKey()
         self.writes = 0  # to the sqlharbor.io resources (leases are not counted)
         self.lsn: dict[str, int] = {}
         self.finished: dict[str, datetime] = {}  # protected database -> last finish
@@ -253,7 +255,7 @@ class LoadAgent:
                 "BackupJob",
                 self.namespace,
                 meta["name"],
-                contract.claim("BackupJob", self.session, now),
+                contract.claim("BackupJob", self.session, self.key.public_text, now),
                 resource_version=meta["resourceVersion"],
             )
         except Conflict:

@@ -228,6 +228,21 @@ class ErrorCode(enum.StrEnum):
         "Use an RSA key of 3072 bits or more (2048 only for an existing Key Vault key): an "
         "unencrypted PKCS#8 PEM private key in the Secret, or an RSA or RSA-HSM key in Key Vault.",
     )
+    KEY_NOT_LISTED = (
+        "KeyNotListed",
+        "List the key that wrapped the point in the BackupVault's spec.encryption "
+        "(previousKeys), or accept that its points cannot be restored.",
+    )
+    KEY_NOT_GRANTED = (
+        "KeyNotGranted",
+        "A bug or a tampered grant: a job may use only the keys the operator granted it.",
+    )
+    GRANT_REFUSED = (
+        "GrantRefused",
+        "The operator could not grant the job its storage rights and keys; the message says "
+        "why (vault unavailable, key missing, agent key malformed). Fix that; the next job "
+        "is granted again.",
+    )
     KEY_VAULT_ACCESS_DENIED = (
         "KeyVaultAccessDenied",
         "Grant the identity the Key Vault key permissions get and unwrapKey (access policy), or "

@@ -131,6 +131,20 @@ class InvalidKey(InvalidInput):
     code = ErrorCode.VAULT_KEY_INVALID
 
 
+class KeyUnavailable(PermanentError):
+    """The key a recovery point needs is not held here: not listed in the vault (a rotated
+    out key), or not granted to this job (an agent holds only what its job brought)."""
+
+    code = ErrorCode.KEY_NOT_LISTED
+
+
+class GrantRefused(PermanentError):
+    """A claimed job got no usable grant: the operator did not answer in time, or the grant
+    does not open in this session (sealed to another session or job, or altered)."""
+
+    code = ErrorCode.GRANT_REFUSED
+
+
 class InvalidPolicy(InvalidInput):
     """The policy passed the API server's checks but cannot be evaluated (bad cron field
     values, unknown time zone).  Reported as a condition on the policy."""
@@ -155,8 +169,8 @@ class BlobNotFound(NotFound):
 
 
 class ContainerNotFound(BlobNotFound):
-    """The vault's container does not exist: nothing has been written to it yet (the
-    agent creates it with the first backup), or the BackupVault names the wrong one."""
+    """The vault's container does not exist: the operator has not opened the vault yet (it
+    creates the container; agents cannot), or the BackupVault names the wrong one."""
 
     code = ErrorCode.VAULT_CONTAINER_NOT_FOUND
 

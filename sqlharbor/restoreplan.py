@@ -8,7 +8,7 @@ functions over a ``Catalog``; the caller supplies how Secrets are read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -27,10 +27,8 @@ from sqlharbor.domain.planner import (
     recovery_window,
 )
 from sqlharbor.errors import ErrorCode, InvalidInput, SourceNotFound
-from sqlharbor.vault import AzureBlobStore, Catalog, DatabaseEntry, Layout
-
-#: (namespace, secret name, key) -> value
-SecretReader = Callable[[str, str, str], bytes]
+from sqlharbor.vault import Catalog, DatabaseEntry, Layout
+from sqlharbor.vault_access import SecretReader, open_store
 
 
 class CatalogReader(Protocol):
@@ -50,19 +48,8 @@ class CatalogReader(Protocol):
 
 
 def open_catalog(vault: BackupVault, read_secret: SecretReader) -> Catalog:
-    """The vault's catalog from its storage Secret alone (no key-encryption key)."""
-    blob = vault.spec.azure_blob
-    ref = blob.credentials.secret_ref
-    if ref is None:
-        raise InvalidInput(
-            f"BackupVault {vault.metadata.name}: reading the catalog with a managed identity "
-            "is not supported yet",
-            code=ErrorCode.UNSUPPORTED_CREDENTIALS,
-            remediation="Use credentials.secretRef with a connection string.",
-        )
-    connection = read_secret(vault.metadata.namespace or "", ref.name, ref.key).decode()
-    store = AzureBlobStore.from_connection_string(connection, blob.container, create=False)
-    return Catalog(store, Layout(blob.prefix))
+    """The vault's catalog from its storage Secret alone (no key)."""
+    return Catalog(open_store(vault, read_secret), Layout(vault.spec.azure_blob.prefix))
 
 
 @dataclass(frozen=True)

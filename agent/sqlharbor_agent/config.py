@@ -73,6 +73,8 @@ class AgentConfig(_Config):
     chunk_size: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     upload_concurrency: int = Field(default=8, ge=1, le=64)
     watch_timeout_seconds: int = Field(default=60, ge=1)
+    #: how long a claimed job waits for the operator's grant (storage rights, keys)
+    grant_wait_seconds: float = Field(default=120.0, gt=0)
 
 
 def load_config(path: Path) -> AgentConfig:

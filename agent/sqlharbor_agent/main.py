@@ -24,7 +24,6 @@ from sqlharbor_agent.config import load_config
 from sqlharbor_agent.credentials import TokenRenewer
 from sqlharbor_agent.jobs.loop import retry_delay
 from sqlharbor_agent.session import Session
-from sqlharbor_agent.vaults import VaultResolver
 from sqlharbor_agent.worker import InstanceWorker
 
 
@@ -85,12 +84,11 @@ def run(config_path: Path, log_level: str) -> None:
         max_in_flight=config.upload_concurrency * 2,
         parallelism=config.upload_concurrency,
     )
-    vaults = VaultResolver(client, config.namespace, writer)
     logging.getLogger(__name__).info(
         "agent %s session %s starting", config.agent_id, session.session_id
     )
     workers = [
-        InstanceWorker(config, inst, client, session, vaults, stop) for inst in config.instances
+        InstanceWorker(config, inst, client, session, writer, stop) for inst in config.instances
     ]
     for worker in workers:
         _start_with_retry(worker, stop)

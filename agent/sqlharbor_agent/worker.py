@@ -15,20 +15,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlharbor.api import BackupJob, DatabaseResult, ErrorInfo, JobPhase, SqlInstance, contract
+from sqlharbor.api.contract.grants import BackupGrant, RestoreGrant
 from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import Conflict, ErrorCode, InvalidInput, SqlHarborError
 from sqlharbor.kube import KubeClient
-from sqlharbor.vault import Compression
+from sqlharbor.vault import Compression, WriterSettings
 from sqlharbor_agent.config import AgentConfig, InstanceConfig
 from sqlharbor_agent.engines.base import Engine
 from sqlharbor_agent.engines.factory import open_engine
+from sqlharbor_agent.grants import Grant, vault_of
 from sqlharbor_agent.jobs.backup import BackupContext, RecoveryPointWriter, run_backup_job
 from sqlharbor_agent.jobs.loop import JobLoop
 from sqlharbor_agent.jobs.reporter import JobReporter
 from sqlharbor_agent.jobs.restore import RestoreContext, run_restore_job
 from sqlharbor_agent.registration import Registrar
 from sqlharbor_agent.session import Session
-from sqlharbor_agent.vaults import VaultResolver
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,14 @@ class InstanceWorker:
         instance: InstanceConfig,
         client: KubeClient,
         session: Session,
-        vaults: VaultResolver,
+        writer: WriterSettings,
         stop: threading.Event,
     ) -> None:
         self._config = config
         self._instance = instance
         self._client = client
         self._session = session
-        self._vaults = vaults
+        self._writer = writer
         self._stop = stop
         self._slots = threading.BoundedSemaphore(config.max_concurrent_backups)
         self._restore_slots = threading.BoundedSemaphore(config.max_concurrent_restores)
@@ -89,6 +90,7 @@ class InstanceWorker:
             workers=self._config.max_concurrent_backups,
             stop=self._stop,
             watch_timeout=self._config.watch_timeout_seconds,
+            grant_wait=self._config.grant_wait_seconds,
         )
         restores = JobLoop(
             client=self._client,
@@ -101,6 +103,7 @@ class InstanceWorker:
             workers=self._config.max_concurrent_restores,
             stop=self._stop,
             watch_timeout=self._config.watch_timeout_seconds,
+            grant_wait=self._config.grant_wait_seconds,
         )
         self._spawn("heartbeat", lambda: self._heartbeat(registrar))
         self._spawn("backupjobs", backups.run)
@@ -128,23 +131,24 @@ class InstanceWorker:
             self._stop.wait(self._config.heartbeat_seconds)
 
     # -- restores ---------------------------------------------------------------------
-    def _run_restore_job(self, obj: dict[str, Any]) -> None:
+    def _run_restore_job(self, obj: dict[str, Any], grant: Grant) -> None:
         assert self._engine is not None
+        assert isinstance(grant, RestoreGrant)
 
         def write(namespace: str, name: str, status: dict[str, Any]) -> None:
             self._client.patch_status("RestoreJob", namespace, name, status)
 
         ctx = RestoreContext(
             engine=self._engine,
-            open_vault=self._vaults.get,
             slots=self._restore_slots,
             write_status=write,
             progress_seconds=self._config.progress_seconds,
         )
-        run_restore_job(ctx, obj)
+        run_restore_job(ctx, obj, vault_of(grant, self._writer))
 
     # -- backups ----------------------------------------------------------------------
-    def _run_backup_job(self, obj: dict[str, Any]) -> None:
+    def _run_backup_job(self, obj: dict[str, Any], grant: Grant) -> None:
+        assert isinstance(grant, BackupGrant)
         job = BackupJob.model_validate(obj)
         meta = obj["metadata"]
 
@@ -153,7 +157,7 @@ class InstanceWorker:
 
         reporter = JobReporter(write, interval=self._config.progress_seconds)
         try:
-            vault = self._vaults.get(job.spec.vault_ref.name)
+            vault = vault_of(grant, self._writer)
         except SqlHarborError as exc:
             info = ErrorInfo.of(exc)
             for db in job.spec.databases:

@@ -23,11 +23,11 @@ from sqlharbor.api import GROUP, KINDS, VERSION, contract
 from sqlharbor.kube.aio import AsyncKubeClient, load_configuration
 from sqlharbor_operator import preflight
 from sqlharbor_operator.leadership import Leadership
-from sqlharbor_operator.restores import vault_catalog_opener
 from sqlharbor_operator.runtime import FencedApi, Runtime
 from sqlharbor_operator.settings import OperatorSettings
 from sqlharbor_operator.state import State
 from sqlharbor_operator.tick import Controller
+from sqlharbor_operator.vaults import VaultOpener
 
 
 class Memo(kopf.Memo):
@@ -111,7 +111,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
         holds = memo.leadership.holds
         rt = Runtime(FencedApi(memo.api, holds), memo.state, ours, leads=holds)
         memo.tasks.append(asyncio.create_task(memo.leadership.run(), name="sqlharbor-election"))
-    controller = Controller(rt, vault_catalog_opener(reader))
+    controller = Controller(rt, VaultOpener(reader))
     task = asyncio.create_task(controller.run(memo.api.list_pages), name="sqlharbor-controller")
     memo.tasks.append(task)
 

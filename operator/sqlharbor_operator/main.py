@@ -43,6 +43,15 @@ _POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namesp
     show_default=True,
     help="How often recovery points the policies no longer keep are deleted from the vaults.",
 )
+@click.option(
+    "--grant-seconds",
+    type=click.IntRange(300, 7 * 86400),
+    default=43200,
+    show_default=True,
+    envvar="SQLHARBOR_GRANT_SECONDS",
+    help="How long a job's storage rights (SAS) last after the job is claimed; a job "
+    "running longer fails GrantExpired.",
+)
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
 @click.option(
     "--health-port",
@@ -89,6 +98,7 @@ def main(
     namespaces: tuple[str, ...],
     tick_seconds: float,
     retention_seconds: float,
+    grant_seconds: int,
     metrics_port: int | None,
     health_port: int | None,
     leader_elect: bool,
@@ -124,6 +134,7 @@ def main(
         namespaces=namespaces,
         tick_seconds=tick_seconds,
         retention_interval=timedelta(seconds=retention_seconds),
+        grant_lifetime=timedelta(seconds=grant_seconds),
         metrics_port=metrics_port,
         election=election,
     )

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlharbor.api import BackupVault, RestoreJob, RestorePhase, contract
+from sqlharbor.api import RestoreJob, RestorePhase, contract
 from sqlharbor.errors import Conflict, SqlHarborError
-from sqlharbor.restoreplan import SecretReader, open_catalog
-from sqlharbor.vault import Catalog
 from sqlharbor_operator.logs import fields
 from sqlharbor_operator.restore_decisions import (
     CatalogOpener,
@@ -121,17 +118,3 @@ class RestoreDispatcher:
         log.info(
             "RestoreJob %s/%s: %s", ns, name, body["message"], extra=fields(namespace=ns, job=name)
         )
-
-
-def vault_catalog_opener(read_secret: SecretReader) -> Callable[[BackupVault], Catalog]:
-    """Open a vault's catalog with the operator's access to its storage Secret (cached per
-    vault generation).  Blocking: call it on a worker thread."""
-    cache: dict[tuple[str, str, int | None], Catalog] = {}
-
-    def opener(vault: BackupVault) -> Catalog:
-        key = (vault.metadata.namespace or "", vault.metadata.name, vault.metadata.generation)
-        if key not in cache:
-            cache[key] = open_catalog(vault, read_secret)
-        return cache[key]
-
-    return opener

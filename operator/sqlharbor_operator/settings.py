@@ -18,6 +18,8 @@ class OperatorSettings:
     tick_seconds: float = 1.0
     retention_interval: timedelta = timedelta(minutes=10)
     metrics_port: int | None = None
+    #: How long a job's grant (its SAS tokens) lasts from the moment it is granted.
+    grant_lifetime: timedelta = timedelta(hours=12)
     #: Finished BackupJobs kept per instance, type and outcome (like CronJob's).
     history_limit: int = 3
     #: ProtectedDatabase status writes in flight at once.

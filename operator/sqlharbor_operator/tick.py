@@ -1,6 +1,7 @@
 """The operator's loop: load the state once, then every tick (and whenever a watch event
-wakes it) validate vaults and policies, fail jobs whose agent died, fold finished jobs into
-status, dispatch due backups, auto-protect, write changed statuses, collect old jobs, plan
+wakes it) validate vaults and policies, fail jobs whose agent died, grant claimed jobs their
+storage rights and keys, fold finished jobs into status, index their recovery points in the
+vault's catalog, dispatch due backups, auto-protect, write changed statuses, collect old jobs, plan
 restores, assign jobs to their instances' agents, and start a retention pass when one is due.
 
 Started by ``handlers`` at operator start-up with the ``Runtime`` it built.  Each concern is
@@ -16,20 +17,22 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from sqlharbor.api import KINDS, BackupVault
+from sqlharbor.api import KINDS
 from sqlharbor.errors import SqlHarborError
-from sqlharbor.vault import Catalog
 from sqlharbor_operator.accounting import Accountant
 from sqlharbor_operator.assignment import Assigner
 from sqlharbor_operator.autoprotect import AutoProtector
 from sqlharbor_operator.dispatch import Dispatcher
 from sqlharbor_operator.garbage import GarbageCollector
+from sqlharbor_operator.grants import Granter
+from sqlharbor_operator.indexing import Indexer
 from sqlharbor_operator.liveness import Liveness
 from sqlharbor_operator.pruning import RetentionPass, fold_pruning
 from sqlharbor_operator.restores import RestoreDispatcher
 from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.status_writes import StatusWriter
 from sqlharbor_operator.validation import Validator
+from sqlharbor_operator.vaults import VaultOpener
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +42,21 @@ ListPages = Callable[[str, str | None], AsyncIterator[list[dict[str, Any]]]]
 
 
 class Controller:
-    def __init__(self, rt: Runtime, open_catalog: Callable[[BackupVault], Catalog]) -> None:
+    def __init__(self, rt: Runtime, vaults: VaultOpener) -> None:
         self.rt = rt
         self.validator = Validator(rt.api)
+        self.granter = Granter(rt, vaults)
+        self.indexer = Indexer(rt, vaults)
         self.liveness = Liveness(rt)
         self.accountant = Accountant(rt)
         self.dispatcher = Dispatcher(rt)
         self.protector = AutoProtector(rt)
         self.status = StatusWriter(rt)
         self.garbage = GarbageCollector(rt)
-        self.restores = RestoreDispatcher(rt, open_catalog)
+        self.restores = RestoreDispatcher(rt, vaults.catalog)
         self.assigner = Assigner(rt)
         self.retention = RetentionPass(
-            open_catalog,
+            vaults.catalog,
             rt.settings.retention_interval,
             functools.partial(fold_pruning, rt.state),
             rt.settings.retention_concurrency,
@@ -123,7 +128,9 @@ class Controller:
             lambda: self.validator.vaults(state, now),
             lambda: self.validator.policies(state),
             lambda: self.liveness.tick(now),
+            lambda: self.granter.tick(now),
             self.accountant.tick,
+            self.indexer.tick,
             lambda: self.dispatcher.tick(now),
             self.protector.tick,
             lambda: self.status.tick(now),

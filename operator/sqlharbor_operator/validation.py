@@ -1,9 +1,9 @@
 """Validation of BackupVaults (their Secrets exist and hold usable values) and BackupPolicies
 (cron fields and time zone can be evaluated), written as status with a clear message.
 
-Called by the controller's tick; writes only when the result changes.  The operator reads
-the key Secret only to check its shape and compute the public key id; the key itself is
-never logged, stored in status, or kept.
+Called by the controller's tick; writes only when the result changes.  The key Secret must
+hold an RSA private key (agents wrap with its public half); a legacy symmetric key makes
+the vault Unavailable with the way out.  The key itself is never logged or stored in status.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 from sqlharbor.api import BackupVault, ConditionStatus, VaultPhase
 from sqlharbor.errors import ErrorCode, InvalidPolicy, SqlHarborError
 from sqlharbor.vault import KeyEncryptionKey
+from sqlharbor.vault.keyring import Keyring
+from sqlharbor.vault_access import parse_key
 from sqlharbor_operator.runtime import Api
 from sqlharbor_operator.scheduling import validate_policy
 from sqlharbor_operator.state import Key, State
@@ -35,10 +37,12 @@ async def _check_vault(api: Api, vault: BackupVault) -> tuple[bool, str, str | N
         if kref is None:
             return False, "encryption.keyVaultKeyId is not supported yet: use keySecretRef", None
         raw = await api.secret_value(ns, kref.name, kref.key)
-        kek = KeyEncryptionKey.from_base64(raw, source=f"Secret {kref.name} key {kref.key}")
+        key = parse_key(raw, source=f"Secret {kref.name} key {kref.key}")
+        if isinstance(key, KeyEncryptionKey):
+            return False, Keyring([key]).public_refusal(), key.key_id
     except SqlHarborError as exc:
         return False, exc.message, None
-    return True, "credentials and key-encryption key found", kek.key_id
+    return True, "storage credentials and RSA wrapping key found", key.key_id
 
 
 class Validator:

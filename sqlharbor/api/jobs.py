@@ -145,11 +145,27 @@ class DatabaseResult(StatusModel):
     error: ErrorInfo | None = Field(default=None, description="Why it failed.")
 
 
+class SealedGrant(StatusModel):
+    """The job's storage rights and keys, sealed to the claiming session (``contract.grants``);
+    written once by the operator."""
+
+    sealed_to: str = Field(description="Fingerprint of the session key it is sealed to.")
+    suite: str = Field(description="HPKE suite.")
+    expires: datetime = Field(description="When its storage rights expire.")
+    payload: str = Field(description="The sealed grant (base64); opens only in that session.")
+
+
 class BackupJobStatus(StatusModel):
     """Written by the agent that claimed the job."""
 
     phase: JobPhase | None = Field(default=None, description="Pending, Running, Succeeded, Failed.")
     agent_session: str | None = Field(default=None, description="Session that claimed the job.")
+    agent_key: str | None = Field(
+        default=None, description="Public key (X25519, base64) of the claiming session."
+    )
+    grant: SealedGrant | None = Field(
+        default=None, description="Storage rights and keys for this job (operator, sealed)."
+    )
     start_time: datetime | None = Field(default=None, description="When it started.")
     completion_time: datetime | None = Field(default=None, description="When it finished.")
     progress: Progress | None = Field(default=None, description="Bytes, percent, rate.")
@@ -354,6 +370,12 @@ class RestoreJobStatus(StatusModel):
         default=None, description="The chain and the stop point."
     )
     agent_session: str | None = Field(default=None, description="Session that claimed the job.")
+    agent_key: str | None = Field(
+        default=None, description="Public key (X25519, base64) of the claiming session."
+    )
+    grant: SealedGrant | None = Field(
+        default=None, description="Storage rights and keys for this job (operator, sealed)."
+    )
     current_step: int | None = Field(default=None, description="1-based step being applied.")
     progress: Progress | None = Field(default=None, description="Bytes, percent, rate.")
     start_time: datetime | None = Field(default=None, description="When execution started.")

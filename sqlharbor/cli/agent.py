@@ -7,8 +7,10 @@ of exactly what the agent needs (``sqlharbor.kube.agents.agent_rules``), assigns
 instances to it (``SqlInstance.spec.agent``: the API server's fence policy then lets only
 this agent write their status and claim their jobs), and prints a bootstrap kubeconfig
 with a short-lived token; the agent renews the token itself.  ``enroll`` is idempotent:
-run it again to add instances, pick up new vault Secrets, or get a fresh bootstrap token
-(the Role is rebuilt from every instance assigned to NAME; repeat any ``--secret``).
+run it again to add instances, pick up their SQL credential Secrets, or get a fresh
+bootstrap token (the Role is rebuilt from every instance assigned to NAME; repeat any
+``--secret``).  No vault Secret is ever granted: each job brings its own storage rights
+and keys, sealed to the agent.
 ``revoke NAME`` deletes the ServiceAccount: every token it holds stops working at once.
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 import click
 import yaml
 
-from sqlharbor.api import BackupVault, SqlInstance
+from sqlharbor.api import SqlInstance
 from sqlharbor.api.contract import agent_account
 from sqlharbor.errors import Conflict, InvalidInput, NotFound, SqlHarborError
 from sqlharbor.kube import KubeClient
@@ -66,7 +68,7 @@ def agent() -> None:
     "--secret",
     "extra_secrets",
     multiple=True,
-    help="Another Secret the agent may read (the vaults' and instances' are found).",
+    help="Another Secret the agent may read (its instances' SQL credentials are found).",
 )
 @click.option(
     "-o",
@@ -219,15 +221,8 @@ def _instance(
 
 
 def _secrets_of(client: KubeClient, namespace: str, instances: Sequence[SqlInstance]) -> set[str]:
-    """The Secrets the agent reads today: its instances' SQL credentials and the vaults'
-    storage credentials and key (until jobs bring their own storage rights and keys)."""
-    names = {
+    """The Secrets the agent reads: its instances' SQL credentials, nothing else (each job
+    brings its own storage rights and keys, sealed to the agent: ``contract.grants``)."""
+    return {
         ref.name for i in instances if (ref := i.spec.connection.credentials_secret_ref) is not None
     }
-    for vault in client.list(BackupVault, namespace):
-        spec = vault.spec
-        if spec.azure_blob.credentials.secret_ref is not None:
-            names.add(spec.azure_blob.credentials.secret_ref.name)
-        if spec.encryption.key_secret_ref is not None:
-            names.add(spec.encryption.key_secret_ref.name)
-    return names

@@ -12,11 +12,12 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sqlharbor.cli import agent, points, restore
+    from sqlharbor.cli import agent, points, restore, vault
 
     cli.add_command(agent.agent)
     cli.add_command(restore.restore)
     cli.add_command(points.points)
+    cli.add_command(vault.vault)
 
 
 def main() -> None:

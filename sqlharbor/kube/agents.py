@@ -37,14 +37,15 @@ _PART_OF = {"app.kubernetes.io/part-of": "sqlharbor", "app.kubernetes.io/name": 
 
 
 def agent_rules(agent_id: str, secrets: Iterable[str]) -> list[dict[str, Any]]:
-    """The RBAC rules of one agent: read its namespace's sqlharbor objects, write job and
+    """The RBAC rules of one agent: read its namespace's instances and jobs, write job and
     instance status (narrowed by the fence policy), renew its own Lease and token, and read
-    the Secrets its vaults and instances name (by name).  It posts no Events: none."""
+    the Secrets its instances' SQL connections name (by name).  No vault, no vault Secret:
+    each job brings its own storage rights and keys.  It posts no Events."""
     account = agent_account(agent_id)
     rules: list[dict[str, Any]] = [
         {
             "apiGroups": [GROUP],
-            "resources": ["sqlinstances", "backupjobs", "restorejobs", "backupvaults"],
+            "resources": ["sqlinstances", "backupjobs", "restorejobs"],
             "verbs": ["get", "list", "watch"],
         },
         {

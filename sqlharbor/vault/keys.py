@@ -15,10 +15,14 @@ import binascii
 import hashlib
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from sqlharbor.errors import IntegrityError, InvalidKey
+from sqlharbor.errors import ErrorCode, IntegrityError, InvalidKey, KeyUnavailable
+
+if TYPE_CHECKING:
+    from sqlharbor.vault.manifest import DataKey, Manifest
 
 KEY_BYTES = 32
 KEY_WRAP_ALGORITHM = "AES-256-KW"  # RFC 3394
@@ -85,6 +89,33 @@ class KeyEncryptionKey:
                 f"recovery point {recovery_point_id}: the data key has the wrong length"
             )
         return data_key
+
+    # -- the two halves of ``keyring.VaultKeys`` (a legacy key holds both) ---------------
+    def wrap_data_key(self, data_key: bytes) -> DataKey:
+        from sqlharbor.vault.manifest import DataKey
+
+        return DataKey(
+            wrap=KEY_WRAP_ALGORITHM,
+            key_id=self.key_id,
+            key_version="",
+            wrapped=base64.b64encode(self.wrap(data_key)).decode("ascii"),
+        )
+
+    def data_key(self, manifest: Manifest) -> bytes:
+        wrapped = manifest.encryption.data_key
+        point = manifest.identity.recovery_point_id
+        if wrapped.wrap != KEY_WRAP_ALGORITHM or wrapped.key_id != self.key_id:
+            version = f" version {wrapped.key_version}" if wrapped.key_version else ""
+            raise KeyUnavailable(
+                f"recovery point {point} was wrapped with key {wrapped.key_id}{version} "
+                f"({wrapped.wrap}), which the vault does not list",
+                code=ErrorCode.KEY_NOT_LISTED,
+            )
+        return self.unwrap(
+            wrapped.wrapped_bytes,
+            recovery_point_id=manifest.identity.recovery_point_id,
+            expected_key_id=wrapped.key_id,
+        )
 
 
 def new_data_key() -> bytes:

@@ -153,11 +153,14 @@ class DataLayout(Section):
 
 
 class DataKey(Section):
-    wrap: Literal["AES-256-KW"]
-    #: the key-encryption key's id (a fingerprint for local keys, the key name in Key Vault)
-    key_id: str = Field(min_length=1)
-    #: the Key Vault key version ("" for local keys)
-    key_version: str
+    #: RSA-OAEP-256 with the vault's public key (version 2), or AES-256-KW with a
+    #: symmetric key-encryption key (version 1, and version-2 points written before keys
+    #: left the VMs)
+    wrap: Literal["RSA-OAEP-256", "AES-256-KW"]
+    #: the wrapping key's id (a fingerprint for a Secret's key, the key URL in Key Vault)
+    key_id: str = Field(min_length=1, max_length=512)
+    #: the key's version (Key Vault's version, a Secret key's fingerprint; "" for AES-256-KW)
+    key_version: str = Field(max_length=128)
     wrapped: Base64
 
     @property

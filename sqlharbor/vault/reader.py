@@ -26,7 +26,7 @@ from types import TracebackType
 
 from sqlharbor.errors import IntegrityError, PermanentError, TemporaryError
 from sqlharbor.vault.codec import ChunkCodec
-from sqlharbor.vault.keys import KeyEncryptionKey
+from sqlharbor.vault.keyring import VaultKeys
 from sqlharbor.vault.layout import Layout
 from sqlharbor.vault.manifest import Manifest, Stripe, digest_of_digests
 from sqlharbor.vault.manifest_auth import verify
@@ -92,7 +92,7 @@ class RecoveryPointReader:
         self,
         store: BlobStore,
         layout: Layout,
-        kek: KeyEncryptionKey,
+        keys: VaultKeys,
         manifest: Manifest,
         settings: ReaderSettings = DEFAULT_READER_SETTINGS,
         *,
@@ -117,10 +117,7 @@ class RecoveryPointReader:
                 f"recovery point {self.point}: the manifest names itself "
                 f"{ident.manifest_path} but describes the point at {where.manifest_path}"
             )
-        key = manifest.encryption.data_key
-        data_key = kek.unwrap(
-            key.wrapped_bytes, recovery_point_id=self.point, expected_key_id=key.key_id
-        )
+        data_key = keys.data_key(manifest)
         verify(manifest, data_key)  # before any data moves
         self._codec = ChunkCodec(
             recovery_point_id=self.point,

@@ -1,10 +1,11 @@
 """``Vault``: the one object the agent, the operator and the CLI hold to use a vault.
 
-It ties a ``BlobStore``, a ``Layout`` and the key-encryption key together: it opens
+It ties a ``BlobStore``, a ``Layout`` and the vault's keys (``keyring.VaultKeys``: the
+half of them this holder may have) together: it opens
 writers (backups) and readers (restores), loads manifests, exposes the ``Catalog``
 and deletes recovery points for retention.  ``Vault.from_settings`` builds one from
 plain settings (connection string or account URL + credential, container, prefix,
-KEK), which is what the agent and the CLI read from a BackupVault and its Secrets.
+keys), which is what the operator and the CLI read from a BackupVault and its Secrets.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlharbor.errors import (
     RecoveryPointNotFound,
 )
 from sqlharbor.vault.catalog import Catalog
-from sqlharbor.vault.keys import KeyEncryptionKey
+from sqlharbor.vault.keyring import VaultKeys
 from sqlharbor.vault.layout import Layout, RecoveryPointId, new_recovery_point_id
 from sqlharbor.vault.manifest import Manifest
 from sqlharbor.vault.manifest_auth import verify
@@ -49,7 +50,7 @@ class VaultSettings:
     """Plain settings for ``Vault.from_settings``; secrets are kept out of ``repr``."""
 
     container: str
-    kek: KeyEncryptionKey
+    keys: VaultKeys = field(repr=False)
     prefix: str = ""
     connection_string: str | None = field(default=None, repr=False)
     account_url: str | None = None
@@ -72,14 +73,18 @@ class Vault:
         self,
         store: BlobStore,
         layout: Layout,
-        kek: KeyEncryptionKey,
+        keys: VaultKeys,
         *,
         writer_settings: WriterSettings = DEFAULT_WRITER_SETTINGS,
         reader_settings: ReaderSettings = DEFAULT_READER_SETTINGS,
+        indexes: bool = True,
     ):
+        """``indexes``: whether a committed point is added to the catalog here (False for
+        an agent: it has no rights to the catalog; the operator indexes what it reports)."""
+        self.indexes = indexes
         self.store = store
         self.layout = layout
-        self.kek = kek
+        self.keys = keys
         self.writer_settings = writer_settings
         self.reader_settings = reader_settings
         self.catalog = Catalog(store, layout)
@@ -98,7 +103,7 @@ class Vault:
         return cls(
             store,
             Layout(settings.prefix),
-            settings.kek,
+            settings.keys,
             writer_settings=settings.writer,
             reader_settings=settings.reader,
         )
@@ -133,11 +138,11 @@ class Vault:
         return RecoveryPointWriter(
             self.store,
             self.layout,
-            self.kek,
+            self.keys,
             target,
             settings or self.writer_settings,
             progress=progress,
-            on_commit=self.catalog.add,
+            on_commit=self.catalog.add if self.indexes else None,
         )
 
     def open_reader(
@@ -152,7 +157,7 @@ class Vault:
         return RecoveryPointReader(
             self.store,
             self.layout,
-            self.kek,
+            self.keys,
             manifest,
             settings or self.reader_settings,
             stripe=stripe,
@@ -163,13 +168,7 @@ class Vault:
         """Unwrap the point's data key and check its manifest's tag (``manifest_auth``):
         no data is read.  A restore checks every step this way before it starts, so a
         tampered later step cannot be found after earlier steps changed the target."""
-        key = manifest.encryption.data_key
-        data_key = self.kek.unwrap(
-            key.wrapped_bytes,
-            recovery_point_id=manifest.identity.recovery_point_id,
-            expected_key_id=key.key_id,
-        )
-        verify(manifest, data_key)
+        verify(manifest, self.keys.data_key(manifest))
 
     def manifest(self, instance: str, database_guid: str, recovery_point_id: str) -> Manifest:
         """The point's manifest (either format version), checked against where it was read."""

@@ -19,11 +19,9 @@ status).  Needs root (chroot, mounts): skipped otherwise, an error in CI
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
-import secrets
 import shutil
 import time
 import urllib.error
@@ -40,6 +38,8 @@ from sqlharbor_devtools.devenv import ControlPlane, KubectlRunner
 from sqlharbor_devtools.devenv.ports import free_ports
 from sqlharbor_devtools.image import ENTRYPOINT, BuildOptions, BuiltImage, build_image, oci
 from sqlharbor_devtools.image.host import ensure_tools
+
+from tests.builders.keys import rsa_key
 
 from . import sandbox
 
@@ -167,7 +167,7 @@ def _vault(namespace: str, connection_string: str) -> list[dict[str, Any]]:
         meta = {"name": name, "namespace": namespace}
         return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "stringData": {key: value}}
 
-    kek = base64.b64encode(secrets.token_bytes(32)).decode()
+    kek = rsa_key().private_pem().decode("ascii")
     vault = {
         "apiVersion": "sqlharbor.io/v1alpha1",
         "kind": "BackupVault",

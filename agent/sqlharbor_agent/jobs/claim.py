@@ -27,7 +27,7 @@ def try_claim(
     client: KubeClient, kind: str, obj: dict[str, Any], session: Session
 ) -> dict[str, Any] | None:
     """Claim a job; the updated object, or None when someone else got it first."""
-    body = contract.claim(kind, session.identity, datetime.now(UTC))
+    body = contract.claim(kind, session.identity, session.key.public_text, datetime.now(UTC))
     return _write_read_version(client, kind, obj, body)
 
 

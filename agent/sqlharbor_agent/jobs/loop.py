@@ -1,5 +1,6 @@
-"""The per-instance job loop: list and watch the instance's BackupJobs, fail what an earlier
-session of this agent left Running, claim Pending jobs and run them on worker threads.
+"""The per-instance job loop: list and watch the instance's jobs, fail what an earlier
+session of this agent left Running, claim claimable jobs, await each one's grant from the
+operator (``sqlharbor_agent.grants``) and run it on a worker thread.
 
 Owned by ``sqlharbor_agent.worker.InstanceWorker``.  API server or network trouble never
 ends the loop: it backs off (at least the Retry-After a throttling server asked for) and
@@ -18,12 +19,14 @@ from typing import Any
 from sqlharbor.api import ErrorInfo, JobPhase, contract
 from sqlharbor.errors import Conflict, ErrorCode, SqlHarborError, TemporaryError
 from sqlharbor.kube import KubeClient
+from sqlharbor_agent.grants import Grant, await_grant
 from sqlharbor_agent.jobs.claim import fail_orphan, try_claim
 from sqlharbor_agent.session import Session
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[dict[str, Any]], None]
+#: runs one claimed job with its opened grant
+Runner = Callable[[dict[str, Any], Grant], None]
 
 
 #: the longest Retry-After the loop honours (a longer one waits this long)
@@ -51,6 +54,7 @@ class JobLoop:
         workers: int,
         stop: threading.Event,
         watch_timeout: int,
+        grant_wait: float,
         select: Callable[[dict[str, Any]], bool] | None = None,
         label_selector: str | None = None,
     ) -> None:
@@ -64,6 +68,7 @@ class JobLoop:
         self._runner = runner
         self._stop = stop
         self._watch_timeout = watch_timeout
+        self._grant_wait = grant_wait
         self._select = select or (lambda obj: True)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=kind.lower())
         self._started: set[str] = set()
@@ -131,7 +136,19 @@ class JobLoop:
 
     def _run_guarded(self, obj: dict[str, Any]) -> None:
         try:
-            self._runner(obj)
+            granted = await_grant(
+                self._client,
+                self._kind,
+                obj,
+                self._session,
+                timeout=self._grant_wait,
+                stop=self._stop,
+            )
+            if granted is None:
+                log.info("%s %s ended before it was granted", self._kind, obj["metadata"]["name"])
+                return
+            obj, grant = granted
+            self._runner(obj, grant)
         except Exception as exc:  # the job must still reach a terminal phase
             log.exception("%s %s crashed", self._kind, obj["metadata"]["name"])
             code = ErrorCode.AGENT_INTERNAL_ERROR

@@ -109,14 +109,14 @@ class RestoreReporter:
 @dataclass(frozen=True)
 class RestoreContext:
     engine: Engine
-    open_vault: Callable[[str], Vault]
     slots: threading.Semaphore
     write_status: Callable[[str, str, dict[str, Any]], None]  # namespace, name, status
     progress_seconds: float
 
 
-def run_restore_job(ctx: RestoreContext, obj: dict[str, Any]) -> bool:
-    """Execute a claimed RestoreJob; True when it succeeded.  Always ends the job."""
+def run_restore_job(ctx: RestoreContext, obj: dict[str, Any], vault: Vault) -> bool:
+    """Execute a claimed RestoreJob with the ``vault`` its grant gives; True when it
+    succeeded.  Always ends the job."""
     job = RestoreJob.model_validate(obj)
     ns, name = job.metadata.namespace or "", job.metadata.name
 
@@ -130,17 +130,8 @@ def run_restore_job(ctx: RestoreContext, obj: dict[str, Any]) -> bool:
     try:
         if plan is None or not plan.steps:
             raise PermanentError("the RestoreJob has no plan", code=ErrorCode.RESTORE_PLAN_MISSING)
-        vault_name = job.metadata.annotations.get(contract.ANNOTATION_VAULT) or (
-            job.spec.source.vault.vault_ref.name if job.spec.source.vault else None
-        )
-        if not vault_name:
-            raise PermanentError(
-                f"RestoreJob {name} does not name its vault "
-                f"(annotation {contract.ANNOTATION_VAULT})",
-                code=ErrorCode.RESTORE_PLAN_MISSING,
-            )
         with ctx.slots:
-            message = _execute(ctx, job, plan, ctx.open_vault(vault_name), reporter)
+            message = _execute(ctx, job, plan, vault, reporter)
     except SqlHarborError as exc:
         _end(reporter, exc.message, exc)
         return False

@@ -15,9 +15,7 @@ are read from the sqlharbor checkout (``checkout``:
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -31,6 +29,7 @@ import yaml
 
 from sqlharbor.errors import NotFound, PermanentError, TemporaryError
 from sqlharbor.kube import KubeClient
+from sqlharbor.vault.wrapping import SecretRsaKey
 from sqlharbor_devtools.devenv.checkout import require_repo_root
 from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
@@ -110,7 +109,7 @@ class Stack:
     def install_vault_secrets(
         self, *, storage_secret: str = "vault-storage", kek_secret: str = "vault-kek"
     ) -> None:
-        """The storage Secret, and a fresh key-encryption key unless the namespace already
+        """The storage Secret, and a fresh RSA wrapping key unless the namespace already
         has one: replacing it would make every earlier recovery point unreadable (a demo
         restarted on its old state keeps its key)."""
         documents = [
@@ -119,8 +118,8 @@ class Stack:
         try:
             self.client.secret_value(self.namespace, kek_secret, "kek")
         except NotFound:
-            kek = base64.b64encode(secrets.token_bytes(32)).decode()
-            documents.append(_secret(kek_secret, {"kek": kek}))
+            key = SecretRsaKey.generate()  # what `kubectl sqlharbor vault keygen` makes
+            documents.append(_secret(kek_secret, {"kek": key.private_pem().decode("ascii")}))
         self.apply(documents)
 
     def enroll_agent(self, agent_id: str, instances: Sequence[str]) -> Path:

@@ -24,13 +24,15 @@ def patch(status: StatusModel) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True)
 
 
-def claim(kind: str, session: AgentSession, now: dt.datetime) -> dict[str, Any]:
-    """The agent's claim (sent with the resourceVersion it read)."""
+def claim(kind: str, session: AgentSession, agent_key: str, now: dt.datetime) -> dict[str, Any]:
+    """The agent's claim (sent with the resourceVersion it read), with the session's public
+    key the operator seals the job's grant to."""
     model = BackupJobStatus if kind == "BackupJob" else RestoreJobStatus
     return patch(
         model(
             phase=JobPhase.RUNNING.value,
             agent_session=session.token,
+            agent_key=agent_key,
             start_time=now,
             message=f"claimed by agent {session.agent_id}",
         )

@@ -24,6 +24,7 @@ from sqlharbor_devtools.devenv import ControlPlane, KubectlRunner
 
 from sqlharbor.api import API_VERSION, contract
 from sqlharbor.api.contract import AgentSession, lease_object
+from sqlharbor.api.contract.sealing import SessionKey
 from sqlharbor.cli.main import _register, cli
 from sqlharbor.errors import AccessDenied, Conflict
 from sqlharbor.kube import KubeClient
@@ -150,7 +151,9 @@ def _status(client: KubeClient, ns: str, kind: str, name: str, body: dict[str, A
 
 def _claim(session: str, kind: str = "BackupJob") -> dict[str, Any]:
     agent_id, _, sid = session.partition("/")
-    return contract.claim(kind, AgentSession(agent_id, sid), datetime.now(UTC))
+    return contract.claim(
+        kind, AgentSession(agent_id, sid), SessionKey().public_text, datetime.now(UTC)
+    )
 
 
 def _await_fence(agents: Agents) -> None:
@@ -310,11 +313,20 @@ def test_an_agent_does_its_own_work(agents: Agents) -> None:
     job = _job_of(agents, "ib", "vmb")
     b.patch_status("BackupJob", ns, job, _claim("vmb/s1"))
     b.patch_status("BackupJob", ns, job, {"message": "50%"})
-    # its own token, and the Secrets its vaults name
+    # its own token; but no vault Secret, not even of the vault its jobs use (each job
+    # brings its grant), and no write of a job's grant, which is the operator's
     issued = request_token(b, ns, "sqlharbor-agent-vmb", 600)
     assert issued.token
     assert issued.expires > datetime.now(UTC)
-    assert b.secret_value(ns, "vault-kek", "key") == b"x"
+    _refused(lambda: b.secret_value(ns, "vault-kek", "key"), 'cannot get resource "secrets"')
+    _refused(lambda: b.get_raw("BackupVault", ns, "primary"), 'cannot get resource "backupvaults"')
+    grant = {"sealedTo": "x", "suite": "x", "expires": "2026-12-03T00:00:00Z", "payload": "eA=="}
+    _refused(
+        _status(b, ns, "BackupJob", job, {"grant": grant}),
+        FENCE,
+        f"agent vmb may not write status.grant of BackupJob {job}",
+        "written by the operator only",
+    )
 
 
 def _job_of(agents: Agents, instance: str, agent: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from sqlharbor.api import API_VERSION, ErrorInfo, JobPhase, RestorePhase, contract
+from sqlharbor.api.contract.sealing import SessionKey
 from sqlharbor.errors import Conflict, ErrorCode, TransitionRefused
 from sqlharbor.kube import KubeClient
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 ME = contract.AgentSession("vm1", "s1")
+KEY = SessionKey().public_text
 OTHER = contract.AgentSession("vm2", "s9")
 _names = itertools.count()
 
@@ -71,7 +73,7 @@ def _error(code: ErrorCode) -> ErrorInfo:
 
 def _claimed(client: KubeClient, namespace: str) -> dict[str, Any]:
     job = _backup_job(client, namespace)
-    return _write(client, job, contract.claim("BackupJob", ME, NOW))
+    return _write(client, job, contract.claim("BackupJob", ME, KEY, NOW))
 
 
 def _succeeded(client: KubeClient, namespace: str) -> dict[str, Any]:
@@ -91,7 +93,7 @@ def test_the_agent_path_and_the_operator_path_are_accepted(
     for body in (
         contract.restore_waiting("waiting for the vault"),
         {"phase": RestorePhase.PLANNED, "message": "planned"},
-        contract.claim("RestoreJob", ME, NOW),
+        contract.claim("RestoreJob", ME, KEY, NOW),
         {"progress": {"bytesDone": 10}},
         contract.restore_finished("restored", None, NOW),
     ):
@@ -163,7 +165,7 @@ def test_phases_only_move_forward(
 ) -> None:
     job = _backup_job(client, namespace) if kind == "BackupJob" else _restore_job(client, namespace)
     for step in steps:
-        job = _write(client, job, contract.claim(kind, ME, NOW) if step == "claim" else step)
+        job = _write(client, job, contract.claim(kind, ME, KEY, NOW) if step == "claim" else step)
     with pytest.raises(TransitionRefused, match="only moves forward"):
         _write(client, job, illegal)
     assert client.get_raw(kind, namespace, job["metadata"]["name"])["status"] == job["status"]
@@ -209,7 +211,7 @@ def test_a_write_against_a_stale_version_is_a_conflict(client: KubeClient, names
         "BackupJob",
         namespace,
         meta["name"],
-        contract.claim("BackupJob", ME, NOW),
+        contract.claim("BackupJob", ME, KEY, NOW),
         resource_version=meta["resourceVersion"],
     )
     with pytest.raises(Conflict) as refused:

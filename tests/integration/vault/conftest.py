@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from sqlharbor.vault import AzureBlobStore, KeyEncryptionKey, Layout, Vault, WriterSettings
+from sqlharbor.vault import AzureBlobStore, Layout, Vault, WriterSettings
 from tests.builders import azurite
+from tests.builders.keys import keyring
 
 
 @pytest.fixture(scope="session")
@@ -37,11 +38,6 @@ def azure_store(vault_azurite: str) -> AzureBlobStore:
 
 
 @pytest.fixture
-def kek() -> KeyEncryptionKey:
-    return KeyEncryptionKey.generate()
-
-
-@pytest.fixture
-def azure_vault(azure_store: AzureBlobStore, kek: KeyEncryptionKey) -> Vault:
+def azure_vault(azure_store: AzureBlobStore) -> Vault:
     settings = WriterSettings(chunk_size=256 * 1024, max_in_flight=6, parallelism=4)
-    return Vault(azure_store, Layout("it/prod"), kek, writer_settings=settings)
+    return Vault(azure_store, Layout("it/prod"), keyring(), writer_settings=settings)

@@ -21,7 +21,6 @@ from sqlharbor.errors import (
 )
 from sqlharbor.vault import (
     AzureBlobStore,
-    KeyEncryptionKey,
     Layout,
     Manifest,
     RetryPolicy,
@@ -30,6 +29,7 @@ from sqlharbor.vault import (
 )
 from sqlharbor.vault.codec import AssociatedData
 from tests.builders.golden import load_into
+from tests.builders.keys import keyring
 from tests.builders.records import backup_record
 
 pytestmark = pytest.mark.integration
@@ -159,7 +159,7 @@ def test_catalog_append_list_and_rebuild_agree(azure_vault: Vault) -> None:
     assert catalog.list_points(INSTANCE, GUID) == expected
 
     # A new cluster (a fresh Vault over the same container) finds the database.
-    fresh = Vault(store, azure_vault.layout, azure_vault.kek)
+    fresh = Vault(store, azure_vault.layout, azure_vault.keys)
     assert [e.database_guid for e in fresh.catalog.databases()] == [GUID]
 
     azure_vault.delete_recovery_point(INSTANCE, GUID, logs[0].identity.recovery_point_id)
@@ -167,9 +167,8 @@ def test_catalog_append_list_and_rebuild_agree(azure_vault: Vault) -> None:
 
 
 def test_from_settings_and_wrong_credentials(vault_azurite: str) -> None:
-    kek = KeyEncryptionKey.generate()
     container = f"v-{uuid.uuid4().hex[:12]}"
-    settings = VaultSettings(container=container, kek=kek, connection_string=vault_azurite)
+    settings = VaultSettings(container=container, keys=keyring(), connection_string=vault_azurite)
     assert "AccountKey" not in repr(settings)
     vault = Vault.from_settings(settings)
     manifest = backup(vault, b"via settings")

@@ -11,8 +11,9 @@ from sqlharbor_agent.jobs import restore
 
 from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import ErrorCode, IntegrityError, PermanentError
-from sqlharbor.vault import KeyEncryptionKey, Layout, Manifest, Vault
+from sqlharbor.vault import Layout, Manifest, Vault
 from sqlharbor.vault.manifest_auth import seal
+from tests.builders.keys import keyring
 from tests.builders.records import GUID, backup_record
 from tests.builders.stores import MemoryBlobStore
 
@@ -20,19 +21,14 @@ INSTANCE = "HOST\\SQL01"
 
 
 def _vault_with_a_point() -> tuple[Vault, Manifest]:
-    vault = Vault(MemoryBlobStore(), Layout(), KeyEncryptionKey.generate())
+    vault = Vault(MemoryBlobStore(), Layout(), keyring())
     writer = vault.open_writer(INSTANCE, "Sales", GUID, BackupType.FULL)
     writer.write(b"pages")
     return vault, writer.commit(backup_record(guid=GUID))
 
 
 def _data_key(vault: Vault, manifest: Manifest) -> bytes:
-    key = manifest.encryption.data_key
-    return vault.kek.unwrap(
-        key.wrapped_bytes,
-        recovery_point_id=manifest.identity.recovery_point_id,
-        expected_key_id=key.key_id,
-    )
+    return vault.keys.data_key(manifest)
 
 
 def _plan(manifest: Manifest) -> SimpleNamespace:

@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from sqlharbor.vault import KeyEncryptionKey, Layout, Vault, WriterSettings
+from sqlharbor.vault import Layout, Vault, WriterSettings
+from sqlharbor.vault.keyring import VaultKeys
+from tests.builders.keys import keyring
 from tests.builders.stores import MemoryBlobStore
 
 
@@ -16,8 +18,9 @@ def store() -> MemoryBlobStore:
 
 
 @pytest.fixture
-def kek() -> KeyEncryptionKey:
-    return KeyEncryptionKey.generate()
+def keys() -> VaultKeys:
+    """The operator's side: an RSA keyring (wraps with the public half, unwraps)."""
+    return keyring()
 
 
 @pytest.fixture
@@ -27,11 +30,11 @@ def small_settings() -> WriterSettings:
 
 @pytest.fixture
 def make_vault(
-    store: MemoryBlobStore, kek: KeyEncryptionKey, small_settings: WriterSettings
+    store: MemoryBlobStore, keys: VaultKeys, small_settings: WriterSettings
 ) -> Callable[..., Vault]:
-    def make(key: KeyEncryptionKey | None = None, settings: WriterSettings | None = None) -> Vault:
+    def make(key: VaultKeys | None = None, settings: WriterSettings | None = None) -> Vault:
         return Vault(
-            store, Layout("prod/vault"), key or kek, writer_settings=settings or small_settings
+            store, Layout("prod/vault"), key or keys, writer_settings=settings or small_settings
         )
 
     return make

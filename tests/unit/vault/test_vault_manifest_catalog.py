@@ -14,6 +14,7 @@ from sqlharbor.errors import IntegrityError
 from sqlharbor.vault import Catalog, Layout, Manifest, Vault
 from sqlharbor.vault.catalog import entry_line, parse_segment, tombstone_line
 from sqlharbor.vault.manifest_read import read_manifest
+from tests.builders.keys import rsa_key
 from tests.builders.records import T0, backup_record
 from tests.builders.stores import MemoryBlobStore
 
@@ -44,10 +45,11 @@ def test_manifest_round_trips_records_and_keeps_big_lsns_exact(
     doc = json.loads(manifest.to_json())
     assert doc["backup"]["first_lsn"] == str(BIG_LSN)  # a string: exact in any JSON reader
     assert doc["format_version"] == 2
-    assert doc["encryption"]["data_key"]["key_id"] == vault.kek.key_id
+    assert doc["encryption"]["data_key"]["key_id"] == rsa_key().key_id
+    assert doc["encryption"]["data_key"]["wrap"] == "RSA-OAEP-256"
     assert doc["authentication"]["algorithm"] == "HMAC-SHA256"
     assert doc["authentication"]["key_id"] == doc["encryption"]["data_key"]["key_id"]
-    assert vault.kek.to_base64() not in manifest.to_json().decode()
+    assert rsa_key().private_pem().decode().splitlines()[1] not in manifest.to_json().decode()
     again = _read(vault, manifest)
     assert again == manifest
     assert again.to_record() == backup_record(guid=GUID, first_lsn=BIG_LSN, last_lsn=BIG_LSN + 99)

@@ -398,11 +398,7 @@ def test_stripes_need_their_own_nonces_and_no_whole_stream_digest() -> None:
 def _add_stripe(vault: Vault, store: MemoryBlobStore, manifest: Manifest, data: bytes) -> Manifest:
     """Give a committed point a genuine second stripe (what a striped backup will write)."""
     ident = manifest.identity
-    key = vault.kek.unwrap(
-        manifest.encryption.data_key.wrapped_bytes,
-        recovery_point_id=ident.recovery_point_id,
-        expected_key_id=vault.kek.key_id,
-    )
+    key = vault.keys.data_key(manifest)
     codec = ChunkCodec(
         recovery_point_id=ident.recovery_point_id,
         data_key=key,

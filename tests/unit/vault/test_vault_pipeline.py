@@ -16,11 +16,14 @@ from sqlharbor.errors import (
     AlreadyExists,
     ErrorCode,
     IntegrityError,
+    KeyUnavailable,
     PermanentError,
     RecoveryPointNotFound,
 )
 from sqlharbor.vault import Compression, KeyEncryptionKey, Layout, Manifest, Vault, WriterSettings
+from sqlharbor.vault.keyring import Keyring, VaultKeys
 from sqlharbor.vault.manifest_auth import seal
+from tests.builders.keys import keyring, rsa_key
 from tests.builders.records import backup_record
 from tests.builders.stores import MemoryBlobStore
 
@@ -125,10 +128,10 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_memory_is_bounded_by_chunks_in_flight(kek: KeyEncryptionKey) -> None:
+def test_memory_is_bounded_by_chunks_in_flight(keys: VaultKeys) -> None:
     store = BlockingStore()
     settings = WriterSettings(chunk_size=CHUNK, max_in_flight=3, parallelism=2)
-    vault = Vault(store, Layout(), kek, writer_settings=settings)
+    vault = Vault(store, Layout(), keys, writer_settings=settings)
     writer = vault.open_writer(INSTANCE, "Sales", GUID, BackupType.FULL)
     accepted = 0
     data = _payload(20 * CHUNK)
@@ -250,12 +253,7 @@ def test_reader_detects_truncation(make_vault: MakeVault, store: MemoryBlobStore
     with pytest.raises(IntegrityError, match="its manifest failed authentication"):
         _restore(vault, forged)
     # even re-sealed by someone holding the data key, the last-chunk flag refuses it
-    key = manifest.encryption.data_key
-    data_key = vault.kek.unwrap(
-        key.wrapped_bytes,
-        recovery_point_id=manifest.identity.recovery_point_id,
-        expected_key_id=key.key_id,
-    )
+    data_key = vault.keys.data_key(manifest)
     doc["authentication"] = None
     with pytest.raises(IntegrityError, match="last chunk 1 failed"):
         _restore(vault, seal(Manifest.model_validate(doc), data_key))
@@ -272,11 +270,25 @@ def test_reader_detects_a_chunk_spliced_from_another_point(
         _restore(vault, one)
 
 
-def test_reader_with_the_wrong_kek(make_vault: MakeVault) -> None:
+def test_reader_with_a_vault_that_does_not_list_the_key(make_vault: MakeVault) -> None:
     manifest = _backup(make_vault(), b"secret rows")
-    other = make_vault(key=KeyEncryptionKey.generate())
-    with pytest.raises(IntegrityError, match="written with key-encryption key"):
+    other = make_vault(key=keyring(1))
+    with pytest.raises(KeyUnavailable, match=f"wrapped with key {rsa_key().key_id} version"):
         other.open_reader(manifest)
+    legacy = make_vault(key=KeyEncryptionKey.generate())  # a version-1 KEK cannot open it
+    with pytest.raises(KeyUnavailable, match=r"\(RSA-OAEP-256\), which the vault does not list"):
+        legacy.open_reader(manifest)
+
+
+def test_a_point_wrapped_with_a_legacy_kek_opens_with_it_listed_as_a_previous_key(
+    make_vault: MakeVault,
+) -> None:
+    kek = KeyEncryptionKey.generate()
+    manifest = _backup(make_vault(key=kek), b"legacy rows")
+    assert manifest.encryption.data_key.wrap == "AES-256-KW"
+    rotated = make_vault(key=Keyring([rsa_key(), kek]))
+    assert _restore(rotated, manifest) == b"legacy rows"
+    assert _backup(rotated, b"new").encryption.data_key.wrap == "RSA-OAEP-256"
 
 
 def test_delete_removes_manifest_data_and_index(

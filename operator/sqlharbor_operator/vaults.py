@@ -1,0 +1,65 @@
+"""The operator's access to its vaults: the whole ``Vault`` (storage with the account key,
+the keyring) and SAS issuing, opened from a BackupVault and its Secrets
+(``sqlharbor.vault_access``) and cached for a minute per vault generation, so a replaced
+Secret (a rotated account key, a new wrapping key) is picked up without a restart.
+
+Called on worker threads (the Azure SDK and Secret reads are blocking) by restore
+planning, grants, indexing and retention.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlharbor.api import BackupVault
+from sqlharbor.vault import Catalog, Layout, Vault
+from sqlharbor.vault.keyring import Keyring
+from sqlharbor.vault.sas import SasIssuer
+from sqlharbor.vault_access import SecretReader, load_keyring, open_store, sas_issuer
+
+#: how long an opened vault is reused before its Secrets are read again
+REOPEN_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class VaultAccess:
+    vault: Vault
+    keyring: Keyring
+    issuer: SasIssuer
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.vault.catalog
+
+
+class VaultOpener:
+    """``opener(vault)``: the operator's ``VaultAccess`` to a BackupVault."""
+
+    def __init__(self, read_secret: SecretReader, *, reopen_seconds: float = REOPEN_SECONDS):
+        self._read = read_secret
+        self._reopen = reopen_seconds
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str, int | None], tuple[float, VaultAccess]] = {}
+
+    def __call__(self, vault: BackupVault) -> VaultAccess:
+        key = (vault.metadata.namespace or "", vault.metadata.name, vault.metadata.generation)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and now - cached[0] < self._reopen:
+                return cached[1]
+        keyring = load_keyring(vault, self._read)
+        store = open_store(vault, self._read, create=True)  # agents cannot create it
+        access = VaultAccess(
+            Vault(store, Layout(vault.spec.azure_blob.prefix), keyring),
+            keyring,
+            sas_issuer(vault, self._read),
+        )
+        with self._lock:
+            self._cache[key] = (now, access)
+        return access
+
+    def catalog(self, vault: BackupVault) -> Catalog:
+        return self(vault).catalog

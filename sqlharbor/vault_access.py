@@ -1,0 +1,85 @@
+"""Open a ``BackupVault`` resource with the rights that its Secrets give: its keyring (the
+private wrapping key and any legacy key), its storage (account key), and SAS issuing.
+
+Only the operator and the CLI (run by an admin) call this: they hold the vault's
+management credential and the unwrap side of its keys.  Agents never do: they get a
+job's grant (``contract.grants``).  The caller supplies how Secrets are read.  No key
+material or connection string reaches a message, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlharbor.api import BackupVault
+from sqlharbor.errors import ErrorCode, InvalidInput
+from sqlharbor.vault import AzureBlobStore, KeyEncryptionKey, Layout, Vault
+from sqlharbor.vault.keyring import Keyring, Listed
+from sqlharbor.vault.sas import SasIssuer
+from sqlharbor.vault.wrapping import SecretRsaKey
+
+#: (namespace, secret name, key) -> value
+SecretReader = Callable[[str, str, str], bytes]
+
+_PEM = b"-----BEGIN"
+
+
+def parse_key(value: bytes, *, source: str) -> Listed:
+    """A key Secret's value: a PEM RSA private key (sqlharbor 0.9 and later: agents wrap
+    with its public half), or a base64 256-bit key (a legacy symmetric KEK: it still
+    opens the points it wrapped, but cannot be a vault's current key)."""
+    if value.lstrip().startswith(_PEM):
+        return SecretRsaKey.from_pem(value, source=source)
+    return KeyEncryptionKey.from_base64(value, source=source)
+
+
+def load_keyring(vault: BackupVault, read_secret: SecretReader) -> Keyring:
+    """The vault's keys, current first (``spec.encryption``)."""
+    spec = vault.spec.encryption
+    ref = spec.key_secret_ref
+    if ref is None:
+        raise InvalidInput(
+            f"BackupVault {vault.metadata.name}: encryption.keyVaultKeyId is not supported "
+            "yet; use encryption.keySecretRef",
+            code=ErrorCode.UNSUPPORTED_KEY_SOURCE,
+        )
+    ns = vault.metadata.namespace or ""
+    value = read_secret(ns, ref.name, ref.key)
+    return Keyring([parse_key(value, source=f"Secret {ref.name} key {ref.key}")])
+
+
+def storage_connection(vault: BackupVault, read_secret: SecretReader) -> str:
+    """The vault's storage connection string (its management credential)."""
+    ref = vault.spec.azure_blob.credentials.secret_ref
+    if ref is None:
+        raise InvalidInput(
+            f"BackupVault {vault.metadata.name}: a managed identity for the vault's storage "
+            "is not supported yet",
+            code=ErrorCode.UNSUPPORTED_CREDENTIALS,
+            remediation="Use credentials.secretRef with a connection string.",
+        )
+    return read_secret(vault.metadata.namespace or "", ref.name, ref.key).decode()
+
+
+def open_store(
+    vault: BackupVault, read_secret: SecretReader, *, create: bool = False
+) -> AzureBlobStore:
+    blob = vault.spec.azure_blob
+    return AzureBlobStore.from_connection_string(
+        storage_connection(vault, read_secret), blob.container, create=create
+    )
+
+
+def open_vault(vault: BackupVault, read_secret: SecretReader, *, create: bool = False) -> Vault:
+    """The whole vault: storage with the account key, and the keyring."""
+    return Vault(
+        open_store(vault, read_secret, create=create),
+        Layout(vault.spec.azure_blob.prefix),
+        load_keyring(vault, read_secret),
+    )
+
+
+def sas_issuer(vault: BackupVault, read_secret: SecretReader) -> SasIssuer:
+    return SasIssuer.from_connection_string(
+        storage_connection(vault, read_secret), vault.spec.azure_blob.container
+    )

@@ -1,0 +1,260 @@
+"""Storage rights and keys per job, end to end: the real operator grants each claimed job
+exactly what it needs, sealed to the claiming session, and Azurite enforces the SAS.
+
+One stack per module: agent ``gvm`` (a real process) backs up ``sales`` on ``sim-a``;
+agent ``thief`` is enrolled for ``sim-t`` but played by the test, which claims thief's jobs
+with its own session key, opens the operator's grants and tries, with exactly those rights,
+everything an attacker on thief's VM would: read, list and delete ``sales``' points, read
+its own new point back, read blobs outside a restore's plan.  The last test tampers with
+``sales``' manifests in the vault and shows the restore fails before any data moves.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from azure.core.exceptions import HttpResponseError
+from azure.storage.blob import BlobClient
+from sqlharbor_agent.engines.simulated import open_simulated_engine
+from sqlharbor_agent.grants import vault_of
+from sqlharbor_devtools.demo.stack import Stack
+from sqlharbor_devtools.devenv.controlplane import ControlPlane
+
+from sqlharbor.api import API_VERSION, ErrorInfo, JobPhase, RestorePhase, contract
+from sqlharbor.api.contract.grants import BackupGrant, RestoreGrant, open_grant
+from sqlharbor.api.contract.sealing import SessionKey
+from sqlharbor.domain.backupset import BackupType
+from sqlharbor.errors import ErrorCode, IntegrityError, KeyUnavailable, VaultAccessDenied
+from sqlharbor.kube import KubeClient
+from sqlharbor.vault import AzureBlobStore, Layout, WriterSettings
+from sqlharbor.vault.store_sas import BlobSasStore, ContainerSasStore
+from tests.builders.records import backup_record
+
+from .harness import E2E, assert_no_forbidden
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+SOURCE_ID = "gvm1"
+THIEF_ID = "tvm1"
+LOOT_GUID = "5e5e5e5e-0000-4000-8000-000000000001"
+
+
+@dataclass(frozen=True)
+class Env:
+    e2e: E2E
+    thief: KubeClient
+    admin_store: AzureBlobStore  # the vault container with the account key (the admin's)
+
+    @property
+    def stack(self) -> Stack:
+        return self.e2e.stack
+
+    @property
+    def ns(self) -> str:
+        return self.e2e.namespace
+
+
+@pytest.fixture(scope="module")
+def env(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    tmp = tmp_path_factory.mktemp("grants-e2e")
+    stack = Stack(control_plane, f"e2e-g-{uuid.uuid4().hex[:8]}", tmp / "stack")
+    stack.create_namespace()
+    stack.install_vault_secrets()
+    e2e = E2E(stack, tmp / "simulated")
+    try:
+        e2e.apply_vault_and_policy(full="0 1 * * 0", differential=None, log="30s")
+        e2e.instance("sim-a", SOURCE_ID, {"sales": "FULL"})
+        e2e.instance("sim-t", THIEF_ID, {"loot": "FULL"})
+        e2e.protect("sim-a", "sales")
+        stack.start_workload("w", e2e.root, SOURCE_ID, ["sales"], rate=20)
+        stack.start_operator()
+        e2e.start_agent("gvm", ["sim-a"])
+        thief = KubeClient.from_kubeconfig(str(stack.enroll_agent("thief", ["sim-t"])))
+
+        def window() -> bool:
+            return int(e2e.pd_status("sim-a-sales").get("recoveryPoints", 0)) >= 3
+
+        e2e.wait("a full and two logs of sales", window, timeout=150)
+        store = AzureBlobStore.from_connection_string(
+            stack.plane.blob_connection_string, e2e.container, create=False
+        )
+        yield Env(e2e, thief, store)
+        assert_no_forbidden(stack)
+    finally:
+        stack.stop()
+
+
+def _claim(env: Env, kind: str, name: str, key: SessionKey) -> dict[str, Any]:
+    """Claim ``name`` as agent thief (against the version read), then await the grant."""
+    obj = env.thief.get_raw(kind, env.ns, name)
+    session = contract.AgentSession("thief", uuid.uuid4().hex[:12])
+    claimed = env.thief.patch_status(
+        kind,
+        env.ns,
+        name,
+        contract.claim(kind, session, key.public_text, datetime.now(UTC)),
+        resource_version=obj["metadata"]["resourceVersion"],
+    )
+    assert claimed["status"]["agentKey"] == key.public_text
+
+    def granted() -> dict[str, Any] | None:
+        current = env.thief.get_raw(kind, env.ns, name)
+        return current if (current.get("status") or {}).get("grant") else None
+
+    result: dict[str, Any] = env.e2e.wait(f"the operator's grant of {name}", granted, 60)
+    return result
+
+
+def _end(env: Env, kind: str, name: str) -> None:
+    done = ErrorInfo(code=ErrorCode.AGENT_INTERNAL_ERROR, message="test done", remediation="-")
+    env.thief.patch_status(kind, env.ns, name, contract.failed(kind, done, datetime.now(UTC)))
+
+
+def _sales_manifests(env: Env) -> list[str]:
+    names = [b.name for b in env.admin_store.list("demo/") if b.name.endswith("manifest.json")]
+    return sorted(n for n in names if f"/{SOURCE_ID}/" in n)
+
+
+def _refused(action: Callable[[], object]) -> VaultAccessDenied:
+    with pytest.raises(VaultAccessDenied) as caught:
+        action()
+    return caught.value
+
+
+def test_a_backup_grant_creates_new_points_and_nothing_else(env: Env) -> None:
+    def pending() -> str | None:
+        for job in env.e2e.jobs():
+            labels = job["metadata"].get("labels") or {}
+            if (
+                job["spec"]["instanceRef"]["name"] == "sim-t"
+                and labels.get(contract.LABEL_AGENT) == "thief"
+                and contract.phase_of(job) in contract.CLAIMABLE["BackupJob"]
+            ):
+                return str(job["metadata"]["name"])
+        return None
+
+    env.e2e.protect("sim-t", "loot")
+    name = env.e2e.wait("a BackupJob of sim-t for agent thief", pending, 60)
+    key = SessionKey()
+    job = _claim(env, "BackupJob", name, key)
+    with pytest.raises(IntegrityError, match="sealed to session key"):
+        open_grant("BackupJob", job, SessionKey())  # another process (or VM) cannot open it
+    grant = open_grant("BackupJob", job, key)
+    assert isinstance(grant, BackupGrant)
+    assert "sp=cw&" in grant.sas + "&"
+    assert grant.sas not in json.dumps(job)  # only sealed in the job
+
+    store = ContainerSasStore.open(grant.account_url, grant.container, grant.sas)
+    theirs = _sales_manifests(env)
+    assert theirs
+    _refused(lambda: store.get(theirs[0]))
+    _refused(lambda: list(store.list("demo/")))
+    _refused(lambda: store.delete(theirs[0]))
+    assert env.admin_store.exists(theirs[0])
+
+    # its own new point: written and committed, then neither readable nor decryptable
+    vault = vault_of(grant, WriterSettings(chunk_size=64 * 1024))
+    writer = vault.open_writer(
+        THIEF_ID, "loot", "5e5e5e5e-0000-4000-8000-000000000001", BackupType.FULL
+    )
+    writer.write(b"loot pages" * 1000)
+    manifest = writer.commit(backup_record(guid="5e5e5e5e-0000-4000-8000-000000000001"))
+    assert manifest.encryption.data_key.wrap == "RSA-OAEP-256"
+    point = manifest.identity.recovery_point_id
+    _refused(lambda: vault.manifest(THIEF_ID, manifest.identity.database_id, point))
+    with pytest.raises(KeyUnavailable, match="holds only the vault's public key"):
+        vault.open_reader(manifest)
+    _end(env, "BackupJob", name)
+
+
+def test_a_restore_grant_reads_exactly_its_plan(env: Env) -> None:
+    name = f"r-{uuid.uuid4().hex[:6]}"
+    doc = {
+        "apiVersion": API_VERSION,
+        "kind": "RestoreJob",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"protectedDatabase": "sim-a-sales"},
+            "target": {"database": {"instanceRef": {"name": "sim-t"}, "databaseName": "copy"}},
+            "pointInTime": {"latest": True},
+        },
+    }
+    env.stack.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc))
+
+    def planned() -> bool:
+        obj = env.thief.get_raw("RestoreJob", env.ns, name)
+        return contract.phase_of(obj) == RestorePhase.PLANNED
+
+    env.e2e.wait(f"RestoreJob {name} planned for agent thief", planned, 60)
+    key = SessionKey()
+    job = _claim(env, "RestoreJob", name, key)
+    grant = open_grant("RestoreJob", job, key)
+    assert isinstance(grant, RestoreGrant)
+    plan = job["status"]["plan"]
+    points = [s["recoveryPointId"] for s in plan["steps"]]
+    assert sorted(grant.data_keys) == sorted(points)
+    layout = Layout(grant.prefix)
+    manifests = {layout.manifest_blob(plan["instance"], plan["databaseGuid"], p) for p in points}
+    assert manifests <= set(grant.blobs)
+    assert all(b.startswith(tuple(m.rsplit("/", 1)[0] for m in manifests)) for b in grant.blobs)
+
+    vault = vault_of(grant, WriterSettings())
+    for point in points:  # the plan: readable and its keys open it
+        vault.authenticate(vault.manifest(plan["instance"], plan["databaseGuid"], point))
+    outside = [m for m in _sales_manifests(env) if m not in manifests]
+    if not outside:  # logs keep coming every 30 s
+        env.e2e.wait(
+            "a sales point outside the plan",
+            lambda: [m for m in _sales_manifests(env) if m not in manifests],
+            60,
+        )
+        outside = [m for m in _sales_manifests(env) if m not in manifests]
+    store = BlobSasStore.open(grant.account_url, grant.container, grant.blobs)
+    _refused(lambda: store.get(outside[0]))  # refused here ...
+    token = next(iter(grant.blobs.values()))
+    other = BlobClient(f"{grant.account_url}/{grant.container}/{outside[0]}", credential=token)
+    with pytest.raises(HttpResponseError) as by_server:  # ... and by the storage service
+        other.download_blob().readall()
+    assert getattr(by_server.value, "status_code", None) == 403
+    _refused(lambda: store.delete(sorted(manifests)[0]))
+    _end(env, "RestoreJob", name)
+
+
+def test_a_tampered_point_fails_the_restore_before_data_moves(env: Env) -> None:
+    manifests = _sales_manifests(env)
+    edited, copied_over, source = manifests[-1], manifests[-2], manifests[-3]
+    doc = json.loads(env.admin_store.get(edited))
+    doc["backup"]["database_name"] = "forged"
+    env.admin_store.put(edited, json.dumps(doc).encode())
+    env.admin_store.put(copied_over, env.admin_store.get(source))
+
+    name = f"t-{uuid.uuid4().hex[:6]}"
+    restore = {
+        "apiVersion": API_VERSION,
+        "kind": "RestoreJob",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"protectedDatabase": "sim-a-sales"},
+            "target": {"database": {"instanceRef": {"name": "sim-a"}, "databaseName": "tamper"}},
+            "pointInTime": {"latest": True},
+        },
+    }
+    env.stack.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(restore))
+
+    def failed() -> dict[str, Any] | None:
+        status = env.stack.client.get_raw("RestoreJob", env.ns, name).get("status") or {}
+        return dict(status) if status.get("phase") == JobPhase.FAILED else None
+
+    status = env.e2e.wait(f"RestoreJob {name} refused", failed, 90)
+    assert status["error"]["code"] == ErrorCode.VAULT_INTEGRITY_FAILURE, status
+    assert "grant" not in status  # the agent never got the data or a key
+    engine = open_simulated_engine(Path(env.e2e.root), SOURCE_ID)
+    assert "tamper" not in {d.name for d in engine.discover()}
