@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlharbor.api import BackupVault
+from sqlharbor.api.vault import KeyReference
 from sqlharbor.errors import ErrorCode, InvalidInput
 from sqlharbor.vault import AzureBlobStore, KeyEncryptionKey, Layout, Vault
 from sqlharbor.vault.keyring import Keyring, Listed
@@ -33,19 +34,24 @@ def parse_key(value: bytes, *, source: str) -> Listed:
     return KeyEncryptionKey.from_base64(value, source=source)
 
 
-def load_keyring(vault: BackupVault, read_secret: SecretReader) -> Keyring:
-    """The vault's keys, current first (``spec.encryption``)."""
-    spec = vault.spec.encryption
-    ref = spec.key_secret_ref
-    if ref is None:
+def open_key(vault: BackupVault, ref: KeyReference, read_secret: SecretReader) -> Listed:
+    """One key a vault lists (its current key or a previous one)."""
+    secret = ref.key_secret_ref
+    if secret is None:
         raise InvalidInput(
-            f"BackupVault {vault.metadata.name}: encryption.keyVaultKeyId is not supported "
-            "yet; use encryption.keySecretRef",
+            f"BackupVault {vault.metadata.name}: keyVaultKeyId is not supported yet; use "
+            "keySecretRef",
             code=ErrorCode.UNSUPPORTED_KEY_SOURCE,
         )
-    ns = vault.metadata.namespace or ""
-    value = read_secret(ns, ref.name, ref.key)
-    return Keyring([parse_key(value, source=f"Secret {ref.name} key {ref.key}")])
+    value = read_secret(vault.metadata.namespace or "", secret.name, secret.key)
+    return parse_key(value, source=f"Secret {secret.name} key {secret.key}")
+
+
+def load_keyring(vault: BackupVault, read_secret: SecretReader) -> Keyring:
+    """The vault's keys: ``spec.encryption`` (current) first, then its ``previousKeys``."""
+    spec = vault.spec.encryption
+    refs: list[KeyReference] = [spec, *spec.previous_keys]
+    return Keyring([open_key(vault, ref, read_secret) for ref in refs])
 
 
 def storage_connection(vault: BackupVault, read_secret: SecretReader) -> str:

@@ -96,20 +96,20 @@ class AzureBlobLocation(ApiModel):
     credentials: BlobCredentials = Field(description="How to authenticate to the account.")
 
 
-class EncryptionSpec(ApiModel):
-    """The key-encryption key (KEK) that wraps each recovery point's data key.  The user owns
-    it: sqlharbor never stores it anywhere but where this reference points."""
+class KeyReference(ApiModel):
+    """One RSA wrapping key: in a Kubernetes Secret (only the operator reads it) or in Azure
+    Key Vault."""
 
     model_config = ConfigDict(
         json_schema_extra=validations(
             cel(
                 "has(self.keySecretRef) != has(self.keyVaultKeyId)",
-                "set exactly one of encryption.keySecretRef or encryption.keyVaultKeyId",
+                "set exactly one of keySecretRef or keyVaultKeyId",
             ),
             cel(
                 "!has(self.keyVaultKeyId)",
-                "encryption.keyVaultKeyId is not supported yet: use encryption.keySecretRef "
-                "(a Secret with a base64 256-bit key)",
+                "keyVaultKeyId is not supported yet: use keySecretRef (a Secret with an RSA "
+                "private key: kubectl sqlharbor vault keygen)",
                 ".keyVaultKeyId",
             ),
         )
@@ -117,12 +117,30 @@ class EncryptionSpec(ApiModel):
 
     key_secret_ref: SecretKeyReference | None = Field(
         default=None,
-        description="Secret key holding a 256-bit KEK, base64-encoded (openssl rand -base64 32).",
+        description=(
+            "Secret key holding the RSA private key (PEM; kubectl sqlharbor vault keygen), "
+            "or a legacy base64 256-bit key (only as a previous key)."
+        ),
     )
     key_vault_key_id: str | None = Field(
         default=None,
         description="Azure Key Vault key identifier (https://<vault>.vault.azure.net/keys/<name>).",
         pattern=r"^https://[a-z0-9-]+\.vault\.azure\.net/keys/[A-Za-z0-9-]+(/[0-9a-f]{32})?$",
+    )
+
+
+class EncryptionSpec(KeyReference):
+    """The vault's current wrapping key (agents wrap each new point's data key with its
+    public half; only the operator unwraps) and the keys of older points.  The user owns
+    them: sqlharbor never stores a key anywhere but where these references point."""
+
+    previous_keys: list[KeyReference] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Keys that no longer wrap new points but still open older ones. Keep a key here "
+            "while any point it wraps is kept; a point whose key is not listed is unreadable."
+        ),
     )
 
 
