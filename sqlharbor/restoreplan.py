@@ -168,18 +168,44 @@ def windows(points: Sequence[RecoveryPoint]) -> list[Window]:
     return [Window(w.start, w.end) for w in recovery_window(points)]
 
 
+class KeyChecker(Protocol):
+    def opens(self, point: RecoveryPoint) -> bool: ...
+
+
+def split_readable(
+    points: Sequence[RecoveryPoint], keys: KeyChecker
+) -> tuple[list[RecoveryPoint], list[RecoveryPoint]]:
+    """(points a listed key opens, points under a key the vault does not list)."""
+    readable = [p for p in points if keys.opens(p)]
+    unreadable = [p for p in points if not keys.opens(p)]
+    return readable, unreadable
+
+
+def unreadable_note(unreadable: Sequence[RecoveryPoint]) -> str:
+    """``N point(s) under key K ... are unreadable``, or "" when there are none."""
+    if not unreadable:
+        return ""
+    keys = sorted({p.key.describe() for p in unreadable if p.key is not None})
+    return (
+        f"{len(unreadable)} recovery point(s) are unreadable: wrapped with "
+        f"{', '.join(keys)}, which the vault does not list (spec.encryption.previousKeys)"
+    )
+
+
 def describe_point(point: RecoveryPoint) -> str:
     r = point.record
     kind = {BackupType.FULL: "Full", BackupType.DIFFERENTIAL: "Diff", BackupType.LOG: "Log"}
     copy = " (copy-only)" if r.is_copy_only else ""
+    unauthenticated = "" if point.authenticated else "  [version 1: unauthenticated]"
     return (
         f"{point.id}  {kind[r.backup_type]:<4} {r.finish.astimezone(UTC).isoformat()}  "
-        f"LSN {r.first_lsn}..{r.last_lsn}  {r.size_bytes} B{copy}"
+        f"LSN {r.first_lsn}..{r.last_lsn}  {r.size_bytes} B{copy}{unauthenticated}"
     )
 
 
 __all__ = [
     "CatalogReader",
+    "KeyChecker",
     "SecretReader",
     "SourceIdentity",
     "Window",
@@ -190,6 +216,8 @@ __all__ = [
     "parse_time",
     "plan",
     "plan_status",
+    "split_readable",
     "target_of",
+    "unreadable_note",
     "windows",
 ]

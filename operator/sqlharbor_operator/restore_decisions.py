@@ -13,14 +13,18 @@ from datetime import datetime, timedelta
 
 from sqlharbor.api import BackupVault, ErrorInfo, RestoreJob, SqlInstance
 from sqlharbor.api.jobs import RestorePlanStatus as PlanStatus
+from sqlharbor.domain.backupset import RecoveryPoint
 from sqlharbor.errors import ErrorCode, SqlHarborError, TemporaryError
 from sqlharbor.restoreplan import (
     CatalogReader,
+    KeyChecker,
     SourceIdentity,
     find_source,
     load_points,
     plan,
     plan_status,
+    split_readable,
+    unreadable_note,
 )
 from sqlharbor_operator.resolve import instance_served
 from sqlharbor_operator.state import State
@@ -61,9 +65,15 @@ def _refuse(code: str, message: str, remediation: str, now: datetime) -> Refused
 
 
 def decide_restore(
-    state: State, job: RestoreJob, now: datetime, open_catalog: CatalogOpener
+    state: State,
+    job: RestoreJob,
+    now: datetime,
+    open_catalog: CatalogOpener,
+    open_keys: Callable[[BackupVault], KeyChecker] | None = None,
 ) -> Decision:
-    """Validate and plan one RestoreJob.  Blocking (reads the catalog)."""
+    """Validate and plan one RestoreJob.  Blocking (reads the catalog).  With ``open_keys``
+    (the vault's keyring), points under a key the vault does not list are left out of the
+    plan, and a refusal says how many and which key."""
     ns = job.metadata.namespace or ""
     spec = job.spec
     target = spec.target.database or spec.target.files
@@ -92,6 +102,7 @@ def decide_restore(
     if isinstance(source, Refused):
         return source
     vault, instance_identity, name, guid, known_guid = source
+    unreadable: list[RecoveryPoint] = []
     try:
         catalog = open_catalog(vault)
         identity = find_source(
@@ -102,11 +113,15 @@ def decide_restore(
             known_guid=known_guid,
         )
         points = load_points(catalog, identity)
+        if open_keys is not None:
+            points, unreadable = split_readable(points, open_keys(vault))
         chosen = plan(points, spec.point_in_time, _lsn_guid(identity, guid, known_guid))
     except TemporaryError as exc:
         return Wait(ErrorCode.VAULT_UNREACHABLE, f"reading the vault's catalog: {exc.message}")
     except SqlHarborError as exc:
-        return _refuse(exc.code, exc.message, exc.remediation, now)
+        note = unreadable_note(unreadable)
+        message = f"{exc.message} ({note})" if note else exc.message
+        return _refuse(exc.code, message, exc.remediation, now)
     not_served = instance_served(state, instance, now)
     if not_served is not None:
         created = job.metadata.creation_timestamp or now

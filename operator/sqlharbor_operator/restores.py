@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlharbor.api import RestoreJob, RestorePhase, contract
+from sqlharbor.api import BackupVault, RestoreJob, RestorePhase, contract
 from sqlharbor.errors import Conflict, SqlHarborError
+from sqlharbor.restoreplan import KeyChecker
 from sqlharbor_operator.logs import fields
 from sqlharbor_operator.restore_decisions import (
     CatalogOpener,
@@ -35,9 +37,15 @@ log = logging.getLogger(__name__)
 class RestoreDispatcher:
     """Remembers what it decided so a job is planned once, even before the watch catches up."""
 
-    def __init__(self, rt: Runtime, open_catalog: CatalogOpener) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        open_catalog: CatalogOpener,
+        open_keys: Callable[[BackupVault], KeyChecker] | None = None,
+    ) -> None:
         self._rt = rt
         self._open_catalog = open_catalog
+        self._open_keys = open_keys
         self._done: set[str] = set()
         self._waiting: dict[str, str] = {}
 
@@ -48,7 +56,9 @@ class RestoreDispatcher:
             phase = job.status.phase if job.status else None
             if uid in self._done or phase not in (None, RestorePhase.PENDING):
                 continue
-            decision = await asyncio.to_thread(decide_restore, state, job, now, self._open_catalog)
+            decision = await asyncio.to_thread(
+                decide_restore, state, job, now, self._open_catalog, self._open_keys
+            )
             await self._write(key, job, uid, decision, now)
 
     def _agent_of(self, ns: str, instance: str) -> str | None:

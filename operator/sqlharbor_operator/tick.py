@@ -53,7 +53,7 @@ class Controller:
         self.protector = AutoProtector(rt)
         self.status = StatusWriter(rt)
         self.garbage = GarbageCollector(rt)
-        self.restores = RestoreDispatcher(rt, vaults.catalog)
+        self.restores = RestoreDispatcher(rt, vaults.catalog, vaults.keyring)
         self.assigner = Assigner(rt)
         self.retention = RetentionPass(
             vaults.catalog,

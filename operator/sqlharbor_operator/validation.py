@@ -40,9 +40,20 @@ async def _check_vault(api: Api, vault: BackupVault) -> tuple[bool, str, str | N
         key = parse_key(raw, source=f"Secret {kref.name} key {kref.key}")
         if isinstance(key, KeyEncryptionKey):
             return False, Keyring([key]).public_refusal(), key.key_id
+        for number, previous in enumerate(spec.encryption.previous_keys):
+            ref = previous.key_secret_ref
+            if ref is None:
+                return False, f"previousKeys[{number}]: keyVaultKeyId is not supported yet", None
+            value = await api.secret_value(ns, ref.name, ref.key)
+            parse_key(value, source=f"previousKeys[{number}]: Secret {ref.name} key {ref.key}")
     except SqlHarborError as exc:
         return False, exc.message, None
-    return True, "storage credentials and RSA wrapping key found", key.key_id
+    listed = (
+        f", and {len(spec.encryption.previous_keys)} previous key(s)"
+        if spec.encryption.previous_keys
+        else ""
+    )
+    return True, f"storage credentials and RSA wrapping key found{listed}", key.key_id
 
 
 class Validator:

@@ -63,3 +63,6 @@ class VaultOpener:
 
     def catalog(self, vault: BackupVault) -> Catalog:
         return self(vault).catalog
+
+    def keyring(self, vault: BackupVault) -> Keyring:
+        return self(vault).keyring

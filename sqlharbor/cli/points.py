@@ -2,8 +2,10 @@
 vault holds, read from the vault itself (its catalog) with the CLI's kubeconfig.
 
 Works without any ProtectedDatabase (after losing a cluster): ``--vault NAME`` reads the
-BackupVault and its storage Secret; the key-encryption key is never needed.  Also used by
-``sqlharbor restore`` for its summary of the window.
+BackupVault and its storage Secret.  When the CLI's user may read the vault's key Secrets
+too, a point under a key the vault no longer lists is shown UNREADABLE and left out of the
+window (as the operator's planner leaves it out); version-1 points are marked
+unauthenticated.  Also used by ``sqlharbor restore`` for its summary of the window.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ from sqlharbor.restoreplan import (
     find_source,
     load_points,
     open_catalog,
+    split_readable,
+    unreadable_note,
     windows,
 )
 from sqlharbor.vault import Catalog
+from sqlharbor.vault.keyring import Keyring
+from sqlharbor.vault_access import load_keyring
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,19 @@ def locate_protected(client: KubeClient, namespace: str, name: str) -> Located:
     return Located(vault, catalog, source)
 
 
-def print_points(points: list[RecoveryPoint], limit: int) -> None:
+def keys_of(client: KubeClient, vault: BackupVault) -> Keyring | None:
+    """The vault's keyring, or None when this user may not read its key Secrets."""
+    try:
+        return load_keyring(vault, client.secret_value)
+    except SqlHarborError as exc:
+        click.echo(f"(keys not checked: {exc.message})", err=True)
+        return None
+
+
+def print_points(points: list[RecoveryPoint], limit: int, keys: Keyring | None = None) -> None:
+    unreadable: list[RecoveryPoint] = []
+    if keys is not None:
+        points, unreadable = split_readable(points, keys)
     spans = windows(points)
     if not spans:
         click.echo("recovery window: none (no full backup yet)")
@@ -75,6 +93,10 @@ def print_points(points: list[RecoveryPoint], limit: int) -> None:
     click.echo(f"{len(points)} recovery point(s){newest}:")
     for point in shown:
         click.echo(f"  {describe_point(point)}")
+    if unreadable:
+        click.echo(f"UNREADABLE: {unreadable_note(unreadable)}; left out of the window:")
+        for point in unreadable[-limit:] if limit > 0 else unreadable:
+            click.echo(f"  {describe_point(point)}")
 
 
 @click.command()
@@ -109,10 +131,11 @@ def points(
                 f"{protected_db}: {located.source.database_name} on {located.source.instance} "
                 f"in vault {located.vault.metadata.name}"
             )
-            print_points(load_points(located.catalog, located.source), limit)
+            keys = keys_of(client, located.vault)
+            print_points(load_points(located.catalog, located.source), limit, keys)
             return
         assert vault_name is not None
-        _, catalog = catalog_of(client, namespace, vault_name)
+        vault, catalog = catalog_of(client, namespace, vault_name)
         if database_name is None and database_guid is None:
             entries = [e for e in catalog.databases() if instance in (None, e.instance)]
             click.echo(f"{len(entries)} database(s) in vault {vault_name}:")
@@ -125,7 +148,7 @@ def points(
             catalog, instance, database_name=database_name, database_guid=database_guid
         )
         click.echo(f"{source.database_name} on {source.instance} ({', '.join(source.guids)})")
-        print_points(load_points(catalog, source), limit)
+        print_points(load_points(catalog, source), limit, keys_of(client, vault))
     except SqlHarborError as exc:
         click.echo(f"error: {exc.code}: {exc.message}", err=True)
         sys.exit(1)

@@ -1,10 +1,14 @@
-"""``sqlharbor vault keygen``: create a vault's RSA wrapping key in a Kubernetes Secret.
+"""``sqlharbor vault keygen`` and ``vault rekey``: a vault's keys, run by an admin.
 
-Run by an admin.  The private key (RSA-3072, unencrypted PKCS#8 PEM) goes straight from
-memory into a new Secret and is never printed; the operator alone reads it (to unwrap
-data keys for restores and to publish the public half, which agents wrap with).  An
-existing Secret is never overwritten: replacing a vault's key would make every recovery
-point it wrapped unreadable.
+``keygen SECRET`` creates a vault's RSA wrapping key in a Kubernetes Secret.  The private
+key (RSA-3072, unencrypted PKCS#8 PEM) goes straight from memory into a new Secret and is
+never printed; the operator alone reads it (to unwrap data keys for restores and to
+publish the public half, which agents wrap with).  An existing Secret is never
+overwritten: replacing a vault's key would make every recovery point it wrapped
+unreadable.  To rotate: create a new key, make it the vault's current key and list the old
+one under ``spec.encryption.previousKeys``; ``rekey VAULT`` then re-wraps every point's
+data key with the current key (manifests only, resumable, with progress), after which the
+old key can go.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import sys
 
 import click
 
+from sqlharbor.api import BackupVault
 from sqlharbor.errors import AlreadyExists, SqlHarborError
 from sqlharbor.kube import KubeClient
+from sqlharbor.vault.rekey import rekey as rekey_vault
 from sqlharbor.vault.wrapping import SecretRsaKey
+from sqlharbor.vault_access import load_keyring, open_vault
 
 
 @click.group()
@@ -67,3 +74,45 @@ def keygen(secret: str, namespace: str, data_key: str, kubeconfig: str | None) -
         f"(key id {public.key_id}); use it as spec.encryption.keySecretRef "
         f"{{name: {secret}, key: {data_key}}}"
     )
+
+
+@vault.command()
+@click.argument("name")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--kubeconfig", envvar="KUBECONFIG", default=None)
+def rekey(name: str, namespace: str, kubeconfig: str | None) -> None:
+    """Re-wrap every recovery point of BackupVault NAME with its current key.
+
+    Data is not touched; points already under the current key are skipped, so an
+    interrupted run is finished by running it again.  Afterwards the previous keys can be
+    removed from spec.encryption.previousKeys.
+    """
+    client = KubeClient.from_kubeconfig(kubeconfig)
+    shown = [0.0]
+
+    def progress(done: int, total: int, seconds: float) -> None:
+        if done == total or seconds - shown[0] >= 2:
+            shown[0] = seconds
+            rate = done / seconds if seconds > 0 else 0.0
+            click.echo(
+                f"rekeyed {done}/{total} point(s) ({100 * done // max(total, 1)}%), "
+                f"{rate:.1f} points/s"
+            )
+
+    try:
+        resource = client.get(BackupVault, namespace, name)
+        keyring = load_keyring(resource, client.secret_value)
+        report = rekey_vault(open_vault(resource, client.secret_value), keyring, progress=progress)
+    except SqlHarborError as exc:
+        click.echo(f"error: {exc.code}: {exc.message}", err=True)
+        sys.exit(1)
+    finally:
+        client.close()
+    click.echo(
+        f"{report.points} point(s): {report.rekeyed} rekeyed, {report.current} already under "
+        f"the current key, {report.gone} deleted meanwhile, {len(report.failed)} failed"
+    )
+    for point, why in report.failed:
+        click.echo(f"  {point}: {why}", err=True)
+    if report.failed:
+        sys.exit(1)

@@ -8,7 +8,7 @@ and the restore planner reason about them.  Pure data: no I/O here.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -176,8 +176,25 @@ class BackupRequest:
 
 
 @dataclass(frozen=True)
+class PointKey:
+    """Which key wraps a recovery point's data key (as its manifest names it)."""
+
+    wrap: str
+    key_id: str
+    key_version: str
+
+    def describe(self) -> str:
+        version = f" version {self.key_version}" if self.key_version else ""
+        return f"key {self.key_id}{version} ({self.wrap})"
+
+
+@dataclass(frozen=True)
 class RecoveryPoint:
-    """A backup as the vault knows it: its recovery point id and its backupset facts."""
+    """A backup as the vault knows it: its recovery point id and its backupset facts, and
+    (not part of its identity) the key that wraps it and whether its manifest is
+    authenticated (False for a version-1 manifest)."""
 
     id: str
     record: BackupRecord
+    key: PointKey | None = field(default=None, compare=False)
+    authenticated: bool = field(default=True, compare=False)

@@ -2,9 +2,10 @@
 tombstone line per deleted point, and the parser that folds a segment into points.
 
 Keys are one or two letters; the fields added with manifest version 2 (recovery forks,
-fork point, server, media, backup set uuid, differential base guid) are written only
-when they say something, so a line stays short and lines written before them parse
-with the defaults.
+fork point, server, media, backup set uuid, differential base guid, the wrapping key
+``w`` and ``ua`` for an unauthenticated version-1 manifest) are written only when they
+say something, so a line stays short and lines written before them parse with the
+defaults (a line without ``w`` predates it: its key is unknown until a rebuild).
 
 Used by ``vault.catalog`` only; the manifests stay the truth (``Catalog.rebuild``).
 """
@@ -21,6 +22,7 @@ from sqlharbor.domain.backupset import (
     BackupType,
     MediaFile,
     MediaKind,
+    PointKey,
     RecoveryModel,
     RecoveryPoint,
 )
@@ -65,6 +67,10 @@ def entry_line(point: RecoveryPoint) -> bytes:
         entry["dg"] = r.differential_base_guid
     if r.media is not None:
         entry["md"] = _media_entry(r.media)
+    if point.key is not None:
+        entry["w"] = [point.key.wrap, point.key.key_id, point.key.key_version]
+    if not point.authenticated:
+        entry["ua"] = True
     return json.dumps(entry, separators=(",", ":")).encode() + b"\n"
 
 
@@ -119,7 +125,13 @@ def _point(entry: dict[str, Any]) -> RecoveryPoint:
         server_name=entry.get("sv", ""),
         media=_media(entry.get("md")),
     )
-    return RecoveryPoint(id=entry["id"], record=record)
+    wrapped = entry.get("w")
+    return RecoveryPoint(
+        id=entry["id"],
+        record=record,
+        key=None if wrapped is None else PointKey(*wrapped),
+        authenticated=not entry.get("ua", False),
+    )
 
 
 def parse_segment(data: bytes, *, name: str = "segment") -> dict[str, RecoveryPoint]:

@@ -24,6 +24,7 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from sqlharbor.domain.backupset import RecoveryPoint
 from sqlharbor.errors import ErrorCode, IntegrityError, InvalidInput, KeyUnavailable
 from sqlharbor.vault.keys import KEY_BYTES, KEY_WRAP_ALGORITHM, KeyEncryptionKey
 from sqlharbor.vault.manifest import DataKey, Manifest
@@ -142,11 +143,14 @@ class Keyring:
 
     def find(self, wrapped: DataKey) -> Listed | None:
         """The listed key that wrapped ``wrapped``, or None."""
+        return self.find_key(wrapped.wrap, wrapped.key_id, wrapped.key_version)
+
+    def find_key(self, wrap: str, key_id: str, key_version: str) -> Listed | None:
         for key in self.keys:
             if isinstance(key, KeyEncryptionKey):
-                if wrapped.wrap == KEY_WRAP_ALGORITHM and wrapped.key_id == key.key_id:
+                if wrap == KEY_WRAP_ALGORITHM and key_id == key.key_id:
                     return key
-            elif wrapped.wrap == RSA_WRAP_ALGORITHM and (wrapped.key_id, wrapped.key_version) == (
+            elif wrap == RSA_WRAP_ALGORITHM and (key_id, key_version) == (
                 key.key_id,
                 key.key_version,
             ):
@@ -155,6 +159,25 @@ class Keyring:
 
     def holds(self, wrapped: DataKey) -> bool:
         return self.find(wrapped) is not None
+
+    def opens(self, point: RecoveryPoint) -> bool:
+        """Whether a listed key opens ``point`` (as the catalog knows it; a catalog line
+        without its key, written before keys were recorded, is taken as readable: the
+        restore's grant still checks the manifest itself)."""
+        key = point.key
+        return key is None or self.find_key(key.wrap, key.key_id, key.key_version) is not None
+
+    def is_current(self, point: RecoveryPoint) -> bool:
+        """Whether ``point`` is wrapped with the current key (``vault rekey`` skips it)."""
+        key, current = point.key, self.current
+        if key is None:
+            return False
+        if isinstance(current, KeyEncryptionKey):
+            return key.wrap == KEY_WRAP_ALGORITHM and key.key_id == current.key_id
+        return key.wrap == RSA_WRAP_ALGORITHM and (key.key_id, key.key_version) == (
+            current.key_id,
+            current.key_version,
+        )
 
     def data_key(self, manifest: Manifest) -> bytes:
         wrapped = manifest.encryption.data_key

@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, model_validator
 
-from sqlharbor.domain.backupset import BackupRecord, RecoveryPoint
+from sqlharbor.domain.backupset import BackupRecord, PointKey, RecoveryPoint
 from sqlharbor.errors import IntegrityError
 from sqlharbor.vault.codec import AssociatedData, Compression
 from sqlharbor.vault.layout import MAX_STRIPES
@@ -219,6 +219,11 @@ class Manifest(Section):
         self._legacy = True
         return self
 
+    def mark_authenticated(self) -> Manifest:
+        """For a copy about to be sealed (``vault rekey`` re-seals a version-1 point)."""
+        self._legacy = False
+        return self
+
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
         if len(self.data.stripes) > 1 and self.integrity.raw_sha256 is not None:
@@ -229,7 +234,13 @@ class Manifest(Section):
         return self.backup.to_record()
 
     def recovery_point(self) -> RecoveryPoint:
-        return RecoveryPoint(id=self.identity.recovery_point_id, record=self.to_record())
+        key = self.encryption.data_key
+        return RecoveryPoint(
+            id=self.identity.recovery_point_id,
+            record=self.to_record(),
+            key=PointKey(key.wrap, key.key_id, key.key_version),
+            authenticated=not self.legacy_unauthenticated,
+        )
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=1).encode("utf-8")

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
@@ -77,6 +78,11 @@ class BlobStore(Protocol):
 
     def put(self, name: str, data: Buffer, *, if_absent: bool = False) -> None:
         """Write a whole blob; with ``if_absent`` raise ``AlreadyExists`` if it exists."""
+        ...
+
+    def replace(self, name: str, data: Buffer) -> None:
+        """Overwrite a blob that exists; ``BlobNotFound`` (nothing written) when it is gone,
+        so a blob deleted meanwhile is never brought back."""
         ...
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
@@ -279,6 +285,17 @@ class AzureBlobStore:
     def put(self, name: str, data: Buffer, *, if_absent: bool = False) -> None:
         blob = self._blob(name)
         self._call("write", name, lambda: blob.upload_blob(bytes(data), overwrite=not if_absent))
+
+    def replace(self, name: str, data: Buffer) -> None:
+        blob = self._blob(name)
+
+        def upload() -> None:
+            blob.upload_blob(bytes(data), overwrite=True, match_condition=MatchConditions.IfPresent)
+
+        try:
+            self._call("replace", name, upload)
+        except (AlreadyExists, BlobNotFound):  # 412: If-Match * found no blob
+            raise BlobNotFound(f"replace {name!r}: the blob is gone; nothing written") from None
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         blob = self._blob(name)

@@ -124,6 +124,9 @@ class BlobSasStore(AzureBlobStore):
     def put(self, name: str, data: Buffer, *, if_absent: bool = False) -> None:
         self._read_only("write", name)
 
+    def replace(self, name: str, data: Buffer) -> None:
+        self._read_only("replace", name)
+
     def list(self, prefix: str) -> Iterator[BlobInfo]:
         self._read_only("list", prefix)
 

@@ -63,6 +63,12 @@ class MemoryBlobStore(ReadLog):
                 raise AlreadyExists(f"write {name!r}: exists")
             self.blobs[name] = bytes(data)
 
+    def replace(self, name: str, data: Buffer) -> None:
+        with self._lock:
+            if name not in self.blobs:
+                raise BlobNotFound(f"replace {name!r}: gone")
+            self.blobs[name] = bytes(data)
+
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         with self._lock:
             self.gets.append(name)
@@ -109,6 +115,9 @@ class CountingStore(ReadLog):
 
     def put(self, name: str, data: Buffer, *, if_absent: bool = False) -> None:
         self.inner.put(name, data, if_absent=if_absent)
+
+    def replace(self, name: str, data: Buffer) -> None:
+        self.inner.replace(name, data)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         self.gets.append(name)
