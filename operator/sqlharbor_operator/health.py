@@ -61,6 +61,14 @@ def assess(
             "database uses SIMPLE recovery: log backups are skipped, fulls and "
             "differentials only (no point-in-time restore)",
         )
+    if status.unreadable_points:
+        return Verdict(
+            Health.WARNING,
+            "KeyNotListed",
+            f"{status.unreadable_points} recovery point(s) are unreadable and outside the "
+            f"recovery window: wrapped with {', '.join(status.unreadable_keys)}, which the "
+            "vault no longer lists (add it to spec.encryption.previousKeys)",
+        )
     overdue = _log_overdue(status, now, log_interval)
     if overdue:
         return Verdict(Health.UNHEALTHY, "LogBackupOverdue", overdue)

@@ -2,7 +2,9 @@
 recovery points from the vault catalog, lets ``sqlharbor.domain.retention.select`` decide what the
 policy no longer keeps (chain-aware: nothing a retained point depends on), deletes those
 (manifest first, so a point disappears atomically; no key needed), and moves the
-database's earliest restorable time and point count in status.
+database's earliest restorable time and point count in status.  Points under a key the
+vault no longer lists are counted apart (``unreadablePoints``, a Warning naming the key)
+and never count towards the window.
 
 Started by the tick (in the background, once the state is loaded); ``concurrency``
 catalogs are read at once.  A failing vault is logged (once per vault when the whole vault
@@ -21,7 +23,9 @@ from datetime import datetime, timedelta
 
 from sqlharbor.api import BackupPolicy, BackupVault, ProtectedDatabase
 from sqlharbor.domain import planner, retention
+from sqlharbor.domain.backupset import RecoveryPoint
 from sqlharbor.errors import ContainerNotFound, NotLeader, SqlHarborError, VaultAccessDenied
+from sqlharbor.restoreplan import KeyChecker, split_readable
 from sqlharbor.vault import Catalog
 from sqlharbor_operator.accounting import rfc3339
 from sqlharbor_operator.logs import fields
@@ -29,8 +33,9 @@ from sqlharbor_operator.state import Key, State
 
 log = logging.getLogger(__name__)
 
-#: (protected database, earliest restorable time or None, recovery points kept, deleted)
-Report = Callable[[Key, datetime | None, int, int], None]
+#: (protected database, earliest restorable time or None, recovery points kept, deleted,
+#: kept points no listed key opens)
+Report = Callable[[Key, datetime | None, int, int, list[RecoveryPoint]], None]
 
 
 def rules_of(policy: BackupPolicy) -> retention.Rules:
@@ -73,14 +78,26 @@ def _target(state: State, key: Key, pd: ProtectedDatabase) -> _Target | None:
 
 
 def fold_pruning(
-    state: State, key: Key, earliest: datetime | None, kept: int, deleted: int
+    state: State,
+    key: Key,
+    earliest: datetime | None,
+    kept: int,
+    deleted: int,
+    unreadable: list[RecoveryPoint] | None = None,
 ) -> None:
-    """A pass's result for one database, as a status change not yet written."""
+    """A pass's result for one database, as a status change not yet written.  Points no
+    listed key opens are counted apart and left out of the window (none readable at all:
+    no window)."""
     pd = state.databases.get(key)
     if pd is None or pd.status is None:
         return
     status = pd.status.model_copy(deep=True)
     status.recovery_points = kept
+    lost = unreadable or []
+    status.unreadable_points = len(lost) or None
+    status.unreadable_keys = sorted({p.key.describe() for p in lost if p.key is not None})
+    if lost and earliest is None:
+        status.recovery_window = None
     window = status.recovery_window
     if (
         window is not None
@@ -107,8 +124,10 @@ class RetentionPass:
         report: Report,
         concurrency: int = 8,
         leads: Callable[[], bool] = lambda: True,
+        open_keys: Callable[[BackupVault], KeyChecker] | None = None,
     ) -> None:
         self._open = open_catalog
+        self._open_keys = open_keys
         self._leads = leads
         self._interval = interval
         self._report = report
@@ -193,7 +212,11 @@ class RetentionPass:
             if await asyncio.to_thread(catalog.delete_point, identity, guid, point.id):
                 deleted += 1
         kept = [p for p in points if p.id in selection.keep]
-        windows = planner.recovery_window(kept) if kept else []
+        readable, unreadable = kept, list[RecoveryPoint]()
+        if self._open_keys is not None:
+            keys = await asyncio.to_thread(self._open_keys, target.vault)
+            readable, unreadable = split_readable(kept, keys)
+        windows = planner.recovery_window(readable) if readable else []
         earliest = windows[0].start if windows else None
         self._deleted += deleted
-        self._report(target.key, earliest, len(kept), deleted)
+        self._report(target.key, earliest, len(kept), deleted, unreadable)

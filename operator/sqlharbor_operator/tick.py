@@ -61,6 +61,7 @@ class Controller:
             functools.partial(fold_pruning, rt.state),
             rt.settings.retention_concurrency,
             rt.leads,
+            vaults.keyring,
         )
 
     async def load(self, list_pages: ListPages) -> None:

@@ -127,6 +127,14 @@ class ProtectedDatabaseStatus(StatusModel):
     )
     rpo: str | None = Field(default=None, description="Current RPO, human-readable (e.g. 42s).")
     recovery_points: int | None = Field(default=None, description="Recovery points in the vault.")
+    unreadable_points: int | None = Field(
+        default=None,
+        description="Recovery points under a key the vault no longer lists: not restorable, "
+        "outside the recovery window.",
+    )
+    unreadable_keys: list[str] = Field(
+        default_factory=list, description="The keys (id, version) those points need."
+    )
     log_chain: ChainHealth | None = Field(default=None, description="Log-chain health.")
     chain: ChainState | None = Field(default=None, description="Chain bookkeeping (auto-heal).")
     next_backup: str | None = Field(

@@ -7,10 +7,12 @@ import logging
 from datetime import datetime, timedelta
 
 import pytest
-from sqlharbor_operator.pruning import RetentionPass
+from sqlharbor_operator.health import assess
+from sqlharbor_operator.pruning import RetentionPass, fold_pruning
 from sqlharbor_operator.state import State
 
-from sqlharbor.domain.backupset import BackupType, RecoveryPoint
+from sqlharbor.api import Health, LastBackup
+from sqlharbor.domain.backupset import BackupType, PointKey, RecoveryPoint
 from sqlharbor.errors import BlobNotFound, ContainerNotFound, VaultAccessDenied
 from tests.builders.operator import GUID, T0
 from tests.builders.records import backup_record
@@ -132,7 +134,8 @@ def test_old_points_are_pruned_and_status_learns_the_new_earliest() -> None:
     assert catalog.deleted, "ten days of points with two days of retention: old ones go"
     oldest_kept = min(p.record.finish for p in catalog.points.values())
     assert oldest_kept >= now - timedelta(days=2, hours=1)
-    ((key, earliest, kept, deleted),) = reports
+    ((key, earliest, kept, deleted, unreadable),) = reports
+    assert unreadable == []
     assert key == ("ns", "sales")
     assert kept == len(catalog.points)
     assert deleted == len(catalog.deleted)
@@ -233,3 +236,54 @@ def test_no_pass_starts_before_the_state_is_loaded() -> None:
 
     asyncio.run(ticks())
     assert catalog.calls == 3
+
+
+class _OnlyKey:
+    """A keyring that opens the points wrapped with key ``k-new`` only."""
+
+    def opens(self, point: RecoveryPoint) -> bool:
+        return point.key is not None and point.key.key_id == "k-new"
+
+
+def test_points_under_a_key_the_vault_dropped_are_unreadable_and_out_of_the_window() -> None:
+    old, new = PointKey("RSA-OAEP-256", "k-old", "v1"), PointKey("RSA-OAEP-256", "k-new", "v2")
+    at = T0 + timedelta(days=1)
+    points = []
+    for number, key in enumerate((old, old, new, new)):  # full, log under each key
+        kind = BackupType.FULL if number % 2 == 0 else BackupType.LOG
+        point = _point(number, kind, at + timedelta(hours=number), 100 + number, 101 + number)
+        points.append(RecoveryPoint(point.id, point.record, key=key))
+    catalog = FakeCatalog(points)
+    reports: list[tuple[object, ...]] = []
+    pass_ = RetentionPass(
+        lambda vault: catalog,  # type: ignore[arg-type,return-value]
+        timedelta(minutes=10),
+        lambda *args: reports.append(args),
+        1,
+        open_keys=lambda vault: _OnlyKey(),
+    )
+    state = _state()
+
+    async def run() -> None:
+        task = await pass_.tick(state, at + timedelta(hours=5))
+        assert task is not None
+        await task
+
+    asyncio.run(run())
+    ((key, earliest, kept, _, unreadable),) = reports
+    assert [p.id for p in unreadable] == ["p0000", "p0001"]
+    assert earliest == points[2].record.finish  # the window starts at the readable full
+    fold_pruning(state, key, earliest, kept, 0, unreadable)
+    status = state.unwritten[key]
+    assert status.unreadable_points == 2
+    assert status.unreadable_keys == ["key k-old version v1 (RSA-OAEP-256)"]
+    verdict = assess(
+        status.model_copy(update={"last_full": LastBackup(time=at, recovery_point_id="p0002")}),
+        now=at,
+        suspended=False,
+        problem=None,
+        log_interval=None,
+        recovery_model=None,
+    )
+    assert (verdict.health, verdict.reason) == (Health.WARNING, "KeyNotListed")
+    assert "k-old" in verdict.message
