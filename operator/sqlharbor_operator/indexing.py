@@ -128,8 +128,9 @@ class Indexer:
 
     async def _refused(self, ns: str, job: BackupJob, point: str, exc: SqlHarborError) -> None:
         gone = isinstance(exc, NotFound)
+        forged = isinstance(exc, IntegrityError)
         log.log(
-            logging.INFO if gone else logging.ERROR,
+            logging.ERROR if forged else logging.INFO if gone else logging.WARNING,
             "recovery point %s of BackupJob %s/%s is not indexed: %s",
             point,
             ns,
@@ -137,7 +138,7 @@ class Indexer:
             exc,
             extra=fields(namespace=ns, job=job.metadata.name),
         )
-        if gone or not isinstance(exc, IntegrityError):
+        if not forged:
             return  # deleted by retention since, never committed, or not a forgery
         regarding = {
             "apiVersion": job.api_version,
