@@ -219,7 +219,10 @@ class ErrorCode(enum.StrEnum):
     INVALID_CONFIGURATION = "InvalidConfiguration", "Fix the setting the message names."
     INVALID_AGENT_CONFIG = "InvalidAgentConfig", "Fix the agent's config file."
     UNSUPPORTED_CREDENTIALS = "UnsupportedCredentials", "Use credentials.secretRef."
-    UNSUPPORTED_KEY_SOURCE = "UnsupportedKeySource", "Use encryption.keySecretRef (a 256-bit key)."
+    UNSUPPORTED_KEY_SOURCE = (
+        "UnsupportedKeySource",
+        "Set exactly one of keySecretRef or keyVaultKeyId for each key of the vault.",
+    )
     CRD_SCHEMA_INVALID = "CrdSchemaInvalid", "Describe each field; no union types; then make crds."
 
     # -- key wrapping: RSA keys and Azure Key Vault ---------------------------------------
@@ -256,6 +259,21 @@ class ErrorCode(enum.StrEnum):
     KEY_VAULT_KEY_NOT_FOUND = (
         "KeyVaultKeyNotFound",
         "Check the key URL and version; a deleted key or version must be recovered in Key Vault.",
+    )
+    KEY_VAULT_HOST_NOT_ALLOWED = (
+        "KeyVaultHostNotAllowed",
+        "Use a key in Azure Key Vault or Managed HSM, or add the key's DNS domain to the "
+        "operator's --azure-key-vault-domains (it sends its identity's tokens there).",
+    )
+    KEY_VAULT_TIMEOUT = (
+        "KeyVaultTimeout",
+        "Key Vault or Entra ID did not answer in time; check the network path (private "
+        "endpoint, DNS, firewall) from the operator's pod. Validation tries again.",
+    )
+    AZURE_IDENTITY_MISSING = (
+        "AzureIdentityMissing",
+        "Set the BackupVault's spec.encryption.identity to an identity the operator can use: "
+        "workloadIdentity (its pod's), managedIdentity or servicePrincipal.",
     )
     KEY_VAULT_REQUEST_REFUSED = (
         "KeyVaultRequestRefused",

@@ -1,5 +1,7 @@
 """Open a ``BackupVault`` resource with the rights that its Secrets give: its keyring (the
-private wrapping key and any legacy key), its storage (account key), and SAS issuing.
+private wrapping key and any legacy key, or keys in Azure Key Vault reached with the
+vault's ``encryption.identity``: ``sqlharbor.key_vault_access``), its storage (account
+key), and SAS issuing.
 
 Only the operator and the CLI (run by an admin) call this: they hold the vault's
 management credential and the unwrap side of its keys.  Agents never do: they get a
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from sqlharbor.api import BackupVault
 from sqlharbor.api.vault import KeyReference
 from sqlharbor.errors import ErrorCode, InvalidInput
+from sqlharbor.key_vault_access import AzureKeys
 from sqlharbor.vault import AzureBlobStore, KeyEncryptionKey, Layout, Vault
 from sqlharbor.vault.keyring import Keyring, Listed
 from sqlharbor.vault.sas import SasIssuer
@@ -34,24 +37,35 @@ def parse_key(value: bytes, *, source: str) -> Listed:
     return KeyEncryptionKey.from_base64(value, source=source)
 
 
-def open_key(vault: BackupVault, ref: KeyReference, read_secret: SecretReader) -> Listed:
-    """One key a vault lists (its current key or a previous one)."""
+def open_key(
+    vault: BackupVault,
+    ref: KeyReference,
+    read_secret: SecretReader,
+    azure: AzureKeys | None = None,
+) -> Listed:
+    """One key a vault lists (its current key or a previous one); a Key Vault key is
+    reached with ``azure`` (default settings when None: the public cloud)."""
+    if ref.key_vault_key_id is not None:
+        return (azure or AzureKeys()).open(vault, ref.key_vault_key_id, read_secret)
     secret = ref.key_secret_ref
     if secret is None:
         raise InvalidInput(
-            f"BackupVault {vault.metadata.name}: keyVaultKeyId is not supported yet; use "
-            "keySecretRef",
+            f"BackupVault {vault.metadata.name}: a key names neither keySecretRef nor "
+            "keyVaultKeyId",
             code=ErrorCode.UNSUPPORTED_KEY_SOURCE,
         )
     value = read_secret(vault.metadata.namespace or "", secret.name, secret.key)
     return parse_key(value, source=f"Secret {secret.name} key {secret.key}")
 
 
-def load_keyring(vault: BackupVault, read_secret: SecretReader) -> Keyring:
+def load_keyring(
+    vault: BackupVault, read_secret: SecretReader, azure: AzureKeys | None = None
+) -> Keyring:
     """The vault's keys: ``spec.encryption`` (current) first, then its ``previousKeys``."""
     spec = vault.spec.encryption
-    refs: list[KeyReference] = [spec, *spec.previous_keys]
-    return Keyring([open_key(vault, ref, read_secret) for ref in refs])
+    refs: list[KeyReference] = spec.keys
+    azure = azure or AzureKeys()
+    return Keyring([open_key(vault, ref, read_secret, azure) for ref in refs])
 
 
 def storage_connection(vault: BackupVault, read_secret: SecretReader) -> str:
@@ -76,12 +90,18 @@ def open_store(
     )
 
 
-def open_vault(vault: BackupVault, read_secret: SecretReader, *, create: bool = False) -> Vault:
+def open_vault(
+    vault: BackupVault,
+    read_secret: SecretReader,
+    *,
+    create: bool = False,
+    azure: AzureKeys | None = None,
+) -> Vault:
     """The whole vault: storage with the account key, and the keyring."""
     return Vault(
         open_store(vault, read_secret, create=create),
         Layout(vault.spec.azure_blob.prefix),
-        load_keyring(vault, read_secret),
+        load_keyring(vault, read_secret, azure),
     )
 
 

@@ -20,6 +20,7 @@ import kopf
 
 from sqlharbor import __version__
 from sqlharbor.api import GROUP, KINDS, VERSION, contract
+from sqlharbor.key_vault_access import AzureKeys
 from sqlharbor.kube.aio import AsyncKubeClient, load_configuration
 from sqlharbor_operator import preflight
 from sqlharbor_operator.leadership import Leadership
@@ -86,7 +87,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
     # planning; API calls are on the loop
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(
-            max_workers=ours.retention_concurrency + 2, thread_name_prefix="sqlharbor-vault"
+            max_workers=ours.retention_concurrency + 4, thread_name_prefix="sqlharbor-vault"
         )
     )
     kubeconfig = str(ours.kubeconfig) if ours.kubeconfig else None
@@ -111,7 +112,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
         holds = memo.leadership.holds
         rt = Runtime(FencedApi(memo.api, holds), memo.state, ours, leads=holds)
         memo.tasks.append(asyncio.create_task(memo.leadership.run(), name="sqlharbor-election"))
-    controller = Controller(rt, VaultOpener(reader))
+    controller = Controller(rt, VaultOpener(reader, azure=AzureKeys(ours.azure)))
     task = asyncio.create_task(controller.run(memo.api.list_pages), name="sqlharbor-controller")
     memo.tasks.append(task)
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlharbor.api import ChainHealth, Health, ProtectedDatabaseStatus
 from sqlharbor.domain.backupset import RecoveryModel
+from sqlharbor.errors import ErrorCode
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def assess(
     if status.unreadable_points:
         return Verdict(
             Health.WARNING,
-            "KeyNotListed",
+            ErrorCode.KEY_NOT_LISTED,
             f"{status.unreadable_points} recovery point(s) are unreadable and outside the "
             f"recovery window: wrapped with {', '.join(status.unreadable_keys)}, which the "
             "vault no longer lists (add it to spec.encryption.previousKeys)",

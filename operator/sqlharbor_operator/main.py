@@ -10,6 +10,9 @@ from pathlib import Path
 
 import click
 
+from sqlharbor.errors import InvalidInput
+from sqlharbor.key_vault_access import KEY_VAULT_DOMAINS, AzureSettings
+from sqlharbor.vault.identity import WorkloadIdentity
 from sqlharbor_operator.leadership import ElectionSettings
 from sqlharbor_operator.settings import OperatorSettings
 
@@ -92,6 +95,44 @@ _POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namesp
     show_default=True,
     help="json: one JSON object per line (kopf's JSON format) with the job and database as fields.",
 )
+@click.option(
+    "--azure-ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    envvar="SQLHARBOR_AZURE_CA_BUNDLE",
+    help="PEM file of CAs to trust for Entra ID and Key Vault instead of the system's (a "
+    "TLS-inspecting proxy, a private CA).",
+)
+@click.option(
+    "--azure-authority-host",
+    default=None,
+    envvar="SQLHARBOR_AZURE_AUTHORITY_HOST",
+    help="Entra ID authority for service principals (login.microsoftonline.us, "
+    "login.chinacloudapi.cn, ...); workload identity uses $AZURE_AUTHORITY_HOST first. "
+    "Default: the public cloud.",
+)
+@click.option(
+    "--azure-disable-instance-discovery",
+    is_flag=True,
+    default=False,
+    envvar="SQLHARBOR_AZURE_DISABLE_INSTANCE_DISCOVERY",
+    help="For an authority host Microsoft does not know (Azure Stack Hub).",
+)
+@click.option(
+    "--azure-key-vault-domains",
+    default=",".join(KEY_VAULT_DOMAINS),
+    show_default=True,
+    envvar="SQLHARBOR_AZURE_KEY_VAULT_DOMAINS",
+    help="Comma-separated DNS domains of the Key Vaults a BackupVault may name: the operator "
+    "sends its identity's tokens only there.",
+)
+@click.option(
+    "--azure-insecure-challenge-resource",
+    is_flag=True,
+    default=False,
+    envvar="SQLHARBOR_AZURE_INSECURE_CHALLENGE_RESOURCE",
+    hidden=True,  # only the tests' Key Vault stand-in on 127.0.0.1 needs it
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def main(
     kubeconfig: Path | None,
@@ -106,6 +147,11 @@ def main(
     leader_election_name: str,
     lease_seconds: float,
     identity: str | None,
+    azure_ca_bundle: str | None,
+    azure_authority_host: str | None,
+    azure_disable_instance_discovery: bool,
+    azure_key_vault_domains: str,
+    azure_insecure_challenge_resource: bool,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -137,6 +183,16 @@ def main(
         grant_lifetime=timedelta(seconds=grant_seconds),
         metrics_port=metrics_port,
         election=election,
+        azure=AzureSettings(
+            ca_bundle=azure_ca_bundle,
+            authority_host=azure_authority_host,
+            disable_instance_discovery=azure_disable_instance_discovery,
+            key_vault_domains=tuple(
+                d.strip() for d in azure_key_vault_domains.split(",") if d.strip()
+            ),
+            verify_challenge_resource=not azure_insecure_challenge_resource,
+            workload_identity=_workload_identity(),
+        ),
     )
     logs.configure(log_format, log_level)
     if settings.metrics_port is not None:
@@ -151,6 +207,14 @@ def main(
             f"http://0.0.0.0:{health_port}/healthz" if health_port is not None else None
         ),
     )
+
+
+def _workload_identity() -> WorkloadIdentity | None:
+    """The pod's workload identity, when the webhook injected one."""
+    try:
+        return WorkloadIdentity.from_env(os.environ)
+    except InvalidInput:
+        return None
 
 
 def _own_namespace(namespaces: tuple[str, ...]) -> str | None:

@@ -4,10 +4,11 @@ no module reads the environment or keeps a global."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from sqlharbor.key_vault_access import AzureSettings
 from sqlharbor_operator.leadership import ElectionSettings
 
 
@@ -36,3 +37,5 @@ class OperatorSettings:
     api_connections: int = 32
     #: Leader election (``leadership``); None: this replica always leads (one replica).
     election: ElectionSettings | None = None
+    #: How the operator reaches Entra ID and Key Vault (the vaults' Key Vault keys).
+    azure: AzureSettings = field(default_factory=AzureSettings)

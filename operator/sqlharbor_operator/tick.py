@@ -44,7 +44,7 @@ ListPages = Callable[[str, str | None], AsyncIterator[list[dict[str, Any]]]]
 class Controller:
     def __init__(self, rt: Runtime, vaults: VaultOpener) -> None:
         self.rt = rt
-        self.validator = Validator(rt.api)
+        self.validator = Validator(rt.api, vaults.probe_key_vault)
         self.granter = Granter(rt, vaults)
         self.indexer = Indexer(rt, vaults)
         self.liveness = Liveness(rt)

@@ -2,6 +2,8 @@
 the keyring) and SAS issuing, opened from a BackupVault and its Secrets
 (``sqlharbor.vault_access``) and cached for a minute per vault generation, so a replaced
 Secret (a rotated account key, a new wrapping key) is picked up without a restart.
+Key Vault keys are reached with the operator's ``AzureKeys`` (its settings and one cached
+credential per identity); ``probe_key_vault`` checks them for vault validation.
 
 Called on worker threads (the Azure SDK and Secret reads are blocking) by restore
 planning, grants, indexing and retention.
@@ -14,8 +16,10 @@ import time
 from dataclasses import dataclass
 
 from sqlharbor.api import BackupVault
+from sqlharbor.key_vault_access import AzureKeys, probe
 from sqlharbor.vault import Catalog, Layout, Vault
 from sqlharbor.vault.keyring import Keyring
+from sqlharbor.vault.keyvault import KeyVaultKey
 from sqlharbor.vault.sas import SasIssuer
 from sqlharbor.vault_access import SecretReader, load_keyring, open_store, sas_issuer
 
@@ -37,9 +41,16 @@ class VaultAccess:
 class VaultOpener:
     """``opener(vault)``: the operator's ``VaultAccess`` to a BackupVault."""
 
-    def __init__(self, read_secret: SecretReader, *, reopen_seconds: float = REOPEN_SECONDS):
+    def __init__(
+        self,
+        read_secret: SecretReader,
+        *,
+        reopen_seconds: float = REOPEN_SECONDS,
+        azure: AzureKeys | None = None,
+    ):
         self._read = read_secret
         self._reopen = reopen_seconds
+        self.azure = azure or AzureKeys()
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str, int | None], tuple[float, VaultAccess]] = {}
 
@@ -50,7 +61,7 @@ class VaultOpener:
             cached = self._cache.get(key)
             if cached is not None and now - cached[0] < self._reopen:
                 return cached[1]
-        keyring = load_keyring(vault, self._read)
+        keyring = load_keyring(vault, self._read, self.azure)
         store = open_store(vault, self._read, create=True)  # agents cannot create it
         access = VaultAccess(
             Vault(store, Layout(vault.spec.azure_blob.prefix), keyring),
@@ -66,3 +77,14 @@ class VaultOpener:
 
     def keyring(self, vault: BackupVault) -> Keyring:
         return self(vault).keyring
+
+    def probe_key_vault(self, vault: BackupVault) -> list[str]:
+        """Each Key Vault key the vault lists read (get) and tried (unwrapKey), newly opened
+        (blocking): their ``id/version``.  Raises the first key's translated error."""
+        keyring = load_keyring(vault, self._read, self.azure)
+        found = []
+        for key in keyring.keys:
+            if isinstance(key, KeyVaultKey):
+                with key:
+                    found.append(probe(key))
+        return found

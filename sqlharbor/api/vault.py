@@ -96,21 +96,24 @@ class AzureBlobLocation(ApiModel):
     credentials: BlobCredentials = Field(description="How to authenticate to the account.")
 
 
+#: a Key Vault (or Managed HSM) key URL of any Azure cloud; which hosts the operator
+#: trusts with its identity's token is the operator's setting (--azure-key-vault-domains)
+KEY_VAULT_KEY_URL = (
+    r"^https://[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?/keys/[A-Za-z0-9-]{1,127}"
+    r"(/[0-9a-fA-F]{32})?$"
+)
+_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
 class KeyReference(ApiModel):
     """One RSA wrapping key: in a Kubernetes Secret (only the operator reads it) or in Azure
-    Key Vault."""
+    Key Vault (the operator reaches it with ``encryption.identity``)."""
 
     model_config = ConfigDict(
         json_schema_extra=validations(
             cel(
                 "has(self.keySecretRef) != has(self.keyVaultKeyId)",
                 "set exactly one of keySecretRef or keyVaultKeyId",
-            ),
-            cel(
-                "!has(self.keyVaultKeyId)",
-                "keyVaultKeyId is not supported yet: use keySecretRef (a Secret with an RSA "
-                "private key: kubectl sqlharbor vault keygen)",
-                ".keyVaultKeyId",
             ),
         )
     )
@@ -124,8 +127,64 @@ class KeyReference(ApiModel):
     )
     key_vault_key_id: str | None = Field(
         default=None,
-        description="Azure Key Vault key identifier (https://<vault>.vault.azure.net/keys/<name>).",
-        pattern=r"^https://[a-z0-9-]+\.vault\.azure\.net/keys/[A-Za-z0-9-]+(/[0-9a-f]{32})?$",
+        description=(
+            "Azure Key Vault or Managed HSM key URL (https://<vault>.vault.azure.net/keys/"
+            "<name>[/<version>]; without a version: the latest). An RSA or RSA-HSM key that "
+            "encryption.identity may get and unwrapKey with; its private half never leaves "
+            "Key Vault."
+        ),
+        max_length=512,
+        pattern=KEY_VAULT_KEY_URL,
+    )
+
+
+class WorkloadIdentityRef(ApiModel):
+    """AKS workload identity of the operator's pod (the variables the webhook injects:
+    AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE)."""
+
+    client_id: str | None = Field(
+        default=None,
+        description=(
+            "Client id of another app registration federated with the operator's service "
+            "account; omit for the one its annotation names (AZURE_CLIENT_ID)."
+        ),
+        pattern=_GUID,
+    )
+
+
+class ServicePrincipalRef(ApiModel):
+    """An app registration and its client secret, in a Secret the operator reads."""
+
+    tenant_id: str = Field(description="Entra ID tenant (directory) id.", pattern=_GUID)
+    client_id: str = Field(description="Application (client) id.", pattern=_GUID)
+    client_secret_ref: SecretKeyReference = Field(
+        description="Secret key holding the client secret (the operator must be allowed to "
+        "get this Secret)."
+    )
+
+
+class KeyVaultIdentity(ApiModel):
+    """The Azure identity the operator uses for this vault's Key Vault keys: exactly one."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "(has(self.workloadIdentity) ? 1 : 0) + (has(self.managedIdentity) ? 1 : 0) + "
+                "(has(self.servicePrincipal) ? 1 : 0) == 1",
+                "set exactly one of encryption.identity.workloadIdentity, "
+                "encryption.identity.managedIdentity or encryption.identity.servicePrincipal",
+            ),
+        )
+    )
+
+    workload_identity: WorkloadIdentityRef | None = Field(
+        default=None, description="The operator pod's AKS workload identity."
+    )
+    managed_identity: ManagedIdentity | None = Field(
+        default=None, description="The managed identity of the node the operator runs on."
+    )
+    service_principal: ServicePrincipalRef | None = Field(
+        default=None, description="An app registration with a client secret."
     )
 
 
@@ -134,14 +193,44 @@ class EncryptionSpec(KeyReference):
     public half; only the operator unwraps) and the keys of older points.  The user owns
     them: sqlharbor never stores a key anywhere but where these references point."""
 
-    previous_keys: list[KeyReference] = Field(
-        default_factory=list,
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "has(self.keySecretRef) != has(self.keyVaultKeyId)",
+                "set exactly one of keySecretRef or keyVaultKeyId",
+            ),
+            cel(
+                "has(self.identity) || !(has(self.keyVaultKeyId) || (has(self.previousKeys) "
+                "&& self.previousKeys.exists(k, has(k.keyVaultKeyId))))",
+                "encryption.identity is required with a keyVaultKeyId (here or in "
+                "previousKeys): set identity.workloadIdentity, identity.managedIdentity or "
+                "identity.servicePrincipal, the Azure identity the operator reaches Key Vault "
+                "with",
+                ".identity",
+            ),
+        )
+    )
+
+    identity: KeyVaultIdentity | None = Field(
+        default=None,
+        description=(
+            "The operator's Azure identity for the Key Vault keys (current and previous); "
+            "required with a keyVaultKeyId."
+        ),
+    )
+    previous_keys: list[KeyReference] | None = Field(
+        default=None,
         max_length=16,
         description=(
             "Keys that no longer wrap new points but still open older ones. Keep a key here "
             "while any point it wraps is kept; a point whose key is not listed is unreadable."
         ),
     )
+
+    @property
+    def keys(self) -> list[KeyReference]:
+        """The current key, then the previous ones."""
+        return [self, *(self.previous_keys or [])]
 
 
 class BackupVaultSpec(ApiModel):

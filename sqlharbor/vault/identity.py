@@ -18,13 +18,18 @@ secret is never in a repr or a message.  ``authority_host`` (with
 clouds, Azure Stack and the tests' token stand-in; ``ca_bundle`` trusts a private CA.
 ``build_credential`` is called by whoever builds a ``sqlharbor.vault.keyvault.KeyVaultKey``
 (the operator, the CLI); credentials only fail when asked for a token, and that failure
-is translated where the token is used (``keyvault.translate``).
+is translated where the token is used (``keyvault.translate``).  ``Credentials`` keeps
+one credential per identity, so that the tokens azure-identity caches are reused by every
+key opened with the same identity.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,3 +195,44 @@ def build_credential(identity: Identity, *, ca_bundle: str | None = None) -> Tok
     return ClientSecretCredential(
         identity.tenant_id, identity.client_id, identity.client_secret, **authority, **transport
     )
+
+
+class Credentials:
+    """``credentials(identity)``: one credential per identity (and CA bundle), kept while
+    used, so that its cached tokens serve every key of every vault with that identity; the
+    least recently used beyond ``limit`` are closed (a rotated client secret is a new
+    identity)."""
+
+    def __init__(self, *, ca_bundle: str | None = None, limit: int = 32) -> None:
+        self._ca_bundle = ca_bundle
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._made: OrderedDict[Identity, TokenCredential] = OrderedDict()
+
+    def __call__(self, identity: Identity) -> TokenCredential:
+        with self._lock:
+            credential = self._made.get(identity)
+            if credential is None:
+                credential = build_credential(identity, ca_bundle=self._ca_bundle)
+                self._made[identity] = credential
+            self._made.move_to_end(identity)
+            while len(self._made) > self._limit:
+                _, old = self._made.popitem(last=False)
+                _close(old)
+            return credential
+
+    def close(self) -> None:
+        with self._lock:
+            for credential in self._made.values():
+                _close(credential)
+            self._made.clear()
+
+    def __repr__(self) -> str:
+        return f"Credentials({len(self._made)} identities)"
+
+
+def _close(credential: TokenCredential) -> None:
+    close = getattr(credential, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()

@@ -102,7 +102,8 @@ class KeyVaultKey(UnwrappingKey):
     accepts an authentication challenge whose resource is not the vault's domain (only
     the stand-in needs it); ``retry_total`` is the SDK's own retries of throttled and
     failed requests (sqlharbor's loops retry ``TemporaryError`` after that);
-    ``min_bits`` the smallest key accepted (2048: keys that exist already)."""
+    ``min_bits`` the smallest key accepted (2048: keys that exist already);
+    ``timeout_seconds`` bounds connecting and each read (azure-core's default: 300 s)."""
 
     def __init__(
         self,
@@ -113,6 +114,7 @@ class KeyVaultKey(UnwrappingKey):
         verify_challenge_resource: bool = True,
         retry_total: int = 3,
         min_bits: int = LEGACY_MIN_RSA_BITS,
+        timeout_seconds: float | None = None,
     ) -> None:
         self._vault_url, self._name, self._version = parse_key_url(key_url)
         self._credential = credential
@@ -120,10 +122,14 @@ class KeyVaultKey(UnwrappingKey):
         self._verify_challenge_resource = verify_challenge_resource
         self._retry_total = retry_total
         self.min_bits = min_bits
+        self._timeout = timeout_seconds
         self._options: dict[str, Any] = {
             "verify_challenge_resource": verify_challenge_resource,
             "retry_total": retry_total,
         }
+        if timeout_seconds is not None:
+            self._options["connection_timeout"] = timeout_seconds
+            self._options["read_timeout"] = timeout_seconds
         if ca_bundle is not None:
             self._options["connection_verify"] = ca_bundle
         self._lock = threading.RLock()
@@ -158,6 +164,7 @@ class KeyVaultKey(UnwrappingKey):
             verify_challenge_resource=self._verify_challenge_resource,
             retry_total=self._retry_total,
             min_bits=self.min_bits,
+            timeout_seconds=self._timeout,
         )
 
     # -- the two operations -----------------------------------------------------------------

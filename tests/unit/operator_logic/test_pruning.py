@@ -13,7 +13,7 @@ from sqlharbor_operator.state import State
 
 from sqlharbor.api import Health, LastBackup
 from sqlharbor.domain.backupset import BackupType, PointKey, RecoveryPoint
-from sqlharbor.errors import BlobNotFound, ContainerNotFound, VaultAccessDenied
+from sqlharbor.errors import BlobNotFound, ContainerNotFound, ErrorCode, VaultAccessDenied
 from tests.builders.operator import GUID, T0
 from tests.builders.records import backup_record
 
@@ -285,5 +285,5 @@ def test_points_under_a_key_the_vault_dropped_are_unreadable_and_out_of_the_wind
         log_interval=None,
         recovery_model=None,
     )
-    assert (verdict.health, verdict.reason) == (Health.WARNING, "KeyNotListed")
+    assert (verdict.health, verdict.reason) == (Health.WARNING, ErrorCode.KEY_NOT_LISTED)
     assert "k-old" in verdict.message
