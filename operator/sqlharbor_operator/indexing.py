@@ -38,9 +38,10 @@ log = logging.getLogger(__name__)
 
 
 class Indexer:
-    """Each tick starts a batch of the reported points not indexed yet, in the background
-    (at most ``concurrency`` at once; the tick does not wait: due backups must not wait
-    behind a vault's latency), unless the previous batch still runs."""
+    """Each tick queues the points reported since, and starts a batch of the queue in the
+    background (at most ``concurrency`` at once; the tick does not wait: due backups must
+    not wait behind a vault's latency) unless the previous batch still runs.  A point that
+    failed for a temporary reason goes back to the queue."""
 
     def __init__(
         self,
@@ -51,15 +52,19 @@ class Indexer:
         self._rt = rt
         self._open = open_vault
         self._concurrency = concurrency
-        self._done: set[tuple[str, str]] = set()  # (job uid, recovery point id)
+        self._seen: set[tuple[str, str]] = set()  # (job uid, recovery point id) taken
+        self._queue: list[tuple[str, BackupJob, DatabaseResult]] = []
         self._running: asyncio.Task[None] | None = None
 
     async def tick(self) -> asyncio.Task[None] | None:
+        """Take every newly reported point (before ``accounting`` drops the job's results
+        from memory: this runs first in the tick), and start a batch when none runs."""
+        self._queue.extend(self._pending())
         if self._running is not None and not self._running.done():
             return None
-        batch = list(self._pending())
-        if not batch:
+        if not self._queue:
             return None
+        batch, self._queue = self._queue, []
         self._running = asyncio.create_task(self.run(batch), name="sqlharbor-indexing")
         return self._running
 
@@ -71,7 +76,8 @@ class Indexer:
             uid = job.metadata.uid or name
             for result in status.databases:
                 point = result.recovery_point_id
-                if result.phase is JobPhase.SUCCEEDED and point and (uid, point) not in self._done:
+                if result.phase is JobPhase.SUCCEEDED and point and (uid, point) not in self._seen:
+                    self._seen.add((uid, point))
                     yield ns, job, result
 
     async def run(self, batch: list[tuple[str, BackupJob, DatabaseResult]]) -> None:
@@ -89,17 +95,16 @@ class Indexer:
             await asyncio.to_thread(self._index, ns, job, result)
         except TemporaryError as exc:
             log.warning(
-                "indexing %s: %s (next tick)",
+                "indexing %s: %s (next batch)",
                 point,
                 exc,
                 extra=fields(namespace=ns, job=job.metadata.name),
             )
-            return
+            self._queue.append((ns, job, result))
         except SqlHarborError as exc:
             await self._refused(ns, job, point, exc)
         except Exception:  # one point must not end the batch for the others
             log.exception("indexing %s failed", point)
-        self._done.add((job.metadata.uid or job.metadata.name, point))
 
     def _index(self, ns: str, job: BackupJob, result: DatabaseResult) -> None:
         state = self._rt.state

@@ -130,8 +130,8 @@ class Controller:
             lambda: self.validator.policies(state),
             lambda: self.liveness.tick(now),
             lambda: self.granter.tick(now),
+            self.indexer.tick,  # before accounting, which drops a finished job's results
             self.accountant.tick,
-            self.indexer.tick,
             lambda: self.dispatcher.tick(now),
             self.protector.tick,
             lambda: self.status.tick(now),
