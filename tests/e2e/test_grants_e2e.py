@@ -28,9 +28,11 @@ from sqlharbor_agent.grants import vault_of
 from sqlharbor_devtools.demo.stack import Stack
 from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
-from sqlharbor.api import API_VERSION, ErrorInfo, JobPhase, RestorePhase, contract
+from sqlharbor import __version__
+from sqlharbor.api import API_VERSION, ErrorInfo, JobPhase, JobReason, RestorePhase, contract
 from sqlharbor.api.contract.grants import BackupGrant, RestoreGrant, open_grant
 from sqlharbor.api.contract.sealing import SessionKey
+from sqlharbor.api.instance import AgentInfo
 from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import ErrorCode, IntegrityError, KeyUnavailable, VaultAccessDenied
 from sqlharbor.kube import KubeClient
@@ -51,6 +53,7 @@ LOOT_GUID = "5e5e5e5e-0000-4000-8000-000000000001"
 class Env:
     e2e: E2E
     thief: KubeClient
+    thief_session: contract.AgentSession  # holds thief's Lease
     admin_store: AzureBlobStore  # the vault container with the account key (the admin's)
 
     @property
@@ -78,6 +81,7 @@ def env(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
         stack.start_operator()
         e2e.start_agent("gvm", ["sim-a"])
         thief = KubeClient.from_kubeconfig(str(stack.enroll_agent("thief", ["sim-t"])))
+        session = _register(thief, stack.namespace)
 
         def window() -> bool:
             return int(e2e.pd_status("sim-a-sales").get("recoveryPoints", 0)) >= 3
@@ -86,16 +90,33 @@ def env(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
         store = AzureBlobStore.from_connection_string(
             stack.plane.blob_connection_string, e2e.container, create=False
         )
-        yield Env(e2e, thief, store)
+        yield Env(e2e, thief, session, store)
         assert_no_forbidden(stack)
     finally:
         stack.stop()
 
 
+def _register(thief: KubeClient, namespace: str) -> contract.AgentSession:
+    """What agent thief's process would do at start: its Lease (for ten minutes, the whole
+    module) and its session in sim-t's status, so the operator counts sim-t as served."""
+    session = contract.AgentSession("thief", uuid.uuid4().hex[:12])
+    lease = contract.lease_object(session, 600, datetime.now(UTC))
+    thief.call("create lease", thief.coordination.create_namespaced_lease, namespace, lease)
+    agent = AgentInfo(
+        session_id=session.token,
+        version=__version__,
+        hostname=THIEF_ID,
+        lease_name=contract.lease_name("thief"),
+        started=datetime.now(UTC),
+    )
+    thief.patch_status("SqlInstance", namespace, "sim-t", {"agent": agent.to_wire()})
+    return session
+
+
 def _claim(env: Env, kind: str, name: str, key: SessionKey) -> dict[str, Any]:
     """Claim ``name`` as agent thief (against the version read), then await the grant."""
     obj = env.thief.get_raw(kind, env.ns, name)
-    session = contract.AgentSession("thief", uuid.uuid4().hex[:12])
+    session = env.thief_session
     claimed = env.thief.patch_status(
         kind,
         env.ns,
@@ -130,19 +151,29 @@ def _refused(action: Callable[[], object]) -> VaultAccessDenied:
 
 
 def test_a_backup_grant_creates_new_points_and_nothing_else(env: Env) -> None:
-    def pending() -> str | None:
-        for job in env.e2e.jobs():
-            labels = job["metadata"].get("labels") or {}
-            if (
-                job["spec"]["instanceRef"]["name"] == "sim-t"
-                and labels.get(contract.LABEL_AGENT) == "thief"
-                and contract.phase_of(job) in contract.CLAIMABLE["BackupJob"]
-            ):
-                return str(job["metadata"]["name"])
-        return None
+    name = f"b-{uuid.uuid4().hex[:6]}"
+    env.stack.client.create(
+        "BackupJob",
+        env.ns,
+        {
+            "apiVersion": API_VERSION,
+            "kind": "BackupJob",
+            "metadata": {"name": name},
+            "spec": {
+                "instanceRef": {"name": "sim-t"},
+                "vaultRef": {"name": "demo-vault"},
+                "type": "Full",
+                "reason": JobReason.ON_DEMAND.value,
+                "databases": [{"name": "loot"}],
+            },
+        },
+    )
 
-    env.e2e.protect("sim-t", "loot")
-    name = env.e2e.wait("a BackupJob of sim-t for agent thief", pending, 60)
+    def assigned() -> bool:  # the operator labels it for sim-t's agent
+        labels = env.thief.get_raw("BackupJob", env.ns, name)["metadata"].get("labels") or {}
+        return labels.get(contract.LABEL_AGENT) == "thief"
+
+    env.e2e.wait(f"BackupJob {name} assigned to agent thief", assigned, 60)
     key = SessionKey()
     job = _claim(env, "BackupJob", name, key)
     with pytest.raises(IntegrityError, match="sealed to session key"):
@@ -220,7 +251,9 @@ def test_a_restore_grant_reads_exactly_its_plan(env: Env) -> None:
     store = BlobSasStore.open(grant.account_url, grant.container, grant.blobs)
     _refused(lambda: store.get(outside[0]))  # refused here ...
     token = next(iter(grant.blobs.values()))
-    other = BlobClient(f"{grant.account_url}/{grant.container}/{outside[0]}", credential=token)
+    other = BlobClient.from_blob_url(
+        f"{grant.account_url}/{grant.container}/{outside[0]}", credential=token
+    )
     with pytest.raises(HttpResponseError) as by_server:  # ... and by the storage service
         other.download_blob().readall()
     assert getattr(by_server.value, "status_code", None) == 403
