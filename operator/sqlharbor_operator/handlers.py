@@ -134,12 +134,14 @@ async def login(memo: Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 async def stop(memo: Memo, **_: Any) -> None:
-    """Shutdown (SIGTERM): stop the controller, then hand the lease over at once."""
-    for task in memo.tasks:
-        task.cancel()
+    """Shutdown (SIGTERM): hand the lease over at once (this replica's writes are fenced
+    from that moment: ``runtime.FencedApi``), then stop the controller and its background
+    work (indexing, retention), whose vault calls may take a while to give up."""
     leadership = getattr(memo, "leadership", None)
     if leadership is not None:
         await leadership.release()
+    for task in memo.tasks:
+        task.cancel()
     if getattr(memo, "api", None) is not None:
         await memo.api.close()
 

@@ -17,11 +17,13 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
 from sqlharbor.api import GROUP, KINDS_BY_NAME, VERSION
-from sqlharbor.errors import NotFound
+from sqlharbor.errors import NotFound, TemporaryError
 from sqlharbor.kube.objects import event_body, secret_key
 from sqlharbor.kube.translate import translate
 
 T = TypeVar("T")
+#: how long a worker thread waits for a Secret read on the event loop
+SECRET_READ_TIMEOUT = 30.0
 _NETWORK = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
@@ -187,7 +189,13 @@ class AsyncKubeClient:
 
         def read(namespace: str, name: str, key: str) -> bytes:
             future = asyncio.run_coroutine_threadsafe(self.secret_value(namespace, name, key), loop)
-            return future.result()
+            try:
+                return future.result(timeout=SECRET_READ_TIMEOUT)
+            except TimeoutError:  # the loop is shutting down or the API server hangs
+                future.cancel()
+                raise TemporaryError(
+                    f"reading Secret {namespace}/{name} took over {SECRET_READ_TIMEOUT:.0f}s"
+                ) from None
 
         return read
 
