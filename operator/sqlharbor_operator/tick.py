@@ -2,7 +2,8 @@
 wakes it) validate vaults and policies, fail jobs whose agent died, grant claimed jobs their
 storage rights and keys, fold finished jobs into status, index their recovery points in the
 vault's catalog, dispatch due backups, auto-protect, write changed statuses, collect old jobs, plan
-restores, assign jobs to their instances' agents, and start a retention pass when one is due.
+restores, assign jobs to their instances' agents, and start a retention pass and a key
+census when one is due.
 
 Started by ``handlers`` at operator start-up with the ``Runtime`` it built.  Each concern is
 a module of its own; this one only orders them.
@@ -26,6 +27,7 @@ from sqlharbor_operator.dispatch import Dispatcher
 from sqlharbor_operator.garbage import GarbageCollector
 from sqlharbor_operator.grants import Granter
 from sqlharbor_operator.indexing import Indexer
+from sqlharbor_operator.key_census import KeyCensus
 from sqlharbor_operator.liveness import Liveness
 from sqlharbor_operator.pruning import RetentionPass, fold_pruning
 from sqlharbor_operator.restores import RestoreDispatcher
@@ -47,6 +49,7 @@ class Controller:
         self.validator = Validator(rt.api, vaults.probe_key_vault)
         self.granter = Granter(rt, vaults)
         self.indexer = Indexer(rt, vaults)
+        self.census = KeyCensus(rt, vaults, rt.settings.retention_interval)
         self.liveness = Liveness(rt)
         self.accountant = Accountant(rt)
         self.dispatcher = Dispatcher(rt)
@@ -139,6 +142,7 @@ class Controller:
             lambda: self.restores.tick(now),
             self.assigner.tick,
             lambda: self.retention.tick(state, now),
+            lambda: self.census.tick(now),
         ]
         for concern in rounds:
             if not self.rt.leads():

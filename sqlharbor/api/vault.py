@@ -137,6 +137,14 @@ class KeyReference(ApiModel):
         pattern=KEY_VAULT_KEY_URL,
     )
 
+    @property
+    def ref(self) -> str:
+        """``secret:NAME/KEY`` or ``keyvault:URL``: how status and the vault-keys policy
+        (config/policy/vault_keys.yaml, which builds the same string) name this key."""
+        if self.key_secret_ref is not None:
+            return f"secret:{self.key_secret_ref.name}/{self.key_secret_ref.key}"
+        return f"keyvault:{self.key_vault_key_id}"
+
 
 class WorkloadIdentityRef(ApiModel):
     """AKS workload identity of the operator's pod (the variables the webhook injects:
@@ -246,6 +254,15 @@ class VaultPhase(enum.StrEnum):
     UNAVAILABLE = "Unavailable"
 
 
+class KeyUse(StatusModel):
+    """How many recovery points one key the vault lists wraps (the operator's census)."""
+
+    ref: str = Field(description="The key as spec.encryption names it (KeyReference.ref).")
+    key_id: str = Field(default="", description="The key's id (public).")
+    key_version: str = Field(default="", description="The key's version.")
+    points: int = Field(default=0, ge=0, description="Recovery points it wraps.")
+
+
 class BackupVaultStatus(StatusModel):
     """Whether the vault can be used, as the operator last validated it."""
 
@@ -258,4 +275,10 @@ class BackupVaultStatus(StatusModel):
     observed_generation: int | None = Field(
         default=None, description="The .metadata.generation last validated."
     )
+    keys: list[KeyUse] = Field(
+        default_factory=list,
+        description="Recovery points per listed key, as last counted; a key that still wraps "
+        "points cannot be removed from spec.encryption (config/policy/vault_keys.yaml).",
+    )
+    keys_counted: datetime | None = Field(default=None, description="When keys was counted.")
     conditions: list[Condition] = Field(default_factory=list, description="Observations.")

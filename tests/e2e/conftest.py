@@ -5,26 +5,16 @@ environment ends by checking it was refused nothing (``assert_no_forbidden``).""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlharbor_devtools.demo.stack import Stack
 from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
-from .harness import E2E, assert_no_forbidden
+from .harness import E2E, module_e2e
 
 
 @pytest.fixture
 def e2e(control_plane: ControlPlane, tmp_path: Path) -> Iterator[E2E]:
-    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
-    stack = Stack(control_plane, namespace, tmp_path / "stack")
-    stack.create_namespace()
-    stack.install_vault_secrets()
-    env = E2E(stack, tmp_path / "simulated")
-    try:
+    with module_e2e(control_plane, tmp_path, "e2e") as env:
         yield env
-        assert_no_forbidden(stack)
-    finally:
-        stack.stop()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlharbor_devtools.demo import scenario
 from sqlharbor_devtools.demo.stack import Process, Stack
+from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
 from sqlharbor.api import KINDS, JobPhase
 
@@ -151,3 +153,19 @@ class E2E:
         for item in items:
             lines.append(f"--- {item['metadata']['name']}: {item.get('status')}")
         return "\n".join(lines[-40:])
+
+
+@contextlib.contextmanager
+def module_e2e(plane: ControlPlane, tmp: Path, prefix: str) -> Iterator[E2E]:
+    """A stack in a fresh namespace ``PREFIX-<random>`` for a whole test module (with its
+    vault Secrets); on the way out it checks nothing was refused (``assert_no_forbidden``),
+    stops every process and deletes the namespace (not awaited)."""
+    stack = Stack(plane, f"{prefix}-{uuid.uuid4().hex[:8]}", tmp / "stack")
+    stack.create_namespace()
+    stack.install_vault_secrets()
+    try:
+        yield E2E(stack, tmp / "simulated")
+        assert_no_forbidden(stack)
+    finally:
+        stack.stop()
+        stack.kubectl("delete", "namespace", stack.namespace, "--wait=false", check=False)

@@ -11,7 +11,6 @@ fork give exactly the content the database had then.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from sqlharbor_devtools.devenv.controlplane import ControlPlane
 
 from sqlharbor.api import API_VERSION, JobPhase, RestorePhase, contract
 
-from .harness import E2E, assert_no_forbidden
+from .harness import E2E, module_e2e
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -47,30 +46,15 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    tmp = tmp_path_factory.mktemp("forks-e2e")
-    namespace = f"e2e-f-{uuid.uuid4().hex[:8]}"
-    stack = Stack(control_plane, namespace, tmp / "stack")
-    stack.create_namespace()
-    stack.install_vault_secrets()
-    e2e = E2E(stack, tmp / "simulated")
-    try:
+    with module_e2e(control_plane, tmp_path_factory.mktemp("forks-e2e"), "e2e-f") as e2e:
         e2e.apply_vault_and_policy(full="0 1 * * 0", differential=None, log="30s")
         e2e.instance("sim-a", SOURCE_ID, {"sales": "FULL"})
         e2e.instance("sim-b", OTHER_ID, {"other": "FULL"})
         e2e.protect("sim-a", "sales")
-        workload = stack.start_workload("w", e2e.root, SOURCE_ID, ["sales"], rate=20)
-        stack.start_operator()
+        workload = e2e.stack.start_workload("w", e2e.root, SOURCE_ID, ["sales"], rate=20)
+        e2e.stack.start_operator()
         e2e.start_agent("fvm", ["sim-a", "sim-b"])
         yield Env(e2e, workload)
-        assert_no_forbidden(stack)
-    finally:
-        stack.stop()
-        subprocess.run(
-            ["kubectl", "--kubeconfig", str(control_plane.kubeconfig), "delete", "namespace",
-             namespace, "--wait=false"],
-            capture_output=True,
-            check=False,
-        )  # fmt: skip
 
 
 def _second(moment: datetime) -> str:

@@ -40,7 +40,7 @@ from sqlharbor.vault import AzureBlobStore, Layout, WriterSettings
 from sqlharbor.vault.store_sas import BlobSasStore, ContainerSasStore
 from tests.builders.records import backup_record
 
-from .harness import E2E, assert_no_forbidden
+from .harness import E2E, module_e2e
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -67,12 +67,8 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    tmp = tmp_path_factory.mktemp("grants-e2e")
-    stack = Stack(control_plane, f"e2e-g-{uuid.uuid4().hex[:8]}", tmp / "stack")
-    stack.create_namespace()
-    stack.install_vault_secrets()
-    e2e = E2E(stack, tmp / "simulated")
-    try:
+    with module_e2e(control_plane, tmp_path_factory.mktemp("grants-e2e"), "e2e-g") as e2e:
+        stack = e2e.stack
         e2e.apply_vault_and_policy(full="0 1 * * 0", differential=None, log="30s")
         e2e.instance("sim-a", SOURCE_ID, {"sales": "FULL"})
         e2e.instance("sim-t", THIEF_ID, {"loot": "FULL"})
@@ -91,9 +87,6 @@ def env(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
             stack.plane.blob_connection_string, e2e.container, create=False
         )
         yield Env(e2e, thief, session, store)
-        assert_no_forbidden(stack)
-    finally:
-        stack.stop()
 
 
 def _register(thief: KubeClient, namespace: str) -> contract.AgentSession:

@@ -14,7 +14,6 @@ import itertools
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from sqlharbor_devtools.devenv.controlplane import ControlPlane
 from sqlharbor.api import API_VERSION, RestorePhase, contract
 from sqlharbor.errors import ErrorCode
 
-from .harness import E2E, assert_no_forbidden
+from .harness import E2E, module_e2e
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -54,13 +53,8 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    tmp = tmp_path_factory.mktemp("restore-e2e")
-    namespace = f"e2e-r-{uuid.uuid4().hex[:8]}"
-    stack = Stack(control_plane, namespace, tmp / "stack")
-    stack.create_namespace()
-    stack.install_vault_secrets()
-    e2e = E2E(stack, tmp / "simulated")
-    try:
+    with module_e2e(control_plane, tmp_path_factory.mktemp("restore-e2e"), "e2e-r") as e2e:
+        stack = e2e.stack
         e2e.apply_vault_and_policy(full="0 1 * * 0", differential=None, log="30s")
         e2e.instance("sim-a", SOURCE_ID, {"sales": "FULL", "taken": "FULL"})
         e2e.instance("sim-b", OTHER_ID, {"other": "FULL"})
@@ -82,22 +76,6 @@ def env(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
         target = middle.replace(microsecond=0)
         assert full < target < last
         yield Env(e2e, target.astimezone(UTC).isoformat().replace("+00:00", "Z"))
-        assert_no_forbidden(stack)
-    finally:
-        stack.stop()
-        subprocess.run(
-            [
-                "kubectl",
-                "--kubeconfig",
-                str(control_plane.kubeconfig),
-                "delete",
-                "namespace",
-                namespace,
-                "--wait=false",
-            ],
-            capture_output=True,
-            check=False,
-        )
 
 
 def _restore_job(

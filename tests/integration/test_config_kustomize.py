@@ -32,6 +32,8 @@ CRDS: set[Object] = {("CustomResourceDefinition", None, f"{k.plural}.{GROUP}") f
 POLICY: set[Object] = {
     ("ValidatingAdmissionPolicy", None, "sqlharbor-agent-fence"),
     ("ValidatingAdmissionPolicyBinding", None, "sqlharbor-agent-fence"),
+    ("ValidatingAdmissionPolicy", None, "sqlharbor-vault-keys"),
+    ("ValidatingAdmissionPolicyBinding", None, "sqlharbor-vault-keys"),
 }
 
 
