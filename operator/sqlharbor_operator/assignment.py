@@ -30,11 +30,8 @@ class Assigner:
 
     async def tick(self) -> None:
         state = self._rt.state
-        tables: tuple[tuple[str, dict[Any, Any]], ...] = (
-            ("BackupJob", state.jobs),
-            ("RestoreJob", state.restores),
-        )
-        for kind, table in tables:
+        for kind in contract.CLAIMABLE:  # BackupJob, RestoreJob
+            table = state.table(kind)
             for (ns, name), job in list(table.items()):
                 agent = self._wanted(kind, ns, job)
                 if agent is None:

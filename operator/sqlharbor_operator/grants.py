@@ -21,7 +21,7 @@ import base64
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlharbor.api import (
     BackupJob,
@@ -43,7 +43,6 @@ from sqlharbor.errors import (
     SqlHarborError,
     TemporaryError,
 )
-from sqlharbor.vault.manifest_auth import verify
 from sqlharbor.vault.reader import data_blobs
 from sqlharbor_operator.logs import fields
 from sqlharbor_operator.runtime import Runtime
@@ -63,13 +62,8 @@ class Granter:
         self._done: set[str] = set()
 
     async def tick(self, now: datetime) -> None:
-        state = self._rt.state
-        tables: tuple[tuple[str, dict[Any, Any]], ...] = (
-            ("BackupJob", state.jobs),
-            ("RestoreJob", state.restores),
-        )
-        for kind, table in tables:
-            for (ns, name), job in list(table.items()):
+        for kind in contract.CLAIMABLE:  # BackupJob, RestoreJob
+            for (ns, name), job in list(self._rt.state.table(kind).items()):
                 if self._wanted(job):
                     await self._grant(kind, ns, name, job, now)
 
@@ -185,8 +179,7 @@ def checked_plan(
     for step in plan.steps:
         point = step.recovery_point_id
         manifest = vault.manifest(plan.instance, plan.database_guid, point)
-        data_key = access.keyring.data_key(manifest)
-        verify(manifest, data_key)
+        data_key = vault.authenticate(manifest)
         backup = manifest.backup
         if (backup.backup_type, str(backup.first_lsn), str(backup.last_lsn)) != (
             step.backup_type,

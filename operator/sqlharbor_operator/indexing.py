@@ -29,7 +29,6 @@ from sqlharbor.errors import (
     TemporaryError,
 )
 from sqlharbor.vault.manifest import Manifest
-from sqlharbor.vault.manifest_auth import verify
 from sqlharbor_operator.logs import fields
 from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.vaults import VaultAccess
@@ -121,7 +120,7 @@ class Indexer:
         manifest = access.vault.manifest(
             scope, result.database_guid or "", result.recovery_point_id
         )
-        verify(manifest, access.keyring.data_key(manifest))
+        access.vault.authenticate(manifest)
         check_reported(manifest, scope, result)
         access.catalog.add(manifest)
         log.info(

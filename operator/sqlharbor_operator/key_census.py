@@ -25,9 +25,7 @@ from sqlharbor.api import BackupVault
 from sqlharbor.api.vault import KeyUse
 from sqlharbor.domain.backupset import PointKey
 from sqlharbor.errors import NotFound, SqlHarborError
-from sqlharbor.vault import KeyEncryptionKey
-from sqlharbor.vault.keys import KEY_WRAP_ALGORITHM
-from sqlharbor.vault.wrapping import ALGORITHM as RSA_WRAP_ALGORITHM
+from sqlharbor.vault.keyring import point_key
 from sqlharbor_operator.runtime import Runtime
 from sqlharbor_operator.vaults import VaultAccess
 
@@ -86,16 +84,14 @@ class KeyCensus:
                         )
                     except NotFound:
                         continue
-                    catalog.add_points(entry.instance, [manifest.recovery_point()])
-                    wrapped = manifest.recovery_point().key
+                    completed = manifest.recovery_point()
+                    catalog.add_points(entry.instance, [completed])
+                    wrapped = completed.key
                 if wrapped is not None:
                     tally[wrapped] += 1
         uses = []
         for ref, key in zip(vault.spec.encryption.keys, access.keyring.keys, strict=True):
-            if isinstance(key, KeyEncryptionKey):
-                named = PointKey(KEY_WRAP_ALGORITHM, key.key_id, "")
-            else:
-                named = PointKey(RSA_WRAP_ALGORITHM, key.key_id, key.key_version)
+            named = point_key(key)
             uses.append(
                 KeyUse(
                     ref=ref.ref,

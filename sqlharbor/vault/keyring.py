@@ -24,7 +24,7 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from sqlharbor.domain.backupset import RecoveryPoint
+from sqlharbor.domain.backupset import PointKey, RecoveryPoint
 from sqlharbor.errors import ErrorCode, IntegrityError, InvalidInput, KeyUnavailable
 from sqlharbor.vault.keys import KEY_BYTES, KEY_WRAP_ALGORITHM, KeyEncryptionKey
 from sqlharbor.vault.manifest import DataKey, Manifest
@@ -190,6 +190,14 @@ class Keyring:
 
     def __repr__(self) -> str:
         return f"Keyring({len(self.keys)} keys, current {describe(self.current)})"
+
+
+def point_key(key: Listed) -> PointKey:
+    """How a point wrapped with ``key`` names it (its catalog line, ``RecoveryPoint.key``);
+    a symmetric key has no version."""
+    if isinstance(key, KeyEncryptionKey):
+        return PointKey(KEY_WRAP_ALGORITHM, key.key_id, "")
+    return PointKey(RSA_WRAP_ALGORITHM, key.key_id, key.key_version)
 
 
 def describe(key: Listed) -> str:

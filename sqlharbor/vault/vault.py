@@ -164,11 +164,14 @@ class Vault:
             progress=progress,
         )
 
-    def authenticate(self, manifest: Manifest) -> None:
+    def authenticate(self, manifest: Manifest) -> bytes:
         """Unwrap the point's data key and check its manifest's tag (``manifest_auth``):
-        no data is read.  A restore checks every step this way before it starts, so a
-        tampered later step cannot be found after earlier steps changed the target."""
-        verify(manifest, self.keys.data_key(manifest))
+        no data is read; the data key is returned.  A restore checks every step this way
+        before it starts, so a tampered later step cannot be found after earlier steps
+        changed the target; the operator does before it indexes or grants a point."""
+        data_key = self.keys.data_key(manifest)
+        verify(manifest, data_key)
+        return data_key
 
     def manifest(self, instance: str, database_guid: str, recovery_point_id: str) -> Manifest:
         """The point's manifest (either format version), checked against where it was read."""
