@@ -54,6 +54,7 @@ from sqlharbor.api import API_VERSION, DatabaseResult, JobPhase, contract
 from sqlharbor.api.contract.sealing import SessionKey
 from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import Conflict
+from sqlharbor.vault.layout import new_recovery_point_id
 
 NAME = "operator"
 PER_INSTANCE = 20
@@ -234,7 +235,7 @@ class LoadAgent:
                     name=db["name"],
                     phase=JobPhase.SUCCEEDED,
                     backup_type=BackupType(kind),
-                    recovery_point_id=f"{kind.lower()}-{uuid.uuid4().hex[:16]}",
+                    recovery_point_id=new_recovery_point_id(BackupType(kind), now),
                     database_guid=guid,
                     recovery_model="FULL",
                     first_lsn=str(start_lsn),

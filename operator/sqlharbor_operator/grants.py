@@ -16,7 +16,6 @@ threads.  The grant's contents never reach a log line, an Event or a message.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from collections.abc import Callable
@@ -83,11 +82,11 @@ class Granter:
         expires = now + self._rt.settings.grant_lifetime
         try:
             if kind == "BackupJob":
-                grant: BackupGrant | RestoreGrant = await asyncio.to_thread(
+                grant: BackupGrant | RestoreGrant = await self._rt.offload(
                     self._backup_grant, ns, cast(BackupJob, job), expires
                 )
             else:
-                grant = await asyncio.to_thread(
+                grant = await self._rt.offload(
                     self._restore_grant, ns, cast(RestoreJob, job), expires
                 )
             context = grant_context(

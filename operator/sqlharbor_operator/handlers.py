@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -24,6 +23,7 @@ from sqlharbor.key_vault_access import AzureKeys
 from sqlharbor.kube.aio import AsyncKubeClient, load_configuration
 from sqlharbor_operator import preflight
 from sqlharbor_operator.leadership import Leadership
+from sqlharbor_operator.offload import Offloader
 from sqlharbor_operator.runtime import FencedApi, Runtime
 from sqlharbor_operator.settings import OperatorSettings
 from sqlharbor_operator.state import State
@@ -39,11 +39,13 @@ class Memo(kopf.Memo):
     tasks: list[asyncio.Task[None]]
     api: AsyncKubeClient
     leadership: Leadership | None
+    offload: Offloader
 
 
 def memo(settings: OperatorSettings) -> Memo:
     m = Memo()
     m.settings, m.state, m.tasks, m.leadership = settings, State(), [], None
+    m.offload = Offloader()
     return m
 
 
@@ -83,13 +85,9 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     ours = memo.settings
-    # worker threads only for the vault catalog (the Azure SDK is blocking) and restore
-    # planning; API calls are on the loop
-    asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(
-            max_workers=ours.retention_concurrency + 4, thread_name_prefix="sqlharbor-vault"
-        )
-    )
+    # blocking vault work on a pool of its own: the loop's default executor stays free for
+    # the API client's per-request lookups (``offload``)
+    offload = memo.offload = Offloader(ours.retention_concurrency + 4)
     kubeconfig = str(ours.kubeconfig) if ours.kubeconfig else None
     agent = f"sqlharbor-operator/{__version__}"
     if ours.election is not None:
@@ -105,12 +103,12 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
     memo.state.wakeup = asyncio.Event()
     reader = memo.api.blocking_secret_reader(asyncio.get_running_loop())
     if ours.election is None:
-        rt = Runtime(memo.api, memo.state, ours)
+        rt = Runtime(memo.api, memo.state, ours, offload=offload)
     else:
         wakeup = memo.state.wakeup
         memo.leadership = Leadership(memo.api, ours.election, lambda _: wakeup.set())
         holds = memo.leadership.holds
-        rt = Runtime(FencedApi(memo.api, holds), memo.state, ours, leads=holds)
+        rt = Runtime(FencedApi(memo.api, holds), memo.state, ours, leads=holds, offload=offload)
         memo.tasks.append(asyncio.create_task(memo.leadership.run(), name="sqlharbor-election"))
     controller = Controller(rt, VaultOpener(reader, azure=AzureKeys(ours.azure)))
     task = asyncio.create_task(controller.run(memo.api.list_pages), name="sqlharbor-controller")
@@ -142,6 +140,7 @@ async def stop(memo: Memo, **_: Any) -> None:
         await leadership.release()
     for task in memo.tasks:
         task.cancel()
+    memo.offload.shutdown()
     if getattr(memo, "api", None) is not None:
         await memo.api.close()
 

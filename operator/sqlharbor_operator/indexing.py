@@ -91,7 +91,7 @@ class Indexer:
     async def _one(self, ns: str, job: BackupJob, result: DatabaseResult) -> None:
         point = result.recovery_point_id or ""
         try:
-            await asyncio.to_thread(self._index, ns, job, result)
+            await self._rt.offload(self._index, ns, job, result)
         except TemporaryError as exc:
             log.warning(
                 "indexing %s: %s (next batch)",

@@ -58,7 +58,7 @@ class KeyCensus:
     async def run(self, now: datetime) -> None:
         for (ns, name), vault in list(self._rt.state.vaults.items()):
             try:
-                uses = await asyncio.to_thread(self.count, vault)
+                uses = await self._rt.offload(self.count, vault)
                 body = {
                     "keys": [u.to_wire() for u in uses],
                     "keysCounted": now.isoformat(),

@@ -29,6 +29,7 @@ from sqlharbor.restoreplan import KeyChecker, split_readable
 from sqlharbor.vault import Catalog
 from sqlharbor_operator.accounting import rfc3339
 from sqlharbor_operator.logs import fields
+from sqlharbor_operator.offload import Offloader
 from sqlharbor_operator.state import Key, State
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,10 @@ class RetentionPass:
         concurrency: int = 8,
         leads: Callable[[], bool] = lambda: True,
         open_keys: Callable[[BackupVault], KeyChecker] | None = None,
+        offload: Offloader | None = None,
     ) -> None:
         self._open = open_catalog
+        self._offload = offload or Offloader()
         self._open_keys = open_keys
         self._leads = leads
         self._interval = interval
@@ -201,20 +204,20 @@ class RetentionPass:
             )
 
     async def _prune(self, target: _Target, now: datetime) -> None:
-        catalog = await asyncio.to_thread(self._open, target.vault)
+        catalog = await self._offload(self._open, target.vault)
         identity, guid = target.identity, target.guid
-        points = await asyncio.to_thread(catalog.list_points, identity, guid)
+        points = await self._offload(catalog.list_points, identity, guid)
         selection = retention.select(points, rules_of(target.policy), now)
         deleted = 0
         for point in selection.delete:
             if not self._leads():  # fencing: a deposed leader deletes nothing more
                 raise NotLeader(f"retention of {target.key[0]}/{target.key[1]}: stopped")
-            if await asyncio.to_thread(catalog.delete_point, identity, guid, point.id):
+            if await self._offload(catalog.delete_point, identity, guid, point.id):
                 deleted += 1
         kept = [p for p in points if p.id in selection.keep]
         readable, unreadable = kept, list[RecoveryPoint]()
         if self._open_keys is not None:
-            keys = await asyncio.to_thread(self._open_keys, target.vault)
+            keys = await self._offload(self._open_keys, target.vault)
             readable, unreadable = split_readable(kept, keys)
         windows = planner.recovery_window(readable) if readable else []
         earliest = windows[0].start if windows else None

@@ -11,7 +11,6 @@ decision was made on (a ``Conflict`` means: decide_restore again next tick).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -56,7 +55,7 @@ class RestoreDispatcher:
             phase = job.status.phase if job.status else None
             if uid in self._done or phase not in (None, RestorePhase.PENDING):
                 continue
-            decision = await asyncio.to_thread(
+            decision = await self._rt.offload(
                 decide_restore, state, job, now, self._open_catalog, self._open_keys
             )
             await self._write(key, job, uid, decision, now)

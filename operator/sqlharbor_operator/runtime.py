@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sqlharbor.api import ProtectedDatabase
 from sqlharbor.errors import NotLeader
+from sqlharbor_operator.offload import Offloader
 from sqlharbor_operator.settings import OperatorSettings
 from sqlharbor_operator.state import State
 
@@ -137,6 +138,8 @@ class Runtime:
     #: Whether this replica may write now (``Leadership.holds``); checked by the tick and,
     #: through ``FencedApi`` and the retention pass, before every write.
     leads: Callable[[], bool] = always_leads
+    #: Where blocking vault work runs (``offload``): never the loop's default executor.
+    offload: Offloader = field(default_factory=Offloader)
 
     async def event(self, pd: ProtectedDatabase, reason: str, note: str, type_: str) -> None:
         regarding = {

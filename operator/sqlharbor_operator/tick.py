@@ -46,7 +46,7 @@ ListPages = Callable[[str, str | None], AsyncIterator[list[dict[str, Any]]]]
 class Controller:
     def __init__(self, rt: Runtime, vaults: VaultOpener) -> None:
         self.rt = rt
-        self.validator = Validator(rt.api, vaults.probe_key_vault)
+        self.validator = Validator(rt.api, vaults.probe_key_vault, rt.offload)
         self.granter = Granter(rt, vaults)
         self.indexer = Indexer(rt, vaults)
         self.census = KeyCensus(rt, vaults, rt.settings.retention_interval)
@@ -65,6 +65,7 @@ class Controller:
             rt.settings.retention_concurrency,
             rt.leads,
             vaults.keyring,
+            rt.offload,
         )
 
     async def load(self, list_pages: ListPages) -> None:

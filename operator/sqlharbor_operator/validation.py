@@ -24,6 +24,7 @@ from sqlharbor.errors import ErrorCode, InvalidPolicy, SqlHarborError
 from sqlharbor.vault import KeyEncryptionKey
 from sqlharbor.vault.keyring import Keyring
 from sqlharbor.vault_access import parse_key
+from sqlharbor_operator.offload import Offloader
 from sqlharbor_operator.runtime import Api
 from sqlharbor_operator.scheduling import validate_policy
 from sqlharbor_operator.state import Key, State
@@ -99,9 +100,15 @@ def _probed(found: asyncio.Future[list[str]], secrets: Result, vault: BackupVaul
 class Validator:
     """Remembers what it last wrote so that status is written only when a result changes."""
 
-    def __init__(self, api: Api, probe_key_vault: KeyProbe | None = None) -> None:
+    def __init__(
+        self,
+        api: Api,
+        probe_key_vault: KeyProbe | None = None,
+        offload: Offloader | None = None,
+    ) -> None:
         self._api = api
         self._probe = probe_key_vault
+        self._offload = offload or Offloader()
         self._vaults: dict[Key, tuple[int | None, str]] = {}
         self._checked: dict[Key, tuple[int | None, datetime]] = {}
         self._policies: dict[Key, tuple[int | None, str, int]] = {}
@@ -143,8 +150,7 @@ class Validator:
         if self._probe is None:
             message = "this operator is not set up to reach Key Vault"
             return False, message, ErrorCode.AZURE_IDENTITY_MISSING, None
-        loop = asyncio.get_running_loop()
-        found = loop.run_in_executor(None, self._probe, vault)
+        found = self._offload.start(self._probe, vault)
         self._probes[key] = (generation, now, secrets, found)
         return None
 
