@@ -35,11 +35,14 @@ class Offloader:
 
     def __init__(self, workers: int | None = None, *, name: str = "sqlharbor-vault") -> None:
         self._workers = workers
+        self._closed = False
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=name) if workers else None
 
     async def __call__(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         if self._pool is None:
             return await asyncio.to_thread(fn, *args, **kwargs)
+        if self._closed:  # stopping: background work (an indexing batch) ends here quietly
+            raise asyncio.CancelledError("the operator is stopping")
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
@@ -48,7 +51,9 @@ class Offloader:
         return asyncio.ensure_future(self(fn, *args, **kwargs))
 
     def shutdown(self) -> None:
-        """Stop taking work; running calls end on their own (the SDKs' timeouts)."""
+        """Stop taking work (a later call is cancelled); running calls end on their own
+        (the SDKs' timeouts)."""
+        self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from sqlharbor_operator.offload import Offloader
 
 OPERATOR = Path(__file__).resolve().parents[3] / "operator" / "sqlharbor_operator"
@@ -35,10 +34,10 @@ def _blocking_reader(loop: asyncio.AbstractEventLoop, timeout: float) -> bytes:
     return asyncio.run_coroutine_threadsafe(_api_call(), loop).result(timeout=timeout)
 
 
-async def _reads(offload: Offloader, timeout: float) -> list[bytes | BaseException]:
+async def _reads(offload: Offloader, wait: float) -> list[bytes | BaseException]:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(DEFAULT_WORKERS))
-    calls = [offload(_blocking_reader, loop, timeout) for _ in range(READS)]
+    calls = [offload(_blocking_reader, loop, wait) for _ in range(READS)]
     return await asyncio.gather(*calls, return_exceptions=True)
 
 
@@ -46,7 +45,7 @@ def test_reads_answer_when_vault_work_has_its_own_pool() -> None:
     offload = Offloader(READS)
     began = time.monotonic()
     try:
-        results = asyncio.run(_reads(offload, timeout=20.0))
+        results = asyncio.run(_reads(offload, wait=20.0))
     finally:
         offload.shutdown()
     assert results == [b"value"] * READS
@@ -56,7 +55,7 @@ def test_reads_answer_when_vault_work_has_its_own_pool() -> None:
 def test_reads_stall_when_vault_work_fills_the_default_executor() -> None:
     """The hazard itself (what ``Offloader()`` without a pool, ``asyncio.to_thread``, does):
     the readers hold every default worker, so the lookups their reads need never run."""
-    results = asyncio.run(_reads(Offloader(), timeout=1.0))
+    results = asyncio.run(_reads(Offloader(), wait=1.0))
     assert any(isinstance(r, TimeoutError) for r in results)
 
 
@@ -69,6 +68,16 @@ def test_a_started_call_is_a_task_the_caller_polls() -> None:
         return result
 
     assert asyncio.run(run()) == 6
+
+
+def test_after_shutdown_a_call_is_cancelled_not_failed() -> None:
+    async def run() -> None:
+        offload = Offloader(1)
+        offload.shutdown()
+        with pytest.raises(asyncio.CancelledError):
+            await offload(sum, [1])
+
+    asyncio.run(run())
 
 
 @pytest.mark.parametrize("path", sorted(OPERATOR.glob("*.py")), ids=lambda p: p.name)
