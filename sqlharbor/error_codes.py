@@ -265,6 +265,18 @@ class ErrorCode(enum.StrEnum):
         "Use a key in Azure Key Vault or Managed HSM, or add the key's DNS domain to the "
         "operator's --azure-key-vault-domains (it sends its identity's tokens there).",
     )
+    STORAGE_HOST_NOT_ALLOWED = (
+        "StorageHostNotAllowed",
+        "Use an Azure Blob account URL (https://<account>.blob.core.windows.net), or add its "
+        "DNS domain to the operator's --azure-storage-domains (it sends its identity's "
+        "tokens there).",
+    )
+    STORAGE_AUTHENTICATION_FAILED = (
+        "StorageAuthenticationFailed",
+        "The vault's identity could not get a user delegation key: give it a role on the "
+        "account that includes generating one and reading, writing and deleting blobs "
+        "(Storage Blob Data Contributor), and check the identity itself.",
+    )
     KEY_VAULT_TIMEOUT = (
         "KeyVaultTimeout",
         "Key Vault or Entra ID did not answer in time; check the network path (private "

@@ -48,7 +48,7 @@ class CatalogReader(Protocol):
 
 
 def open_catalog(vault: BackupVault, read_secret: SecretReader) -> Catalog:
-    """The vault's catalog from its storage Secret alone (no key)."""
+    """The vault's catalog with its management credential alone (no key)."""
     return Catalog(open_store(vault, read_secret), Layout(vault.spec.azure_blob.prefix))
 
 

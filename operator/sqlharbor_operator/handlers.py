@@ -19,7 +19,7 @@ import kopf
 
 from sqlharbor import __version__
 from sqlharbor.api import GROUP, KINDS, VERSION, contract
-from sqlharbor.key_vault_access import AzureKeys
+from sqlharbor.azure_access import AzureAccess
 from sqlharbor.kube.aio import AsyncKubeClient, load_configuration
 from sqlharbor_operator import preflight
 from sqlharbor_operator.leadership import Leadership
@@ -110,7 +110,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> No
         holds = memo.leadership.holds
         rt = Runtime(FencedApi(memo.api, holds), memo.state, ours, leads=holds, offload=offload)
         memo.tasks.append(asyncio.create_task(memo.leadership.run(), name="sqlharbor-election"))
-    controller = Controller(rt, VaultOpener(reader, azure=AzureKeys(ours.azure)))
+    controller = Controller(rt, VaultOpener(reader, azure=AzureAccess(ours.azure)))
     task = asyncio.create_task(controller.run(memo.api.list_pages), name="sqlharbor-controller")
     memo.tasks.append(task)
 

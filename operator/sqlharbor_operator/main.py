@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
+from sqlharbor.azure_access import KEY_VAULT_DOMAINS, STORAGE_DOMAINS, AzureSettings
 from sqlharbor.errors import InvalidInput
-from sqlharbor.key_vault_access import KEY_VAULT_DOMAINS, AzureSettings
 from sqlharbor.vault.identity import WorkloadIdentity
 from sqlharbor_operator.leadership import ElectionSettings
 from sqlharbor_operator.settings import OperatorSettings
@@ -127,6 +127,14 @@ _POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namesp
     "sends its identity's tokens only there.",
 )
 @click.option(
+    "--azure-storage-domains",
+    default=",".join(STORAGE_DOMAINS),
+    show_default=True,
+    envvar="SQLHARBOR_AZURE_STORAGE_DOMAINS",
+    help="Comma-separated DNS domains of the blob services a BackupVault reached with an "
+    "identity may name: the operator sends its identity's tokens only there.",
+)
+@click.option(
     "--azure-insecure-challenge-resource",
     is_flag=True,
     default=False,
@@ -151,6 +159,7 @@ def main(
     azure_authority_host: str | None,
     azure_disable_instance_discovery: bool,
     azure_key_vault_domains: str,
+    azure_storage_domains: str,
     azure_insecure_challenge_resource: bool,
     log_format: str,
     log_level: str,
@@ -190,6 +199,7 @@ def main(
             key_vault_domains=tuple(
                 d.strip() for d in azure_key_vault_domains.split(",") if d.strip()
             ),
+            storage_domains=tuple(d.strip() for d in azure_storage_domains.split(",") if d.strip()),
             verify_challenge_resource=not azure_insecure_challenge_resource,
             workload_identity=_workload_identity(),
         ),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sqlharbor.key_vault_access import AzureSettings
+from sqlharbor.azure_access import AzureSettings
 from sqlharbor_operator.leadership import ElectionSettings
 
 

@@ -2,7 +2,7 @@
 the keyring) and SAS issuing, opened from a BackupVault and its Secrets
 (``sqlharbor.vault_access``) and cached for a minute per vault generation, so a replaced
 Secret (a rotated account key, a new wrapping key) is picked up without a restart.
-Key Vault keys are reached with the operator's ``AzureKeys`` (its settings and one cached
+Key Vault keys are reached with the operator's ``AzureAccess`` (its settings and one cached
 credential per identity); ``probe_key_vault`` checks them for vault validation.
 
 Called on worker threads (the Azure SDK and Secret reads are blocking) by restore
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from sqlharbor.api import BackupVault
-from sqlharbor.key_vault_access import AzureKeys, probe
+from sqlharbor.azure_access import AzureAccess, probe
 from sqlharbor.vault import Catalog, Layout, Vault
 from sqlharbor.vault.keyring import Keyring
 from sqlharbor.vault.keyvault import KeyVaultKey
@@ -46,11 +46,11 @@ class VaultOpener:
         read_secret: SecretReader,
         *,
         reopen_seconds: float = REOPEN_SECONDS,
-        azure: AzureKeys | None = None,
+        azure: AzureAccess | None = None,
     ):
         self._read = read_secret
         self._reopen = reopen_seconds
-        self.azure = azure or AzureKeys()
+        self.azure = azure or AzureAccess()
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str, int | None], tuple[float, VaultAccess]] = {}
 
@@ -62,11 +62,11 @@ class VaultOpener:
             if cached is not None and now - cached[0] < self._reopen:
                 return cached[1]
         keyring = load_keyring(vault, self._read, self.azure)
-        store = open_store(vault, self._read, create=True)  # agents cannot create it
+        store = open_store(vault, self._read, create=True, azure=self.azure)  # not agents
         access = VaultAccess(
             Vault(store, Layout(vault.spec.azure_blob.prefix), keyring),
             keyring,
-            sas_issuer(vault, self._read),
+            sas_issuer(vault, self._read, azure=self.azure),
         )
         with self._lock:
             self._cache[key] = (now, access)

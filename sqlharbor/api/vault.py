@@ -19,81 +19,14 @@ from sqlharbor.api._base import (
 
 
 class ManagedIdentity(ApiModel):
-    """Use the VM's managed identity (Azure AD) instead of a stored credential."""
+    """A managed identity of the machine the operator runs on (IMDS): system-assigned, or
+    user-assigned by client id."""
 
     client_id: str | None = Field(
         default=None,
         description="Client id of a user-assigned identity; omit for the system-assigned one.",
         pattern=r"^[0-9a-fA-F-]{36}$",
     )
-
-
-class BlobCredentials(ApiModel):
-    """How the agent authenticates to the storage account: exactly one way."""
-
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            cel(
-                "has(self.secretRef) != has(self.managedIdentity)",
-                "set exactly one of credentials.secretRef or credentials.managedIdentity",
-            ),
-            # refused at apply time until it works end to end (docs/security.md)
-            cel(
-                "!has(self.managedIdentity)",
-                "credentials.managedIdentity is not supported yet: use credentials.secretRef "
-                "(a Secret with the storage connection string)",
-                ".managedIdentity",
-            ),
-        )
-    )
-
-    secret_ref: SecretKeyReference | None = Field(
-        default=None,
-        description=(
-            "Secret key holding an Azure Storage connection string (or a SAS URL) for the account."
-        ),
-    )
-    managed_identity: ManagedIdentity | None = Field(
-        default=None, description="Authenticate with an Azure managed identity."
-    )
-
-
-class AzureBlobLocation(ApiModel):
-    """An Azure Blob container and the prefix under which this vault writes."""
-
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            cel(
-                "!has(self.credentials.managedIdentity) || has(self.accountUrl)",
-                "azureBlob.accountUrl is required with credentials.managedIdentity",
-                ".accountUrl",
-            )
-        )
-    )
-
-    account_url: str | None = Field(
-        default=None,
-        description=(
-            "Blob service URL (https://<account>.blob.core.windows.net). Required with a "
-            "managed identity; taken from the connection string otherwise."
-        ),
-        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
-        max_length=2048,
-    )
-    container: str = Field(
-        description="Container name (3-63 lowercase letters, digits and single hyphens).",
-        pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
-        json_schema_extra=validations(
-            cel("!self.contains('--')", "container names cannot contain '--'")
-        ),
-    )
-    prefix: str = Field(
-        default="",
-        description="Folder inside the container under which every blob of this vault lives.",
-        max_length=512,
-        pattern=r"^([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?$",
-    )
-    credentials: BlobCredentials = Field(description="How to authenticate to the account.")
 
 
 #: a Key Vault (or Managed HSM) key URL of any Azure cloud; which hosts the operator
@@ -171,7 +104,22 @@ class ServicePrincipalRef(ApiModel):
     )
 
 
-class KeyVaultIdentity(ApiModel):
+class AzureIdentityChoice(ApiModel):
+    """An Azure identity of the operator: one of its pod's workload identity, the managed
+    identity of its node, or an app registration (the field's rules say how many)."""
+
+    workload_identity: WorkloadIdentityRef | None = Field(
+        default=None, description="The operator pod's AKS workload identity."
+    )
+    managed_identity: ManagedIdentity | None = Field(
+        default=None, description="The managed identity of the node the operator runs on."
+    )
+    service_principal: ServicePrincipalRef | None = Field(
+        default=None, description="An app registration with a client secret."
+    )
+
+
+class KeyVaultIdentity(AzureIdentityChoice):
     """The Azure identity the operator uses for this vault's Key Vault keys: exactly one."""
 
     model_config = ConfigDict(
@@ -185,15 +133,77 @@ class KeyVaultIdentity(ApiModel):
         )
     )
 
-    workload_identity: WorkloadIdentityRef | None = Field(
-        default=None, description="The operator pod's AKS workload identity."
+
+class BlobCredentials(AzureIdentityChoice):
+    """The vault's management credential, held by the operator alone (agents get a SAS per
+    job): a Secret with the account's connection string, or an Azure identity with a role
+    on the account that reads, writes and deletes blobs and gets user delegation keys
+    (Storage Blob Data Contributor) — then every job's SAS is a user delegation SAS and no
+    account key exists anywhere in the cluster.  Exactly one."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "(has(self.secretRef) ? 1 : 0) + (has(self.workloadIdentity) ? 1 : 0) + "
+                "(has(self.managedIdentity) ? 1 : 0) + (has(self.servicePrincipal) ? 1 : 0) "
+                "== 1",
+                "set exactly one of credentials.secretRef, credentials.workloadIdentity, "
+                "credentials.managedIdentity or credentials.servicePrincipal",
+            ),
+        )
     )
-    managed_identity: ManagedIdentity | None = Field(
-        default=None, description="The managed identity of the node the operator runs on."
+
+    secret_ref: SecretKeyReference | None = Field(
+        default=None,
+        description="Secret key holding the account's Azure Storage connection string, with "
+        "its account key (the operator signs each job's SAS with it).",
     )
-    service_principal: ServicePrincipalRef | None = Field(
-        default=None, description="An app registration with a client secret."
+
+    @property
+    def identity(self) -> AzureIdentityChoice | None:
+        """The Azure identity, or None with a secretRef."""
+        return None if self.secret_ref is not None else self
+
+
+class AzureBlobLocation(ApiModel):
+    """An Azure Blob container and the prefix under which this vault writes."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "has(self.credentials.secretRef) || (has(self.accountUrl) && "
+                "self.accountUrl.startsWith('https://'))",
+                "azureBlob.accountUrl is required with an identity in credentials, as an "
+                "https URL (https://<account>.blob.core.windows.net): tokens are sent over TLS "
+                "only",
+                ".accountUrl",
+            )
+        )
     )
+
+    account_url: str | None = Field(
+        default=None,
+        description=(
+            "Blob service URL (https://<account>.blob.core.windows.net). Required with an "
+            "identity in credentials; taken from the connection string otherwise."
+        ),
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        max_length=2048,
+    )
+    container: str = Field(
+        description="Container name (3-63 lowercase letters, digits and single hyphens).",
+        pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
+        json_schema_extra=validations(
+            cel("!self.contains('--')", "container names cannot contain '--'")
+        ),
+    )
+    prefix: str = Field(
+        default="",
+        description="Folder inside the container under which every blob of this vault lives.",
+        max_length=512,
+        pattern=r"^([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?$",
+    )
+    credentials: BlobCredentials = Field(description="How to authenticate to the account.")
 
 
 class EncryptionSpec(KeyReference):

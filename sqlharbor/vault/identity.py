@@ -44,6 +44,10 @@ from azure.identity import (
 
 from sqlharbor.errors import ErrorCode, InvalidInput
 
+#: what an identity becomes: an azure-core token credential (for callers outside the SDK
+#: boundary, which do not import azure.*)
+Credential = TokenCredential
+
 #: (namespace, name, key) -> the Secret value's bytes (as ``sqlharbor.kube`` reads them)
 SecretReader = Callable[[str, str, str], bytes]
 

@@ -23,8 +23,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from azure.core.credentials import TokenCredential
 from azure.storage.blob import (
     BlobSasPermissions,
     BlobServiceClient,
@@ -35,6 +37,7 @@ from azure.storage.blob import (
 )
 
 from sqlharbor.errors import ErrorCode, InvalidInput
+from sqlharbor.vault.store import translate
 
 #: how far in the past a grant starts, for clocks that disagree
 CLOCK_SKEW = timedelta(minutes=5)
@@ -108,8 +111,8 @@ class SasIssuer:
         if not isinstance(account_key, str) or not account_key:
             raise _invalid(
                 "the vault connection string has no AccountKey: the operator issues each "
-                "job's SAS and needs the storage account key (or, later, an identity with "
-                "a user delegation key), not a SAS connection string"
+                "job's SAS and needs the storage account key (or an identity, which signs "
+                "with a user delegation key), not a SAS connection string"
             )
         return cls(service.primary_endpoint, container, account_key=account_key, now=now)
 
@@ -125,6 +128,31 @@ class SasIssuer:
         """An issuer signing with a user delegation key (from an identity's
         ``BlobServiceClient.get_user_delegation_key``); grants end before the key does."""
         return cls(account_url, container, user_delegation_key=key, now=now)
+
+    @classmethod
+    def from_identity(
+        cls,
+        account_url: str,
+        container: str,
+        credential: TokenCredential,
+        *,
+        lifetime: timedelta,
+        now: Callable[[], datetime] | None = None,
+        **options: Any,
+    ) -> SasIssuer:
+        """An issuer signing with a user delegation key valid ``lifetime`` (at most 7
+        days) that ``credential``'s identity gets from the account now.  One request, no
+        retries (the caller tries again later); errors translated, the SDK's text left
+        out."""
+        moment = (now or (lambda: datetime.now(UTC)))()
+        service = BlobServiceClient(account_url, credential=credential, retry_total=0, **options)
+        try:
+            key = service.get_user_delegation_key(moment - timedelta(minutes=5), moment + lifetime)
+        except Exception as exc:
+            raise translate(exc, "get a user delegation key for", container) from None
+        finally:
+            service.close()
+        return cls.from_user_delegation_key(account_url, container, key, now=now)
 
     @property
     def account_url(self) -> str:

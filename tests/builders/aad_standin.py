@@ -22,13 +22,20 @@ stand-in can check a bearer token against what was issued and to whom:
   IDENTITY_ENDPOINT, IDENTITY_HEADER, MSI_ENDPOINT, MSI_SECRET, IMDS_ENDPOINT and the
   workload identity variables, which select other managed identity sources.
 
-Tokens are random strings, not JWTs: MSAL and azure-identity do not look inside access
-tokens, and the only consumer that does, Key Vault, is the stand-in that calls ``verify``.
-Used by tests/integration/keys/.
+Tokens are JWTs with the claims Entra ID puts in an access token (``aud``: the resource,
+``iss``: ``https://sts.windows.net/<tenant>/``, ``oid``, ``tid``, ``nbf``, ``exp``), signed
+with a key of this service's own (HS256): MSAL and azure-identity do not look inside
+access tokens; Azurite's basic OAuth mode (``--oauth basic``) reads the claims (audience,
+issuer, lifetime; ``oid`` and ``tid`` for a user delegation key) without checking the
+signature, and the Key Vault stand-in calls ``verify``.  Used by tests/integration/keys/.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import secrets
 import threading
 import time
@@ -75,6 +82,7 @@ class TokenService:
         self._assertions: dict[str, tuple[str, str]] = {}  # client id -> (assertion, identity)
         self._managed: dict[str, str] = {}  # client id or "" (system-assigned) -> identity
         self._issued: dict[str, Issued] = {}
+        self._signing_key = secrets.token_bytes(32)
         self._aad = StandinServer(self._serve_aad, tls=self.ca, name="aad")
         self._imds = StandinServer(self._serve_imds, name="imds")
         self.authority_url = self._aad.url
@@ -121,12 +129,30 @@ class TokenService:
             return list(self._issued)
 
     def _issue(self, identity: str, resource: str, endpoint: str) -> tuple[str, Issued]:
-        token = secrets.token_urlsafe(32)
         issued = Issued(identity, resource.rstrip("/"), time.time() + TOKEN_LIFETIME)
+        token = self._jwt(identity, issued)
         with self._lock:
             self._issued[token] = issued
             self.log.append((endpoint, identity))
         return token, issued
+
+    def _jwt(self, identity: str, issued: Issued) -> str:
+        now = int(time.time())
+        claims = {
+            "aud": issued.resource,
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "iat": now,
+            "nbf": now - 60,
+            "exp": int(issued.expires_at),
+            "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, identity)),
+            "tid": self.tenant_id,
+            "sub": identity,
+            "uti": secrets.token_urlsafe(16),
+        }
+        header = {"alg": "HS256", "typ": "JWT"}
+        body = ".".join(_b64(json.dumps(part).encode()) for part in (header, claims))
+        signature = hmac.new(self._signing_key, body.encode(), hashlib.sha256).digest()
+        return f"{body}.{_b64(signature)}"
 
     def _refuse(self, endpoint: str, status: int, error: str, description: str) -> Response:
         with self._lock:
@@ -231,3 +257,7 @@ class TokenService:
     def stop(self) -> None:
         self._aad.stop()
         self._imds.stop()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")

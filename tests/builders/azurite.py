@@ -1,5 +1,8 @@
 """A private Azurite blob service (from ``npm ci``) for the vault's integration tests and
-the benchmarks: a free loopback port, telemetry off, its data in a folder of its own."""
+the benchmarks: a free loopback port, telemetry off, its data in a folder of its own.
+``tls=(cert, key)`` serves HTTPS with that certificate and accepts bearer tokens
+(``--oauth basic``: Azurite reads a token's audience, issuer and lifetime, not its
+signature; Azure SDKs send tokens over HTTPS only)."""
 
 from __future__ import annotations
 
@@ -33,7 +36,14 @@ class Azurite:
     ``timeout`` seconds) until it listens; ``stop`` ends it and, unless ``keep_data``,
     removes ``location``."""
 
-    def __init__(self, location: Path, *, keep_data: bool = False, timeout: float = 30.0):
+    def __init__(
+        self,
+        location: Path,
+        *,
+        keep_data: bool = False,
+        timeout: float = 30.0,
+        tls: tuple[Path, Path] | None = None,
+    ):
         if not installed():
             raise RuntimeError(
                 f"Azurite is not installed ({AZURITE} or node missing); run `npm ci`"
@@ -42,6 +52,8 @@ class Azurite:
         self.keep_data = keep_data
         location.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.scheme = "https" if tls else "http"
+        secure = ["--cert", str(tls[0]), "--key", str(tls[1]), "--oauth", "basic"] if tls else []
         self.process = subprocess.Popen(
             [
                 str(AZURITE),
@@ -54,6 +66,7 @@ class Azurite:
                 "--disableTelemetry",
                 "--skipApiVersionCheck",
                 "--silent",
+                *secure,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -80,10 +93,14 @@ class Azurite:
                 time.sleep(0.05)
 
     @property
+    def account_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
+
+    @property
     def connection_string(self) -> str:
         return (
-            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{self.port}/{DEV_ACCOUNT};"
+            f"DefaultEndpointsProtocol={self.scheme};AccountName={DEV_ACCOUNT};"
+            f"AccountKey={DEV_KEY};BlobEndpoint={self.account_url};"
         )
 
     def stop(self) -> None:

@@ -1,4 +1,5 @@
-"""The API server accepts a BackupVault with its keys in Key Vault once it names the Azure
+"""The API server accepts a BackupVault whose storage is reached as an Azure identity, and one
+with its keys in Key Vault once it names the Azure
 identity the operator reaches them with (each kind of ``encryption.identity``, and a Key
 Vault key as a previous key); the refusals are in the invalid corpus (invalid/vault_*)."""
 
@@ -58,3 +59,18 @@ def test_a_key_vault_key_with_an_identity_is_accepted(
         kubectl("get", "backupvaults", f"kv-{kind}", "-n", namespace, "-o", "json").stdout
     )
     assert stored["spec"]["encryption"]["identity"] == IDENTITIES[kind]
+
+
+@pytest.mark.parametrize("kind", sorted(IDENTITIES))
+def test_storage_reached_with_an_identity_is_accepted(
+    kubectl: Any, namespace: str, kind: str
+) -> None:
+    """No account key in the cluster: the operator reaches the account as an identity."""
+    document = json.loads(_vault(f"blob-{kind}", {"keySecretRef": {"name": "kek", "key": "pem"}}))
+    document["spec"]["azureBlob"]["credentials"] = IDENTITIES[kind]
+    document["spec"]["azureBlob"]["accountUrl"] = "https://acct.blob.core.windows.net"
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(document))
+    stored = json.loads(
+        kubectl("get", "backupvaults", f"blob-{kind}", "-n", namespace, "-o", "json").stdout
+    )
+    assert stored["spec"]["azureBlob"]["credentials"] == IDENTITIES[kind]

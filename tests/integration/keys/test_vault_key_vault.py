@@ -25,9 +25,9 @@ from sqlharbor_operator.vaults import VaultAccess, VaultOpener
 
 from sqlharbor.api import BackupVault
 from sqlharbor.api.jobs import PlanStep, RestorePlanStatus
+from sqlharbor.azure_access import AzureAccess, AzureSettings
 from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import AccessDenied, ErrorCode, InvalidInput
-from sqlharbor.key_vault_access import AzureKeys, AzureSettings
 from sqlharbor.vault import Layout, Manifest, Vault
 from sqlharbor.vault.identity import WorkloadIdentity
 from sqlharbor.vault.keyring import Keyring, PublicWrapper
@@ -80,7 +80,7 @@ def backup_vault(key_url: str, identity: dict[str, Any], *, previous: bool = Tru
 
 
 @pytest.fixture
-def azure(tokens: TokenService, ca: LocalCa, tmp_path: Path) -> Iterator[AzureKeys]:
+def azure(tokens: TokenService, ca: LocalCa, tmp_path: Path) -> Iterator[AzureAccess]:
     """The operator's settings for the stand-ins, with a workload identity 'injected'."""
     client_id = str(uuid.uuid4())
     assertion = f"federated-{uuid.uuid4().hex}"
@@ -99,13 +99,13 @@ def azure(tokens: TokenService, ca: LocalCa, tmp_path: Path) -> Iterator[AzureKe
         timeout_seconds=5.0,
         retry_total=0,
     )
-    keys = AzureKeys(settings)
+    keys = AzureAccess(settings)
     yield keys
     keys.close()
 
 
 def identity_of(
-    kind: str, tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureKeys, *perms: str
+    kind: str, tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureAccess, *perms: str
 ) -> tuple[dict[str, Any], Secrets]:
     """The BackupVault's ``encryption.identity`` of ``kind``, granted ``perms``, and the
     Secrets the operator can read."""
@@ -165,7 +165,7 @@ def test_a_key_vault_current_key_and_a_secret_previous_key_open_their_points(
     kind: str,
     imds: TokenService,
     keyvault: KeyVaultStandin,
-    azure: AzureKeys,
+    azure: AzureAccess,
     kek_versions: list[str],
 ) -> None:
     identity, secrets = identity_of(kind, imds, keyvault, azure, "get", "unwrapKey")
@@ -199,7 +199,7 @@ def test_a_key_vault_current_key_and_a_secret_previous_key_open_their_points(
 
 
 def test_a_restore_grant_is_refused_when_the_identity_may_not_unwrap(
-    tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureKeys
+    tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureAccess
 ) -> None:
     identity, secrets = identity_of("servicePrincipal", tokens, keyvault, azure, "get")
     keyring = load_keyring(backup_vault(keyvault.key_url("kek"), identity), secrets, azure)
@@ -213,7 +213,7 @@ def test_a_restore_grant_is_refused_when_the_identity_may_not_unwrap(
 
 
 def test_a_key_url_outside_the_trusted_domains_is_refused_before_any_request(
-    tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureKeys
+    tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureAccess
 ) -> None:
     identity, secrets = identity_of("workloadIdentity", tokens, keyvault, azure, "get")
     vault = backup_vault("https://evil.example.com/keys/kek", identity, previous=False)
@@ -225,10 +225,10 @@ def test_a_key_url_outside_the_trusted_domains_is_refused_before_any_request(
 
 
 def test_workload_identity_without_the_pods_variables_is_refused(
-    tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureKeys
+    tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureAccess
 ) -> None:
     identity, secrets = identity_of("workloadIdentity", tokens, keyvault, azure, "get")
-    bare = AzureKeys(AzureSettings(key_vault_domains=("127.0.0.1",)))
+    bare = AzureAccess(AzureSettings(key_vault_domains=("127.0.0.1",)))
     with pytest.raises(InvalidInput, match="has no workload identity") as refused:
         load_keyring(backup_vault(keyvault.key_url("kek"), identity), secrets, bare)
     assert refused.value.code == ErrorCode.AZURE_IDENTITY_MISSING
@@ -271,7 +271,7 @@ def validate(vault: BackupVault, secrets: Secrets, opener: VaultOpener) -> dict[
 
 
 def test_validation_reports_a_usable_key_vault_key(
-    tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureKeys, kek_versions: list[str]
+    tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureAccess, kek_versions: list[str]
 ) -> None:
     identity, secrets = identity_of("servicePrincipal", tokens, keyvault, azure, "get", "unwrapKey")
     since = len(keyvault.seen)
@@ -297,7 +297,7 @@ def test_validation_reports_a_denied_key_vault(
     says: str,
     tokens: TokenService,
     keyvault: KeyVaultStandin,
-    azure: AzureKeys,
+    azure: AzureAccess,
 ) -> None:
     identity, secrets = identity_of("servicePrincipal", tokens, keyvault, azure, *perms)
     status = validate(
@@ -310,7 +310,7 @@ def test_validation_reports_a_denied_key_vault(
 
 
 def test_validation_reports_an_unreachable_key_vault(
-    tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureKeys
+    tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureAccess
 ) -> None:
     identity, secrets = identity_of("servicePrincipal", tokens, keyvault, azure, "get")
     gone = f"https://127.0.0.1:{closed_port()}/keys/kek"

@@ -1,15 +1,19 @@
-"""Open the Azure Key Vault keys a ``BackupVault`` lists (``spec.encryption.keyVaultKeyId``
-and ``previousKeys``), as the Azure identity its ``spec.encryption.identity`` names.
+"""Reach Azure as the identities a ``BackupVault`` names: the Key Vault keys it lists
+(``spec.encryption.keyVaultKeyId`` and ``previousKeys``, as ``spec.encryption.identity``)
+and its storage account (``spec.azureBlob.credentials`` with an identity instead of a
+connection string: a token credential for the account, from which the operator also gets
+the user delegation keys that sign each job's SAS).
 
 ``AzureSettings`` is how the operator (or the CLI) reaches Azure, built once by its ``main``
 and passed down: a CA bundle to trust instead of the system's (a TLS proxy, a private CA,
 the tests' stand-ins), the Entra ID authority host (sovereign clouds, Azure Stack), the
 pod's workload identity as injected into its environment, and the DNS domains of the Key
-Vaults the operator will send its identity's tokens to (a key URL elsewhere is refused
-before any request: a BackupVault's author must not be able to collect the operator's
-tokens).  ``AzureKeys(settings)`` keeps one credential per identity (their tokens are
-cached) and opens ``KeyVaultKey`` objects; ``probe`` checks that a key can be read and
-can unwrap (get and unwrapKey), for the operator's vault validation.
+Vaults and storage accounts the operator will send its identity's tokens to (a URL
+elsewhere is refused before any request: a BackupVault's author must not be able to
+collect the operator's tokens).  ``AzureAccess(settings)`` keeps one credential per
+identity (their tokens are cached), opens ``KeyVaultKey`` objects and hands out storage
+credentials (``storage``); ``probe`` checks that a key can be read and can unwrap (get
+and unwrapKey), for the operator's vault validation.
 
 Called by ``sqlharbor.vault_access`` (``open_key``); the client secret of a service
 principal is read with the caller's Secret reader and is never in a message or a repr.
@@ -19,13 +23,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlharbor.api import BackupVault
-from sqlharbor.api.vault import KeyVaultIdentity
+from sqlharbor.api.vault import AzureIdentityChoice
 from sqlharbor.errors import ErrorCode, IntegrityError, InvalidInput
 from sqlharbor.vault.identity import (
+    Credential,
     Credentials,
     Identity,
     ManagedIdentity,
@@ -46,6 +52,14 @@ KEY_VAULT_DOMAINS: tuple[str, ...] = (
     "vault.usgovcloudapi.net",
     "managedhsm.usgovcloudapi.net",
 )
+#: Blob service domains of the public, China and US Government clouds (and Azure DNS zone
+#: endpoints, <account>.zNN.blob.storage.azure.net)
+STORAGE_DOMAINS: tuple[str, ...] = (
+    "blob.core.windows.net",
+    "blob.core.chinacloudapi.cn",
+    "blob.core.usgovcloudapi.net",
+    "blob.storage.azure.net",
+)
 PROBE_POINT = "(validation probe)"
 
 
@@ -62,6 +76,8 @@ class AzureSettings:
     disable_instance_discovery: bool = False
     #: key URLs must be on one of these hosts or under one of these domains
     key_vault_domains: tuple[str, ...] = KEY_VAULT_DOMAINS
+    #: account URLs reached with an identity must be on one of these hosts or domains
+    storage_domains: tuple[str, ...] = STORAGE_DOMAINS
     #: False accepts a token challenge for a resource that is not the key's domain (only
     #: the tests' stand-ins on 127.0.0.1 need it)
     verify_challenge_resource: bool = True
@@ -73,7 +89,7 @@ class AzureSettings:
     retry_total: int = 3
 
 
-class AzureKeys:
+class AzureAccess:
     """Opens Key Vault keys with settings and one cached credential per identity."""
 
     def __init__(self, settings: AzureSettings | None = None) -> None:
@@ -83,7 +99,8 @@ class AzureKeys:
     def open(self, vault: BackupVault, key_url: str, read_secret: SecretReader) -> KeyVaultKey:
         """The key at ``key_url``, reached as the vault's ``encryption.identity``."""
         where = f"BackupVault {vault.metadata.name}"
-        check_host(key_url, self.settings.key_vault_domains, where=where)
+        parse_key_url(key_url)
+        check_host(key_url, self.settings.key_vault_domains, where=where, what="Key Vault")
         identity = self.identity(vault, read_secret)
         return KeyVaultKey(
             key_url,
@@ -105,15 +122,49 @@ class AzureKeys:
             )
         return _identity(spec, self.settings, vault.metadata.namespace or "", read_secret, where)
 
+    def storage(self, vault: BackupVault, read_secret: SecretReader) -> StorageAccess:
+        """The vault's account URL and a token credential for it, as the identity
+        ``spec.azureBlob.credentials`` names (a vault with a secretRef has none)."""
+        blob = vault.spec.azure_blob
+        where = f"BackupVault {vault.metadata.name}"
+        spec = blob.credentials.identity
+        if spec is None or not blob.account_url:
+            raise InvalidInput(
+                f"{where}: azureBlob.credentials names no identity (or no accountUrl)",
+                code=ErrorCode.AZURE_IDENTITY_MISSING,
+            )
+        check_host(
+            blob.account_url,
+            self.settings.storage_domains,
+            where=where,
+            what="storage",
+            code=ErrorCode.STORAGE_HOST_NOT_ALLOWED,
+        )
+        identity = _identity(
+            spec, self.settings, vault.metadata.namespace or "", read_secret, where
+        )
+        options = {"connection_verify": self.settings.ca_bundle} if self.settings.ca_bundle else {}
+        return StorageAccess(blob.account_url, self._credentials(identity), options)
+
     def close(self) -> None:
         self._credentials.close()
 
     def __repr__(self) -> str:
-        return f"AzureKeys({self._credentials!r})"
+        return f"AzureAccess({self._credentials!r})"
+
+
+@dataclass(frozen=True)
+class StorageAccess:
+    """A storage account reached with an identity: its URL, a token credential, and the
+    options the Azure SDK clients need (the CA bundle to trust)."""
+
+    account_url: str
+    credential: Credential = field(repr=False)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def _identity(
-    spec: KeyVaultIdentity,
+    spec: AzureIdentityChoice,
     settings: AzureSettings,
     namespace: str,
     read_secret: SecretReader,
@@ -159,18 +210,25 @@ def _identity(
     )
 
 
-def check_host(key_url: str, domains: tuple[str, ...], *, where: str) -> None:
-    """Refuse a key URL whose host is not one of ``domains`` or under one."""
-    vault_url, _, _ = parse_key_url(key_url)
-    host = (urlsplit(vault_url).hostname or "").lower()
+def check_host(
+    url: str,
+    domains: tuple[str, ...],
+    *,
+    where: str,
+    what: str,
+    code: ErrorCode = ErrorCode.KEY_VAULT_HOST_NOT_ALLOWED,
+) -> None:
+    """Refuse a URL whose host is not one of ``domains`` or under one: the operator sends
+    its identity's tokens there."""
+    host = (urlsplit(url).hostname or "").lower()
     for domain in domains:
         domain = domain.strip().lower().lstrip(".")
         if domain and (host == domain or host.endswith(f".{domain}")):
             return
     raise InvalidInput(
-        f"{where}: Key Vault host {host[:100]!r} is not in a domain the operator trusts "
+        f"{where}: {what} host {host[:100]!r} is not in a domain the operator trusts "
         f"({', '.join(domains)})",
-        code=ErrorCode.KEY_VAULT_HOST_NOT_ALLOWED,
+        code=code,
     )
 
 
