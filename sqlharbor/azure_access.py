@@ -233,8 +233,9 @@ def check_host(
 
 
 def probe(key: KeyVaultKey) -> str:
-    """Read ``key``'s public half (get) and unwrap a random key wrapped with it (unwrapKey),
-    as a restore will; returns the key's ``id/version``.  Raises the translated error."""
+    """Read ``key``'s public half (get), unwrap a random key wrapped with it (unwrapKey),
+    as a restore will, and sign (as catalog endorsement does, ``vault.endorsement``);
+    returns the key's ``id/version``.  Raises the translated error."""
     public = key.public()
     data_key = os.urandom(32)
     if key.unwrap(public.wrap(data_key), recovery_point_id=PROBE_POINT) != data_key:
@@ -242,4 +243,5 @@ def probe(key: KeyVaultKey) -> str:
             f"{key.describe()}: Key Vault unwrapped a probe to another value",
             code=ErrorCode.KEY_VAULT_REQUEST_REFUSED,
         )
+    key.sign(PROBE_POINT.encode())
     return f"{key.key_id}/{key.key_version}"

@@ -248,8 +248,8 @@ class ErrorCode(enum.StrEnum):
     )
     KEY_VAULT_ACCESS_DENIED = (
         "KeyVaultAccessDenied",
-        "Grant the identity the Key Vault key permissions get and unwrapKey (access policy), or "
-        "the Key Vault Crypto Service Encryption User role on the key (Azure RBAC).",
+        "Grant the identity the Key Vault key permissions get, unwrapKey and sign (access "
+        "policy), or the Key Vault Crypto User role on the key (Azure RBAC).",
     )
     KEY_VAULT_AUTHENTICATION_FAILED = (
         "KeyVaultAuthenticationFailed",

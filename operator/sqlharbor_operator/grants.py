@@ -171,14 +171,23 @@ def checked_plan(
     access: VaultAccess, plan: RestorePlanStatus
 ) -> tuple[dict[str, bytes], list[str]]:
     """The data key of each planned point and every blob the restore reads, after each
-    manifest was authenticated and matched against its plan step (from the catalog)."""
+    manifest was authenticated, matched against its plan step, and found to be the one the
+    operator endorsed when it indexed the point (the catalog line's manifest tag: a
+    manifest an agent wrote over it, or a point no endorsed line names, is refused)."""
     vault = access.vault
     keys: dict[str, bytes] = {}
     blobs: list[str] = []
+    endorsed = _endorsed_tags(access, plan)
     for step in plan.steps:
         point = step.recovery_point_id
         manifest = vault.manifest(plan.instance, plan.database_guid, point)
         data_key = vault.authenticate(manifest)
+        tag = manifest.authentication.tag if manifest.authentication else ""
+        if point not in endorsed or endorsed[point] not in ("", tag):
+            raise IntegrityError(
+                f"recovery point {point}: its manifest is not the one the operator indexed "
+                "(no endorsed catalog entry names it, or one names another manifest)"
+            )
         backup = manifest.backup
         if (backup.backup_type, str(backup.first_lsn), str(backup.last_lsn)) != (
             step.backup_type,
@@ -195,3 +204,15 @@ def checked_plan(
         blobs.append(vault.layout.manifest_blob(plan.instance, plan.database_guid, point))
         blobs.extend(data_blobs(vault.layout, manifest))
     return keys, blobs
+
+
+def _endorsed_tags(access: VaultAccess, plan: RestorePlanStatus) -> dict[str, str]:
+    """The manifest tag each catalog line over the plan's span records, by point id
+    (lines the vault's endorsement rules skip are not there)."""
+    if not plan.steps:
+        return {}
+    finishes = [step.finish for step in plan.steps]
+    points = access.catalog.list_points(
+        plan.instance, plan.database_guid, since=min(finishes), until=max(finishes)
+    )
+    return {p.id: p.tag for p in points}

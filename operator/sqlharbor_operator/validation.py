@@ -1,15 +1,15 @@
-"""Validation of BackupVaults (their Secrets exist and hold usable values, their Key Vault
-keys answer) and BackupPolicies (cron fields and time zone can be evaluated), written as
-status with a clear message.
+"""Validation of BackupVaults (their Secrets exist and hold usable values, their Key Vault keys
+answer) and BackupPolicies (cron fields and time zone can be evaluated), written as status
+with a clear message.
 
-Called by the controller's tick; writes only when the result changes.  The key Secret must
-hold an RSA private key (agents wrap with its public half); a legacy symmetric key makes
-the vault Unavailable with the way out.  A Key Vault key (current or previous) is read and
-made to unwrap a probe (``VaultOpener.probe_key_vault``: get and unwrapKey, as a grant and
-a restore need) on a worker thread, in the background: the tick never waits for Key Vault,
-and a probe that has not answered within ``PROBE_TIMEOUT`` makes the vault Unavailable.
-The error's stable code is the Ready condition's reason.  The key itself is never logged
-or stored in status.
+Called by the controller's tick; writes only when the result changes. The key Secret must
+hold an RSA private key (agents wrap with its public half); a legacy symmetric key makes the
+vault Unavailable with the way out. A Key Vault key (current or previous) is read and made
+to unwrap a probe and to sign (``VaultOpener.probe_key_vault``: get, unwrapKey and sign, as
+grants, restores and catalog endorsement need) on a worker thread, in the background: the
+tick never waits for Key Vault, and a probe that has not answered within ``PROBE_TIMEOUT``
+makes the vault Unavailable. The error's stable code is the Ready condition's reason. The
+key itself is never logged or stored in status.
 """
 
 from __future__ import annotations
@@ -94,7 +94,12 @@ def _probed(found: asyncio.Future[list[str]], secrets: Result, vault: BackupVaul
     current = vault.spec.encryption.key_vault_key_id is not None
     key_id = keys[0] if current and keys else secrets[3]
     listed = "Key Vault key" + ("s" if len(keys) > 1 else "")
-    return True, f"{secrets[1]}; {listed} {', '.join(keys)} answered get and unwrapKey", "", key_id
+    return (
+        True,
+        f"{secrets[1]}; {listed} {', '.join(keys)} answered get, unwrapKey and sign",
+        "",
+        key_id,
+    )
 
 
 class Validator:
@@ -135,7 +140,7 @@ class Validator:
                 seconds = int(PROBE_TIMEOUT.total_seconds())
                 return (
                     False,
-                    f"Key Vault did not answer within {seconds} s (get and unwrapKey of the "
+                    f"Key Vault did not answer within {seconds} s (get, unwrapKey and sign of the "
                     "vault's keys); tried again in a minute",
                     ErrorCode.KEY_VAULT_TIMEOUT,
                     secrets[3],

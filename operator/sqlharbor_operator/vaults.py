@@ -1,16 +1,18 @@
-"""The operator's access to its vaults: the whole ``Vault`` (storage with the account key,
-the keyring) and SAS issuing, opened from a BackupVault and its Secrets
-(``sqlharbor.vault_access``) and cached for a minute per vault generation, so a replaced
-Secret (a rotated account key, a new wrapping key) is picked up without a restart.
-Key Vault keys are reached with the operator's ``AzureAccess`` (its settings and one cached
-credential per identity); ``probe_key_vault`` checks them for vault validation.
+"""The operator's access to its vaults: the whole ``Vault`` (storage with its management
+credential, the keyring, the catalog endorsed with it) and SAS issuing, opened from a
+BackupVault and its Secrets (``sqlharbor.vault_access``) and cached for a minute per vault
+generation, so a replaced Secret (a rotated account key, a new wrapping key) is picked up
+without a restart. Key Vault keys are reached with the operator's ``AzureAccess`` (its
+settings and one cached credential per identity); ``probe_key_vault`` checks them for vault
+validation.
 
-Called on worker threads (the Azure SDK and Secret reads are blocking) by restore
-planning, grants, indexing and retention.
+Called on worker threads (the Azure SDK and Secret reads are blocking) by restore planning,
+grants, indexing and retention.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from sqlharbor.vault.keyring import Keyring
 from sqlharbor.vault.keyvault import KeyVaultKey
 from sqlharbor.vault.sas import SasIssuer
 from sqlharbor.vault_access import SecretReader, load_keyring, open_store, sas_issuer
+
+log = logging.getLogger(__name__)
 
 #: how long an opened vault is reused before its Secrets are read again
 REOPEN_SECONDS = 60.0
@@ -53,6 +57,7 @@ class VaultOpener:
         self.azure = azure or AzureAccess()
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str, int | None], tuple[float, VaultAccess]] = {}
+        self._warned: set[tuple[str, str]] = set()
 
     def __call__(self, vault: BackupVault) -> VaultAccess:
         key = (vault.metadata.namespace or "", vault.metadata.name, vault.metadata.generation)
@@ -68,9 +73,32 @@ class VaultOpener:
             keyring,
             sas_issuer(vault, self._read, azure=self.azure),
         )
+        self._endorsement(vault, access)
         with self._lock:
             self._cache[key] = (now, access)
         return access
+
+    def _endorsement(self, vault: BackupVault, access: VaultAccess) -> None:
+        """A new vault (no database registered) requires endorsement from the start; one
+        whose catalog predates it is named in a warning (once per process) until an admin
+        runs ``vault endorse``."""
+        endorsement = access.catalog.endorsement
+        if endorsement.required():
+            return
+        if not access.catalog.databases():
+            endorsement.require()
+            return
+        name = (vault.metadata.namespace or "", vault.metadata.name)
+        if name not in self._warned:
+            self._warned.add(name)
+            log.warning(
+                "BackupVault %s/%s: its catalog predates endorsement, so a point an agent "
+                "forged would be listed: run `kubectl sqlharbor vault endorse %s -n %s`",
+                name[0],
+                name[1],
+                name[1],
+                name[0],
+            )
 
     def catalog(self, vault: BackupVault) -> Catalog:
         return self(vault).catalog

@@ -63,7 +63,7 @@ class KeyReference(ApiModel):
         description=(
             "Azure Key Vault or Managed HSM key URL (https://<vault>.vault.azure.net/keys/"
             "<name>[/<version>]; without a version: the latest). An RSA or RSA-HSM key that "
-            "encryption.identity may get and unwrapKey with; its private half never leaves "
+            "encryption.identity may get, unwrapKey and sign with; its private half never leaves "
             "Key Vault."
         ),
         max_length=512,

@@ -1,4 +1,5 @@
-"""``sqlharbor vault keygen`` and ``vault rekey``: a vault's keys, run by an admin.
+"""``sqlharbor vault keygen``, ``vault rekey`` and ``vault endorse``: a vault's keys and
+catalog, run by an admin.
 
 ``keygen SECRET`` creates a vault's RSA wrapping key in a Kubernetes Secret.  The private
 key (RSA-3072, unencrypted PKCS#8 PEM) goes straight from memory into a new Secret and is
@@ -8,18 +9,21 @@ overwritten: replacing a vault's key would make every recovery point it wrapped
 unreadable.  To rotate: create a new key, make it the vault's current key and list the old
 one under ``spec.encryption.previousKeys``; ``rekey VAULT`` then re-wraps every point's
 data key with the current key (manifests only, resumable, with progress), after which the
-old key can go.
+old key can go.  ``endorse VAULT`` brings a catalog that predates endorsement under it
+(``sqlharbor.vault.endorse``).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 
 from sqlharbor.api import BackupVault
 from sqlharbor.errors import AlreadyExists, SqlHarborError
 from sqlharbor.kube import KubeClient
+from sqlharbor.vault.endorse import endorse as endorse_vault
 from sqlharbor.vault.rekey import rekey as rekey_vault
 from sqlharbor.vault.wrapping import SecretRsaKey
 from sqlharbor.vault_access import load_keyring, open_vault
@@ -88,17 +92,7 @@ def rekey(name: str, namespace: str, kubeconfig: str | None) -> None:
     removed from spec.encryption.previousKeys.
     """
     client = KubeClient.from_kubeconfig(kubeconfig)
-    shown = [0.0]
-
-    def progress(done: int, total: int, seconds: float) -> None:
-        if done == total or seconds - shown[0] >= 2:
-            shown[0] = seconds
-            rate = done / seconds if seconds > 0 else 0.0
-            click.echo(
-                f"rekeyed {done}/{total} point(s) ({100 * done // max(total, 1)}%), "
-                f"{rate:.1f} points/s"
-            )
-
+    progress = _progress("rekeyed")
     try:
         resource = client.get(BackupVault, namespace, name)
         keyring = load_keyring(resource, client.secret_value)
@@ -116,3 +110,54 @@ def rekey(name: str, namespace: str, kubeconfig: str | None) -> None:
         click.echo(f"  {point}: {why}", err=True)
     if report.failed:
         sys.exit(1)
+
+
+@vault.command()
+@click.argument("name")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--kubeconfig", envvar="KUBECONFIG", default=None)
+def endorse(name: str, namespace: str, kubeconfig: str | None) -> None:
+    """Endorse the existing catalog of BackupVault NAME, then require endorsement.
+
+    For a vault whose catalog predates endorsement (sqlharbor 0.9): each listed point's
+    manifest is checked against its catalog line and the line endorsed with the vault's
+    key; then only endorsed lines count, so a point an agent forges is never restored.
+    Run it once, right after upgrading; running it again is harmless.
+    """
+    client = KubeClient.from_kubeconfig(kubeconfig)
+    try:
+        resource = client.get(BackupVault, namespace, name)
+        report = endorse_vault(
+            open_vault(resource, client.secret_value), progress=_progress("endorsed")
+        )
+    except SqlHarborError as exc:
+        click.echo(f"error: {exc.code}: {exc.message}", err=True)
+        sys.exit(1)
+    finally:
+        client.close()
+    click.echo(
+        f"{report.points} point(s): {report.endorsed} endorsed, {report.gone} deleted "
+        f"meanwhile, {len(report.refused)} refused"
+    )
+    for point, why in report.refused:
+        click.echo(f"  {point}: {why}", err=True)
+    if not report.required:
+        click.echo("endorsement NOT required yet: fix the refused points, then run again")
+        sys.exit(1)
+    click.echo("the vault now requires endorsement: only endorsed catalog lines count")
+
+
+def _progress(verb: str) -> Callable[[int, int, float], None]:
+    """Prints ``VERB done/total point(s) (percent), rate`` at most every 2 s and at the end."""
+    shown = [0.0]
+
+    def progress(done: int, total: int, seconds: float) -> None:
+        if done == total or seconds - shown[0] >= 2:
+            shown[0] = seconds
+            rate = done / seconds if seconds > 0 else 0.0
+            click.echo(
+                f"{verb} {done}/{total} point(s) ({100 * done // max(total, 1)}%), "
+                f"{rate:.1f} points/s"
+            )
+
+    return progress

@@ -198,3 +198,6 @@ class RecoveryPoint:
     record: BackupRecord
     key: PointKey | None = field(default=None, compare=False)
     authenticated: bool = field(default=True, compare=False)
+    #: the manifest's authentication tag (base64; empty for version 1), which the
+    #: catalog line records so that a manifest written over the point's is caught
+    tag: str = field(default="", compare=False)

@@ -31,7 +31,15 @@ from typing import TypeVar
 
 from sqlharbor.domain.backupset import BackupType, RecoveryPoint
 from sqlharbor.errors import BlobNotFound, IntegrityError
-from sqlharbor.vault.catalog_lines import day, entry_line, parse_segment, sort_key, tombstone_line
+from sqlharbor.vault.catalog_lines import (
+    Check,
+    day,
+    entry_line,
+    parse_segment,
+    sort_key,
+    tombstone_line,
+)
+from sqlharbor.vault.endorsement import Endorsement, Endorser
 from sqlharbor.vault.layout import Layout, decode_component, segment_key
 from sqlharbor.vault.manifest import Manifest
 from sqlharbor.vault.manifest_read import read_manifest
@@ -82,11 +90,24 @@ class RebuildReport:
 class Catalog:
     """Reads and appends the index; ``parallelism`` bounds concurrent blob reads."""
 
-    def __init__(self, store: BlobStore, layout: Layout, *, parallelism: int = 8):
+    def __init__(
+        self,
+        store: BlobStore,
+        layout: Layout,
+        *,
+        parallelism: int = 8,
+        endorser: Endorser | None = None,
+    ):
         self._store = store
         self._layout = layout
         self._parallelism = parallelism
         self._registered: set[DatabaseEntry] = set()
+        self._endorsement = Endorsement(store, layout, endorser)
+
+    @property
+    def endorsement(self) -> Endorsement:
+        """Which lines count, and the vault's marker (``vault.endorsement``)."""
+        return self._endorsement
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if len(items) <= 1:
@@ -107,7 +128,7 @@ class Catalog:
         """Append many points, one append per segment touched (bulk import, rebuild)."""
         lines: dict[str, list[bytes]] = {}
         for point in points:
-            line = entry_line(point)
+            line = entry_line(point, self._endorsement.seal(instance, point.record.database_guid))
             for name in self._segments_of(instance, point):
                 lines.setdefault(name, []).append(line)
         self._map(lambda item: self._append_lines(*item), list(lines.items()))
@@ -131,7 +152,9 @@ class Catalog:
 
     def remove(self, instance: str, point: RecoveryPoint) -> None:
         """Append tombstones for a deleted point (its manifest is already gone)."""
-        line = tombstone_line(point.id)
+        line = tombstone_line(
+            point.id, self._endorsement.seal(instance, point.record.database_guid)
+        )
         for name in self._segments_of(instance, point):
             self._store.append(name, line)
 
@@ -171,15 +194,15 @@ class Catalog:
     def _segment_names(self, directory: str) -> list[str]:
         return sorted(b.name for b in self._store.list(directory) if b.name.endswith(".jsonl"))
 
-    def _read_segment(self, name: str) -> dict[str, RecoveryPoint]:
+    def _read_segment(self, name: str, check: Check | None) -> dict[str, RecoveryPoint]:
         try:
-            return parse_segment(self._store.get(name), name=name)
+            return parse_segment(self._store.get(name), name=name, check=check)
         except BlobNotFound:
             return {}  # removed by a concurrent rebuild
 
-    def _read_segments(self, names: Sequence[str]) -> list[RecoveryPoint]:
+    def _read_segments(self, names: Sequence[str], check: Check | None) -> list[RecoveryPoint]:
         points: dict[str, RecoveryPoint] = {}
-        for segment in self._map(self._read_segment, names):
+        for segment in self._map(lambda name: self._read_segment(name, check), names):
             points.update(segment)
         return sorted(points.values(), key=sort_key)
 
@@ -203,7 +226,7 @@ class Catalog:
         chosen = [n for n in names if low <= segment_key(n) <= high]
         points = [
             p
-            for p in self._read_segments(chosen)
+            for p in self._read_segments(chosen, self._endorsement.check(instance, database_guid))
             if (since is None or p.record.finish >= since)
             and (until is None or p.record.finish <= until)
         ]
@@ -231,7 +254,7 @@ class Catalog:
         chosen = [n for n in names if low <= segment_key(n) <= high]
         return [
             p
-            for p in self._read_segments(chosen)
+            for p in self._read_segments(chosen, self._endorsement.check(instance, database_guid))
             if (since is None or p.record.finish >= since)
             and (until is None or p.record.finish <= until)
         ]
@@ -240,8 +263,9 @@ class Catalog:
         self, instance: str, database_guid: str, newest_first: bool
     ) -> Iterator[RecoveryPoint]:
         names = self._segment_names(self._layout.bases_dir(instance, database_guid))
+        check = self._endorsement.check(instance, database_guid)
         for name in reversed(names) if newest_first else names:
-            points = sorted(self._read_segment(name).values(), key=sort_key)
+            points = sorted(self._read_segment(name, check).values(), key=sort_key)
             yield from reversed(points) if newest_first else points
 
     def base_before(
@@ -275,8 +299,9 @@ class Catalog:
             None,
         )
         latest = None
+        check = self._endorsement.check(instance, database_guid)
         for name in reversed(self._segment_names(self._layout.points_dir(instance, database_guid))):
-            segment = self._read_segment(name)
+            segment = self._read_segment(name, check)
             if segment:
                 latest = max(segment.values(), key=sort_key)
                 break
@@ -324,8 +349,9 @@ class Catalog:
         bad = tuple(name for name, m in zip(manifest_names, manifests, strict=True) if m is None)
         points = sorted((m.recovery_point() for m in good), key=sort_key)
         wanted: dict[str, list[bytes]] = {}
+        seal = self._endorsement.seal(instance, database_guid)
         for point in points:
-            line = entry_line(point)
+            line = entry_line(point, seal)
             for name in self._segments_of(instance, point):
                 wanted.setdefault(name, []).append(line)
         existing = self._segment_names(layout.points_dir(instance, database_guid))

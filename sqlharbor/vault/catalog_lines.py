@@ -13,6 +13,8 @@ Used by ``vault.catalog`` only; the manifests stay the truth (``Catalog.rebuild`
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +30,33 @@ from sqlharbor.domain.backupset import (
 )
 from sqlharbor.errors import IntegrityError
 
+log = logging.getLogger(__name__)
+
 _LETTER = {BackupType.FULL: "F", BackupType.DIFFERENTIAL: "D", BackupType.LOG: "L"}
 _TYPE = {letter: kind for kind, letter in _LETTER.items()}
 
 
-def entry_line(point: RecoveryPoint) -> bytes:
-    """One compact JSON line with every fact of the point (LSNs as decimal strings)."""
+#: a line's canonical body (``canonical``) -> its endorsement (``en``)
+Seal = Callable[[bytes], list[str]]
+#: (a line's canonical body, its ``en`` or None) -> whether the line counts
+Check = Callable[[bytes, object], bool]
+
+
+def canonical(entry: dict[str, Any]) -> bytes:
+    """What an endorsement covers: the line's fields but ``en``, keys sorted."""
+    body = {k: v for k, v in entry.items() if k != "en"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _sealed(entry: dict[str, Any], seal: Seal | None) -> bytes:
+    if seal is not None:
+        entry["en"] = seal(canonical(entry))
+    return json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+
+
+def entry_line(point: RecoveryPoint, seal: Seal | None = None) -> bytes:
+    """One compact JSON line with every fact of the point (LSNs as decimal strings),
+    endorsed with ``seal`` when given."""
     r = point.record
     entry = {
         "id": point.id,
@@ -71,7 +94,9 @@ def entry_line(point: RecoveryPoint) -> bytes:
         entry["w"] = [point.key.wrap, point.key.key_id, point.key.key_version]
     if not point.authenticated:
         entry["ua"] = True
-    return json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+    if point.tag:
+        entry["at"] = point.tag
+    return _sealed(entry, seal)
 
 
 def _media_entry(media: BackupMedia) -> dict[str, Any]:
@@ -93,8 +118,8 @@ def _media(entry: dict[str, Any] | None) -> BackupMedia | None:
     )
 
 
-def tombstone_line(recovery_point_id: str) -> bytes:
-    return json.dumps({"del": recovery_point_id}, separators=(",", ":")).encode() + b"\n"
+def tombstone_line(recovery_point_id: str, seal: Seal | None = None) -> bytes:
+    return _sealed({"del": recovery_point_id}, seal)
 
 
 def _point(entry: dict[str, Any]) -> RecoveryPoint:
@@ -131,22 +156,31 @@ def _point(entry: dict[str, Any]) -> RecoveryPoint:
         record=record,
         key=None if wrapped is None else PointKey(*wrapped),
         authenticated=not entry.get("ua", False),
+        tag=entry.get("at", ""),
     )
 
 
-def parse_segment(data: bytes, *, name: str = "segment") -> dict[str, RecoveryPoint]:
-    """Entries of one segment by id, tombstones applied, duplicate appends folded."""
+def parse_segment(
+    data: bytes, *, name: str = "segment", check: Check | None = None
+) -> dict[str, RecoveryPoint]:
+    """Entries of one segment by id, tombstones applied, duplicate appends folded; with
+    ``check``, a line (entry or tombstone) it refuses is skipped and logged."""
     points: dict[str, RecoveryPoint] = {}
     for number, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
+            if check is not None and not check(canonical(entry), entry.get("en")):
+                log.warning(
+                    "catalog %s line %d is not endorsed by the operator: ignored", name, number
+                )
+                continue
             if "del" in entry:
                 points.pop(entry["del"], None)
             else:
                 points[entry["id"]] = _point(entry)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise IntegrityError(f"catalog {name} line {number} is not a valid entry") from None
     return points
 

@@ -25,6 +25,7 @@ operator and the CLI.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import ssl
 import threading
@@ -42,7 +43,7 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.keys import KeyClient, KeyVaultKeyIdentifier
 from azure.keyvault.keys import KeyVaultKey as SdkKey
-from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm
+from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm, SignatureAlgorithm
 
 from sqlharbor.errors import (
     AccessDenied,
@@ -63,7 +64,7 @@ from sqlharbor.vault.wrapping import (
     unwrap_failed,
 )
 
-Operation = Literal["get", "unwrapKey"]
+Operation = Literal["get", "unwrapKey", "sign"]
 
 _TEMPORARY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _RSA_KEY_TYPES = frozenset({"RSA", "RSA-HSM"})
@@ -72,6 +73,7 @@ _SERVICE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PERMISSIONS: dict[str, tuple[str, str]] = {
     "get": ("get", "Microsoft.KeyVault/vaults/keys/read"),
     "unwrapKey": ("unwrapKey", "Microsoft.KeyVault/vaults/keys/unwrap/action"),
+    "sign": ("sign", "Microsoft.KeyVault/vaults/keys/sign/action"),
 }
 
 
@@ -187,6 +189,15 @@ class KeyVaultKey(UnwrappingKey):
                 exc, operation="unwrapKey", key=self, recovery_point_id=recovery_point_id
             ) from None
         return checked_data_key(bytes(result.key), key=self, recovery_point_id=recovery_point_id)
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign on the service side (needs the sign permission): RS256 over the digest."""
+        crypto = self._crypto_client("(catalog endorsement)")
+        try:
+            result = crypto.sign(SignatureAlgorithm.rs256, hashlib.sha256(message).digest())
+        except AzureError as exc:
+            raise translate(exc, operation="sign", key=self, recovery_point_id=None) from None
+        return bytes(result.signature)
 
     # -- clients ----------------------------------------------------------------------------
     def _key_client(self) -> KeyClient:

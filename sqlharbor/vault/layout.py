@@ -211,6 +211,10 @@ class Layout:
     def registry_dir(self) -> str:
         return f"{self._root()}{REGISTRY_DIR}/databases/"
 
+    def endorsement_marker(self) -> str:
+        """Present: every catalog line must be endorsed (``vault.endorsement``)."""
+        return f"{self._root()}{REGISTRY_DIR}/catalog-endorsed.json"
+
     def registry_blob(self, instance: str, database_guid: str) -> str:
         guid = validate_component(database_guid, "database guid")
         return f"{self.registry_dir()}{encode_component(instance)}/{guid}.json"

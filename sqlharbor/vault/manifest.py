@@ -240,6 +240,7 @@ class Manifest(Section):
             record=self.to_record(),
             key=PointKey(key.wrap, key.key_id, key.key_version),
             authenticated=not self.legacy_unauthenticated,
+            tag=self.authentication.tag if self.authentication else "",
         )
 
     def to_json(self) -> bytes:

@@ -23,7 +23,8 @@ from sqlharbor.errors import (
     RecoveryPointNotFound,
 )
 from sqlharbor.vault.catalog import Catalog
-from sqlharbor.vault.keyring import VaultKeys
+from sqlharbor.vault.endorsement import Endorser
+from sqlharbor.vault.keyring import Keyring, VaultKeys
 from sqlharbor.vault.layout import Layout, RecoveryPointId, new_recovery_point_id
 from sqlharbor.vault.manifest import Manifest
 from sqlharbor.vault.manifest_auth import verify
@@ -87,7 +88,10 @@ class Vault:
         self.keys = keys
         self.writer_settings = writer_settings
         self.reader_settings = reader_settings
-        self.catalog = Catalog(store, layout)
+        # whoever holds the keys (the operator, the admin CLI) endorses what it indexes
+        # and skips what is not endorsed (``vault.endorsement``)
+        endorser = Endorser(keys.keys) if isinstance(keys, Keyring) else None
+        self.catalog = Catalog(store, layout, endorser=endorser)
 
     @classmethod
     def from_settings(cls, settings: VaultSettings) -> Vault:

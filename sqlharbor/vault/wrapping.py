@@ -265,6 +265,11 @@ class UnwrappingKey(abc.ABC):
     def unwrap(self, wrapped: bytes, *, recovery_point_id: str) -> bytes:
         """The 32-byte data key of ``recovery_point_id``, or ``IntegrityError`` naming it."""
 
+    @abc.abstractmethod
+    def sign(self, message: bytes) -> bytes:
+        """RSASSA-PKCS1-v1_5 with SHA-256 of ``message``: deterministic, so the same key
+        always gives the same signature (``endorsement`` derives its key from one)."""
+
     def describe(self) -> str:
         """``key KEY_ID version VERSION``, for messages."""
         return f"key {self.key_id} version {self.key_version}"
@@ -381,6 +386,9 @@ class SecretRsaKey(UnwrappingKey):
         except ValueError:
             raise unwrap_failed(key=self, recovery_point_id=recovery_point_id) from None
         return checked_data_key(data_key, key=self, recovery_point_id=recovery_point_id)
+
+    def sign(self, message: bytes) -> bytes:
+        return self._private.sign(message, padding.PKCS1v15(), hashes.SHA256())
 
     def __repr__(self) -> str:
         return (

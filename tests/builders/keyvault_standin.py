@@ -11,7 +11,7 @@
   the token stand-in did not issue for ``https://vault.azure.net``: 401 with
   ``WWW-Authenticate: Bearer authorization="{authority}/{tenant}",
   resource="https://vault.azure.net"``, as Key Vault does;
-- a per-identity permission set (``grant``: get, wrapKey, unwrapKey); a missing one is a
+- a per-identity permission set (``grant``: get, wrapKey, unwrapKey, sign); a missing one is a
   403 Forbidden (innererror ForbiddenByPolicy) naming it, as an access policy answers;
 - ``fail_next(status, times, retry_after)``: the next authenticated requests get a 429
   (Throttled) or 5xx, with ``Retry-After`` when given;
@@ -43,14 +43,14 @@ import uuid
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from tests.builders.aad_standin import TokenService
 from tests.builders.standin_http import LocalCa, Request, Response, StandinServer
 
 RESOURCE = "https://vault.azure.net"
-ALL_PERMISSIONS = frozenset({"get", "wrapKey", "unwrapKey"})
-_OPERATIONS = {"wrapkey": "wrapKey", "unwrapkey": "unwrapKey"}
+ALL_PERMISSIONS = frozenset({"get", "wrapKey", "unwrapKey", "sign"})
+_OPERATIONS = {"wrapkey": "wrapKey", "unwrapkey": "unwrapKey", "sign": "sign"}
 _OAEP_256 = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
 
@@ -274,6 +274,13 @@ class KeyVaultStandin:
             alg, value = body["alg"], _unb64url(body["value"])
         except (ValueError, KeyError, TypeError, binascii.Error):
             return _error(400, "BadParameter", "Content of 'value' is not base64url.")
+        if permission == "sign":  # value is the SHA-256 digest; RS256 is PKCS#1 v1.5
+            if alg != "RS256" or len(value) != 32:
+                return _error(400, "BadParameter", "Only RS256 over a SHA-256 digest here.")
+            signature = key.private_key.sign(
+                value, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
+            )
+            return Response.json(200, {"kid": kid, "value": _b64url(signature)})
         if alg != "RSA-OAEP-256":
             return _error(400, "BadParameter", f"Algorithm {str(alg)[:20]} is not supported here.")
         try:

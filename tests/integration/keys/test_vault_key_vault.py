@@ -143,7 +143,7 @@ def plan(*manifests: Manifest) -> RestorePlanStatus:
             backup_type=m.backup.backup_type,
             first_lsn=str(m.backup.first_lsn),
             last_lsn=str(m.backup.last_lsn),
-            finish=datetime.now(UTC),
+            finish=m.backup.finish,
         )
         for m in manifests
     ]
@@ -168,7 +168,7 @@ def test_a_key_vault_current_key_and_a_secret_previous_key_open_their_points(
     azure: AzureAccess,
     kek_versions: list[str],
 ) -> None:
-    identity, secrets = identity_of(kind, imds, keyvault, azure, "get", "unwrapKey")
+    identity, secrets = identity_of(kind, imds, keyvault, azure, "get", "unwrapKey", "sign")
     vault = backup_vault(keyvault.key_url("kek"), identity)
     keyring = load_keyring(vault, secrets, azure)
     assert isinstance(keyring.current, KeyVaultKey)
@@ -184,6 +184,12 @@ def test_a_key_vault_current_key_and_a_secret_previous_key_open_their_points(
     old = agent_point(store, rsa_key(7).public(), 2000, 2100)  # before the move to Key Vault
     since = len(keyvault.seen)
     access = VaultAccess(Vault(store, Layout("p"), keyring), keyring, ISSUER)
+    for manifest in (new, old):  # indexed: endorsed with a key Key Vault derived by signing
+        access.catalog.add(manifest)
+    assert ("POST", f"/keys/kek/{kek_versions[-1]}/sign", 200) in [
+        (s.method, s.path, s.status) for s in keyvault.seen[since:]
+    ]
+    since = len(keyvault.seen)
     keys, _ = checked_plan(access, plan(new, old))
     assert set(keys) == {new.identity.recovery_point_id, old.identity.recovery_point_id}
     # only the Key Vault point went to Key Vault, as this identity
@@ -273,14 +279,16 @@ def validate(vault: BackupVault, secrets: Secrets, opener: VaultOpener) -> dict[
 def test_validation_reports_a_usable_key_vault_key(
     tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureAccess, kek_versions: list[str]
 ) -> None:
-    identity, secrets = identity_of("servicePrincipal", tokens, keyvault, azure, "get", "unwrapKey")
+    identity, secrets = identity_of(
+        "servicePrincipal", tokens, keyvault, azure, "get", "unwrapKey", "sign"
+    )
     since = len(keyvault.seen)
     status = validate(
         backup_vault(keyvault.key_url("kek"), identity), secrets, VaultOpener(secrets, azure=azure)
     )
     assert status["phase"] == "Available", status
     assert status["keyId"] == f"{keyvault.key_url('kek')}/{kek_versions[-1]}"
-    assert "answered get and unwrapKey" in status["message"]
+    assert "answered get, unwrapKey and sign" in status["message"]
     assert [s for _, _, s in unwraps(keyvault, since)] == [200]  # the probe really unwrapped
 
 
@@ -288,6 +296,7 @@ def test_validation_reports_a_usable_key_vault_key(
     ("perms", "code", "says"),
     [
         (("get",), ErrorCode.KEY_VAULT_ACCESS_DENIED, "lacks the unwrapKey key permission"),
+        (("get", "unwrapKey"), ErrorCode.KEY_VAULT_ACCESS_DENIED, "lacks the sign key permission"),
         ((), ErrorCode.KEY_VAULT_ACCESS_DENIED, "lacks the get key permission"),
     ],
 )

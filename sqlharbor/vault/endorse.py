@@ -1,0 +1,75 @@
+"""``endorse``: bring a vault's existing catalog under endorsement (``vault.endorsement``),
+then require it, so that from then on only lines the operator endorsed count.
+
+A vault the operator opened for the first time already requires it.  A vault whose
+catalog predates endorsement is read as before (lines without an endorsement count)
+until this runs: for each point its catalog lists, the manifest is read from where the
+point belongs, checked against the line (same backup facts), and the point added again
+with an endorsed line that records the manifest's tag (appended: the later line wins);
+then the vault's marker is written.  No key is unwrapped: endorsing takes the vault's
+current key's signature once.  Trust on first use: a line an agent forged *before* this
+runs is endorsed with the rest if its manifest is where it says — run it right after the
+upgrade.  Resumable (a second run endorses again; nothing is lost).
+
+Called by ``kubectl sqlharbor vault endorse`` (the admin's CLI holds the vault's keys).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlharbor.errors import BlobNotFound, IntegrityError, SqlHarborError
+from sqlharbor.vault.vault import Vault
+
+log = logging.getLogger(__name__)
+
+#: (points done, points to do, seconds so far)
+Progress = Callable[[int, int, float], None]
+
+
+@dataclass
+class EndorseReport:
+    points: int = 0  # every point the catalog lists
+    endorsed: int = 0
+    gone: int = 0  # manifest deleted meanwhile
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (point, why)
+    required: bool = False  # the marker was written
+
+
+def endorse(vault: Vault, *, progress: Progress | None = None) -> EndorseReport:
+    """Endorse every listed point whose manifest matches its line; require endorsement
+    when none was refused (a refused point is left out and reported)."""
+    report = EndorseReport()
+    catalog = vault.catalog
+    todo = [
+        (entry.instance, entry.database_guid, point)
+        for entry in catalog.databases()
+        for point in catalog.list_points(entry.instance, entry.database_guid)
+    ]
+    report.points = len(todo)
+    began = time.monotonic()
+    for done, (instance, guid, point) in enumerate(todo, start=1):
+        try:
+            manifest = vault.manifest(instance, guid, point.id)
+            found = manifest.recovery_point()
+            if found.record != point.record:
+                raise IntegrityError(
+                    f"recovery point {point.id}: its catalog line and its manifest disagree "
+                    "(rebuild the catalog, then endorse again)"
+                )
+            catalog.add_points(instance, [found])
+            report.endorsed += 1
+        except BlobNotFound:
+            report.gone += 1
+        except SqlHarborError as exc:
+            report.refused.append((point.id, f"{exc.code}: {exc.message}"))
+            log.warning("recovery point %s not endorsed: %s", point.id, exc)
+        if progress is not None:
+            progress(done, len(todo), time.monotonic() - began)
+    if not report.refused:
+        catalog.endorsement.require()
+        report.required = True
+    return report
