@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlharbor.domain.backupset import BackupType, RecoveryPoint
-from sqlharbor.errors import BlobNotFound, IntegrityError
+from sqlharbor.errors import BlobNotFound, IntegrityError, InvalidInput
 from sqlharbor.vault.catalog_lines import (
     Check,
     day,
@@ -330,12 +330,21 @@ class Catalog:
 
     # -- rebuild ----------------------------------------------------------------
 
-    def rebuild(self, instance: str, database_guid: str) -> RebuildReport:
+    def rebuild(
+        self, instance: str, database_guid: str, *, trust_manifests: bool = False
+    ) -> RebuildReport:
         """Regenerate the database's segments from its manifests alone.
 
         Run it when no writer of this database is committing (a point committed during
-        the rebuild may be missed; run it again).  Segments are rewritten one by one.
+        the rebuild may be missed; run it again).  Segments are rewritten one by one.  In
+        a vault that requires endorsement it would endorse every manifest it finds, one
+        an agent planted too: refused unless ``trust_manifests`` says that was reviewed.
         """
+        if self._endorsement.sealing and self._endorsement.required() and not trust_manifests:
+            raise InvalidInput(
+                "rebuilding an endorsed catalog from manifests would endorse any manifest "
+                "an agent wrote; pass trust_manifests=True after reviewing them"
+            )
         layout = self._layout
         manifest_names = [
             b.name

@@ -143,6 +143,11 @@ class Endorsement:
         self._endorser = endorser
         self._required: bool | None = None
 
+    @property
+    def sealing(self) -> bool:
+        """Whether lines written here are endorsed (a reader with the keys)."""
+        return self._endorser is not None
+
     def seal(self, instance: str, database_guid: str) -> Seal | None:
         endorser = self._endorser
         if endorser is None:

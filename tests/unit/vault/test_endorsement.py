@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sqlharbor.domain.backupset import BackupType, PointKey, RecoveryPoint
+from sqlharbor.errors import InvalidInput
 from sqlharbor.vault import Layout, Vault
 from sqlharbor.vault.catalog_lines import canonical, entry_line, tombstone_line
 from sqlharbor.vault.endorsement import EndorsementKey, Endorser
@@ -97,3 +100,19 @@ def _key_of(n: int) -> PointKey:
 def test_the_canonical_form_ignores_the_endorsement_and_key_order() -> None:
     line = json.loads(entry_line(_point(1)))
     assert canonical(line) == canonical({**dict(reversed(line.items())), "en": ["a", "b", "c"]})
+
+
+def test_rebuilding_an_endorsed_catalog_from_manifests_needs_a_review() -> None:
+    """A rebuild endorses whatever manifests it finds, so in a vault that requires
+    endorsement it runs only when told the manifests were reviewed."""
+    store = MemoryBlobStore()
+    vault = Vault(store, Layout("p"), keyring(0))
+    writer = vault.open_writer(INSTANCE, "Sales", GUID, BackupType.FULL)
+    writer.write(b"pages")
+    writer.commit(backup_record(BackupType.FULL, guid=GUID))
+    assert vault.catalog.rebuild(INSTANCE, GUID).points == 1  # not required yet
+    vault.catalog.endorsement.require()
+    with pytest.raises(InvalidInput, match="trust_manifests"):
+        vault.catalog.rebuild(INSTANCE, GUID)
+    assert vault.catalog.rebuild(INSTANCE, GUID, trust_manifests=True).points == 1
+    assert len(vault.catalog.list_points(INSTANCE, GUID)) == 1
