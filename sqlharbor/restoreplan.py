@@ -28,6 +28,8 @@ from sqlharbor.domain.planner import (
 )
 from sqlharbor.errors import ErrorCode, InvalidInput, SourceNotFound
 from sqlharbor.vault import Catalog, DatabaseEntry, Layout
+from sqlharbor.vault.endorsement import Endorser
+from sqlharbor.vault.keyring import Keyring
 from sqlharbor.vault_access import SecretReader, open_store
 
 
@@ -47,9 +49,15 @@ class CatalogReader(Protocol):
     ) -> list[RecoveryPoint]: ...
 
 
-def open_catalog(vault: BackupVault, read_secret: SecretReader) -> Catalog:
-    """The vault's catalog with its management credential alone (no key)."""
-    return Catalog(open_store(vault, read_secret), Layout(vault.spec.azure_blob.prefix))
+def open_catalog(
+    vault: BackupVault, read_secret: SecretReader, keys: Keyring | None = None
+) -> Catalog:
+    """The vault's catalog with its management credential; with the vault's ``keys`` it
+    also applies catalog endorsement (``vault.endorsement``), without them it checks none."""
+    endorser = Endorser(keys.keys) if keys is not None else None
+    return Catalog(
+        open_store(vault, read_secret), Layout(vault.spec.azure_blob.prefix), endorser=endorser
+    )
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ vault holds, read from the vault itself (its catalog) with the CLI's kubeconfig.
 Works without any ProtectedDatabase (after losing a cluster): ``--vault NAME`` reads the
 BackupVault and its storage Secret.  When the CLI's user may read the vault's key Secrets
 too, a point under a key the vault no longer lists is shown UNREADABLE and left out of the
-window (as the operator's planner leaves it out); version-1 points are marked
+window (as the operator's planner leaves it out), and the catalog's endorsement applies (a
+line the operator did not endorse is not listed); version-1 points are marked
 unauthenticated.  Also used by ``sqlharbor restore`` for its summary of the window.
 """
 
@@ -39,15 +40,21 @@ class Located:
     vault: BackupVault
     catalog: Catalog
     source: SourceIdentity
+    keys: Keyring | None
 
 
 def client_of(kubeconfig: str | None) -> KubeClient:
     return KubeClient.from_kubeconfig(kubeconfig)
 
 
-def catalog_of(client: KubeClient, namespace: str, vault_name: str) -> tuple[BackupVault, Catalog]:
+def catalog_of(
+    client: KubeClient, namespace: str, vault_name: str
+) -> tuple[BackupVault, Catalog, Keyring | None]:
+    """The vault, its catalog (endorsement applied when its keys are readable: as the
+    operator sees it) and its keyring if this user may read it."""
     vault = client.get(BackupVault, namespace, vault_name)
-    return vault, open_catalog(vault, client.secret_value)
+    keys = keys_of(client, vault)
+    return vault, open_catalog(vault, client.secret_value, keys), keys
 
 
 def locate_protected(client: KubeClient, namespace: str, name: str) -> Located:
@@ -59,7 +66,7 @@ def locate_protected(client: KubeClient, namespace: str, name: str) -> Located:
         vault_ref = client.get(BackupPolicy, namespace, pd.spec.policy_ref.name).spec.vault_ref
     if vault_ref is None:
         raise click.ClickException(f"ProtectedDatabase {name} has no vault (spec or policy)")
-    vault, catalog = catalog_of(client, namespace, vault_ref.name)
+    vault, catalog, keys = catalog_of(client, namespace, vault_ref.name)
     status = pd.status
     known = (status.chain.database_guid if status and status.chain else None) or (
         status.database_guid if status else None
@@ -67,7 +74,7 @@ def locate_protected(client: KubeClient, namespace: str, name: str) -> Located:
     source = find_source(
         catalog, instance.spec.vault_identity, database_name=pd.spec.database_name, known_guid=known
     )
-    return Located(vault, catalog, source)
+    return Located(vault, catalog, source, keys)
 
 
 def keys_of(client: KubeClient, vault: BackupVault) -> Keyring | None:
@@ -131,11 +138,10 @@ def points(
                 f"{protected_db}: {located.source.database_name} on {located.source.instance} "
                 f"in vault {located.vault.metadata.name}"
             )
-            keys = keys_of(client, located.vault)
-            print_points(load_points(located.catalog, located.source), limit, keys)
+            print_points(load_points(located.catalog, located.source), limit, located.keys)
             return
         assert vault_name is not None
-        vault, catalog = catalog_of(client, namespace, vault_name)
+        _, catalog, keys = catalog_of(client, namespace, vault_name)
         if database_name is None and database_guid is None:
             entries = [e for e in catalog.databases() if instance in (None, e.instance)]
             click.echo(f"{len(entries)} database(s) in vault {vault_name}:")
@@ -148,7 +154,7 @@ def points(
             catalog, instance, database_name=database_name, database_guid=database_guid
         )
         click.echo(f"{source.database_name} on {source.instance} ({', '.join(source.guids)})")
-        print_points(load_points(catalog, source), limit, keys_of(client, vault))
+        print_points(load_points(catalog, source), limit, keys)
     except SqlHarborError as exc:
         click.echo(f"error: {exc.code}: {exc.message}", err=True)
         sys.exit(1)
