@@ -37,6 +37,7 @@ from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import ErrorCode, IntegrityError, KeyUnavailable, VaultAccessDenied
 from sqlharbor.kube import KubeClient
 from sqlharbor.vault import AzureBlobStore, Layout, WriterSettings
+from sqlharbor.vault.catalog_lines import entry_line
 from sqlharbor.vault.store_sas import BlobSasStore, ContainerSasStore
 from tests.builders.records import backup_record
 
@@ -143,7 +144,8 @@ def _refused(action: Callable[[], object]) -> VaultAccessDenied:
     return caught.value
 
 
-def test_a_backup_grant_creates_new_points_and_nothing_else(env: Env) -> None:
+def _backup_job(env: Env) -> str:
+    """An on-demand full of thief's ``loot``, assigned by the operator to agent thief."""
     name = f"b-{uuid.uuid4().hex[:6]}"
     env.stack.client.create(
         "BackupJob",
@@ -167,6 +169,11 @@ def test_a_backup_grant_creates_new_points_and_nothing_else(env: Env) -> None:
         return labels.get(contract.LABEL_AGENT) == "thief"
 
     env.e2e.wait(f"BackupJob {name} assigned to agent thief", assigned, 60)
+    return name
+
+
+def test_a_backup_grant_creates_new_points_and_nothing_else(env: Env) -> None:
+    name = _backup_job(env)
     key = SessionKey()
     job = _claim(env, "BackupJob", name, key)
     with pytest.raises(IntegrityError, match="sealed to session key"):
@@ -252,6 +259,61 @@ def test_a_restore_grant_reads_exactly_its_plan(env: Env) -> None:
     assert getattr(by_server.value, "status_code", None) == 403
     _refused(lambda: store.delete(sorted(manifests)[0]))
     _end(env, "RestoreJob", name)
+
+
+def test_a_point_forged_with_a_backup_grant_is_never_planned(env: Env) -> None:
+    """With its backup grant, thief writes a self-consistent full of *sales* (its own data
+    key, wrapped with the vault's public key) newer than any real one, and appends catalog
+    lines for it to sales' segments (append is a write).  The operator made the vault
+    require endorsement when it first opened it, so its restore plan ignores the lines."""
+    layout = Layout("demo")
+    assert env.admin_store.exists(layout.endorsement_marker()), "a new vault requires it"
+    name = _backup_job(env)
+    key = SessionKey()
+    grant = open_grant("BackupJob", _claim(env, "BackupJob", name, key), key)
+    assert isinstance(grant, BackupGrant)
+    guid = str(env.e2e.pd_status("sim-a-sales")["databaseGuid"])
+    forged_id = "20200101T000000Z-F-f0f0f0f0"  # sorts before every real point of sales
+    vault = vault_of(grant, WriterSettings(chunk_size=64 * 1024))
+    writer = vault.open_writer(
+        SOURCE_ID, "sales", guid, BackupType.FULL, recovery_point_id=forged_id
+    )
+    writer.write(b"planted pages" * 1000)
+    now = datetime.now(UTC)
+    forged = writer.commit(
+        backup_record(name="sales", guid=guid, first_lsn=10**15, last_lsn=10**15 + 10, start=now)
+    )
+    line = entry_line(forged.recovery_point())
+    for segment in (
+        layout.points_segment(SOURCE_ID, guid, forged.backup.finish),
+        layout.bases_segment(SOURCE_ID, guid, forged.backup.finish.year),
+    ):
+        vault.store.append(segment, line)  # the grant's w allows appending
+    assert line in env.admin_store.get(layout.points_segment(SOURCE_ID, guid, now))
+    _end(env, "BackupJob", name)
+
+    restore = f"f-{uuid.uuid4().hex[:6]}"
+    doc = {
+        "apiVersion": API_VERSION,
+        "kind": "RestoreJob",
+        "metadata": {"name": restore},
+        "spec": {
+            "source": {"protectedDatabase": "sim-a-sales"},
+            "target": {"database": {"instanceRef": {"name": "sim-t"}, "databaseName": "f"}},
+            "pointInTime": {"latest": True},
+        },
+    }
+    env.stack.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc))
+
+    def plan() -> dict[str, Any] | None:
+        status = env.stack.client.get_raw("RestoreJob", env.ns, restore).get("status") or {}
+        return status.get("plan") if status.get("phase") == RestorePhase.PLANNED else None
+
+    steps = env.e2e.wait(f"{restore} planned", plan, 60)["steps"]
+    assert steps, "a plan of real points"
+    assert forged_id not in [s["recoveryPointId"] for s in steps]
+    assert all(int(s["lastLsn"]) < 10**15 for s in steps)
+    env.stack.kubectl("delete", "restorejob", restore, "--wait=false")
 
 
 def test_a_tampered_point_fails_the_restore_before_data_moves(env: Env) -> None:
