@@ -181,13 +181,13 @@ def checked_plan(
     for step in plan.steps:
         point = step.recovery_point_id
         manifest = vault.manifest(plan.instance, plan.database_guid, point)
-        data_key = vault.authenticate(manifest)
         tag = manifest.authentication.tag if manifest.authentication else ""
-        if point not in endorsed or endorsed[point] not in ("", tag):
+        if endorsed.get(point) != tag:  # before any key is unwrapped
             raise IntegrityError(
                 f"recovery point {point}: its manifest is not the one the operator indexed "
                 "(no endorsed catalog entry names it, or one names another manifest)"
             )
+        data_key = vault.authenticate(manifest)
         backup = manifest.backup
         if (backup.backup_type, str(backup.first_lsn), str(backup.last_lsn)) != (
             step.backup_type,

@@ -1,15 +1,16 @@
-"""Indexing: each recovery point an agent reports is checked against its manifest and added
-to the vault's catalog by the operator, the only holder of catalog write rights (an agent's
-backup SAS can create blobs but not append to, read or list the catalog).
+"""Indexing: each recovery point an agent reports is checked against its manifest and added to
+the vault's catalog by the operator, the only one whose catalog lines count (an agent's
+backup SAS can write blobs, catalog segments included, but only lines the operator endorsed
+are read: ``vault.endorsement``).
 
 For every succeeded database of a BackupJob, the point's manifest is read with the vault's
-management credential and authenticated with the keyring (its tag over every field and
-its place), and must describe what the agent reported: its instance, database, type and
-LSNs.  Only then is it indexed.  A point that fails is not indexed, so no restore plan
-ever names it; the error is logged, and a failed authentication (a forged or tampered
-point) is also announced as a Warning Event on the job.  Adding a
-point twice is harmless (catalog segments fold duplicates), which is what happens to the
-finished jobs still listed after an operator restart.
+management credential and authenticated with the keyring (its tag over every field and its
+place), and must describe what the agent reported: its instance, database, type and LSNs,
+and have been taken while its job ran (``check_timely``). Only then is it indexed. A point
+that fails is not indexed, so no restore plan ever names it; the error is logged, and a
+failed authentication (a forged or tampered point) is also announced as a Warning Event on
+the job. Adding a point twice is harmless (catalog segments fold duplicates), which is what
+happens to the finished jobs still listed after an operator restart.
 
 Called every tick by ``tick.Controller``; blocking vault work runs on worker threads.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 
 from sqlharbor.api import BackupJob, BackupVault, DatabaseResult, JobPhase
 from sqlharbor.errors import (
@@ -28,6 +30,7 @@ from sqlharbor.errors import (
     SqlHarborError,
     TemporaryError,
 )
+from sqlharbor.vault.layout import RecoveryPointId
 from sqlharbor.vault.manifest import Manifest
 from sqlharbor_operator.logs import fields
 from sqlharbor_operator.runtime import Runtime
@@ -122,6 +125,7 @@ class Indexer:
         )
         access.vault.authenticate(manifest)
         check_reported(manifest, scope, result)
+        check_timely(manifest, job.metadata.creation_timestamp, self._rt.clock())
         access.catalog.add(manifest)
         log.info(
             "indexed recovery point %s of %s",
@@ -162,6 +166,28 @@ class Indexer:
             )
         except SqlHarborError as failed:
             log.warning("event for %s: %s", point, failed)
+
+
+#: clock difference tolerated between the operator and the VM
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def check_timely(manifest: Manifest, job_created: datetime | None, now: datetime) -> None:
+    """Refuse a point that was not taken while its job ran: its id (which carries when it
+    was created) and its finish must fall between the job's creation and now.  An agent
+    may overwrite an older point it knows the name of (its backup grant writes) and report
+    it again; without this, the operator would endorse the forgery over the original."""
+    point = manifest.identity.recovery_point_id
+    created = RecoveryPointId.parse(point).created
+    low = (job_created or now) - CLOCK_SKEW
+    high = now + CLOCK_SKEW
+    for what, moment in (("was created", created), ("finished", manifest.backup.finish)):
+        if not low <= moment <= high:
+            raise IntegrityError(
+                f"recovery point {point} {what} at {moment.isoformat()}, outside its job's "
+                f"run ({low.isoformat()} .. {high.isoformat()}, {CLOCK_SKEW} of clock skew "
+                "allowed)"
+            )
 
 
 def check_reported(manifest: Manifest, scope: str, result: DatabaseResult) -> None:

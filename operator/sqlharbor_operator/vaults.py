@@ -82,13 +82,13 @@ class VaultOpener:
         """A new vault (no database registered) requires endorsement from the start; one
         whose catalog predates it is named in a warning (once per process) until an admin
         runs ``vault endorse``."""
+        name = (vault.metadata.namespace or "", vault.metadata.name)
         endorsement = access.catalog.endorsement
-        if endorsement.required():
-            return
+        if name in self._warned or endorsement.required():
+            return  # (a vault found to predate endorsement is not listed again each minute)
         if not access.catalog.databases():
             endorsement.require()
             return
-        name = (vault.metadata.namespace or "", vault.metadata.name)
         if name not in self._warned:
             self._warned.add(name)
             log.warning(

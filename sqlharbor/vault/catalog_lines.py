@@ -171,6 +171,8 @@ def parse_segment(
             continue
         try:
             entry = json.loads(line)
+            if check is not None and not isinstance(entry, dict):
+                raise ValueError("not an object")
             if check is not None and not check(canonical(entry), entry.get("en")):
                 log.warning(
                     "catalog %s line %d is not endorsed by the operator: ignored", name, number
@@ -181,6 +183,9 @@ def parse_segment(
             else:
                 points[entry["id"]] = _point(entry)
         except (ValueError, KeyError, TypeError, AttributeError):
+            if check is not None:  # anyone may append: a bad line must not hide the rest
+                log.warning("catalog %s line %d is not a valid entry: ignored", name, number)
+                continue
             raise IntegrityError(f"catalog {name} line {number} is not a valid entry") from None
     return points
 

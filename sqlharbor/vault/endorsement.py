@@ -35,7 +35,7 @@ from hashlib import sha256
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from sqlharbor.errors import BlobNotFound, ErrorCode, InvalidInput
+from sqlharbor.errors import ErrorCode, InvalidInput
 from sqlharbor.vault.catalog_lines import Check, Seal
 from sqlharbor.vault.keys import KeyEncryptionKey
 from sqlharbor.vault.layout import Layout
@@ -72,14 +72,30 @@ class EndorsementKey:
         return hmac.new(self.secret, scope + body, sha256).digest()
 
 
+#: endorsement keys derived by this process, by (key id, key version): a key version is
+#: its key material (a Secret key's version is its public fingerprint), and derivation is
+#: deterministic, so each is derived once per process (one Key Vault sign), not at every
+#: reopen of a vault; one derivation at a time (no burst of signs on a cold start)
+_DERIVED: dict[tuple[str, str], EndorsementKey] = {}
+_DERIVING = threading.Lock()
+
+
+def _derived(key: UnwrappingKey) -> EndorsementKey:
+    ident = (key.key_id, key.key_version)
+    found = _DERIVED.get(ident)
+    if found is None:
+        with _DERIVING:
+            found = _DERIVED.get(ident)
+            if found is None:
+                found = _DERIVED[ident] = EndorsementKey.derive(key)
+    return found
+
+
 class Endorser:
-    """Endorses with the current key; checks with any listed RSA key.  Keys are derived
-    on first use (a Key Vault sign each) and kept."""
+    """Endorses with the current key; checks with any listed RSA key."""
 
     def __init__(self, keys: Sequence[Listed]) -> None:
         self._keys = tuple(keys)
-        self._derived: dict[tuple[str, str], EndorsementKey] = {}
-        self._lock = threading.Lock()
 
     def _key(self, key: Listed) -> EndorsementKey:
         if isinstance(key, KeyEncryptionKey):
@@ -87,13 +103,7 @@ class Endorser:
                 f"key {key.key_id} is a symmetric key-encryption key: it cannot endorse",
                 code=ErrorCode.VAULT_KEY_INVALID,
             )
-        with self._lock:
-            found = self._derived.get((key.key_id, key.key_version))
-        if found is None:
-            found = EndorsementKey.derive(key)  # outside the lock: Key Vault may be slow
-            with self._lock:
-                self._derived[(found.key_id, found.key_version)] = found
-        return found
+        return _derived(key)
 
     def endorse(self, instance: str, database_guid: str, body: bytes) -> list[str]:
         """``en`` for a line whose canonical form (without ``en``) is ``body``."""
@@ -116,15 +126,6 @@ class Endorser:
                 except ValueError:
                     return False
                 return hmac.compare_digest(expected, given)
-        return False
-
-    def lists(self, key_id: str, key_version: str) -> bool:
-        """Whether the vault lists this key (a symmetric one has no version)."""
-        for key in self._keys:
-            if key.key_id != key_id:
-                continue
-            if isinstance(key, KeyEncryptionKey) or key.key_version == key_version:
-                return True
         return False
 
     def __repr__(self) -> str:
@@ -161,40 +162,25 @@ class Endorsement:
         required = self.required()
 
         def check(body: bytes, en: object) -> bool:
-            if en is None:
-                return not required
-            if endorser.check(instance, database_guid, body, en):
-                return True
-            # endorsed with a key the vault no longer lists: kept only when the point is
-            # under an unlisted key too, as the unreadable point it is (never restorable)
-            if isinstance(en, list) and len(en) == 3 and not endorser.lists(en[0], en[1]):
-                wrapped = json.loads(body).get("w")
-                return (
-                    isinstance(wrapped, list)
-                    and len(wrapped) == 3
-                    and not endorser.lists(wrapped[1], wrapped[2])
-                )
-            return False
+            # a line endorsed with a key the vault no longer lists cannot be told from a
+            # forgery: it is not listed (the vault-keys policy refuses removing a key that
+            # still wraps points; rekey endorses them again with the current key)
+            return not required if en is None else endorser.check(instance, database_guid, body, en)
 
         return check
 
     def required(self) -> bool:
-        """Whether the vault's marker is there (read once).  A marker that does not check
-        out still counts: an agent can write one, but only to make readers stricter."""
+        """Whether the vault's marker is there (read once).  Its contents are not checked:
+        an agent can write one, but only to make readers stricter (``vault endorse`` reads
+        past it: ``read_all``)."""
         if self._required is None:
-            try:
-                marker = json.loads(self._store.get(self._layout.endorsement_marker()))
-            except BlobNotFound:
-                self._required = False
-            except ValueError:
-                self._required = True
-                log.warning("the vault's endorsement marker is unreadable")
-            else:
-                self._required = True
-                en = marker.get("en") if isinstance(marker, dict) else None
-                if self._endorser is not None and not self._endorser.check("", "", _MARKER, en):
-                    log.warning("the vault's endorsement marker is not endorsed by its keys")
+            self._required = self._store.exists(self._layout.endorsement_marker())
         return self._required
+
+    def read_all(self) -> None:
+        """Count lines without an endorsement again, marker or not: ``vault endorse``
+        must see the lines it is to endorse even if an agent wrote the marker first."""
+        self._required = False
 
     def require(self) -> None:
         """From now on every line must be endorsed (a new vault; an existing one after

@@ -406,6 +406,6 @@ def _denied(where: str, operation: Operation, code: str) -> AccessDenied:
         remediation=(
             f"Grant the identity the Key Vault key permission {permission} (access policy), "
             f"or an Azure RBAC role with {action} on the key, such as Key Vault Crypto "
-            "Service Encryption User."
+            "User (get, unwrapKey and sign: what sqlharbor needs)."
         ),
     )

@@ -22,7 +22,7 @@ import yaml
 from click.testing import CliRunner
 from sqlharbor_devtools.devenv import ControlPlane, KubectlRunner
 
-from sqlharbor.api import API_VERSION, contract
+from sqlharbor.api import API_VERSION, RestorePhase, contract
 from sqlharbor.api.contract import AgentSession, lease_object
 from sqlharbor.api.contract.sealing import SessionKey
 from sqlharbor.cli.main import _register, cli
@@ -31,6 +31,7 @@ from sqlharbor.kube import KubeClient
 from sqlharbor.kube.agents import request_token
 from sqlharbor.kube.objects import event_body
 
+GUID = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
 FENCE = "ValidatingAdmissionPolicy 'sqlharbor-agent-fence'"
 
 
@@ -326,6 +327,28 @@ def test_an_agent_does_its_own_work(agents: Agents) -> None:
         FENCE,
         f"agent vmb may not write status.grant of BackupJob {job}",
         "written by the operator only",
+    )
+    # a restore it claimed: its plan is the operator's (the grant is checked against it;
+    # another database's points in it would bring their keys)
+    restore = agents.job("vmb", kind="RestoreJob")
+    step = {
+        "recoveryPointId": "20261124T180000Z-F-00000001",
+        "backupType": "Full",
+        "firstLsn": "1000",
+        "lastLsn": "2000",
+        "finish": "2026-11-24T18:00:00Z",
+    }
+    plan = {"instance": "ia", "databaseGuid": GUID, "databaseName": "Sales", "steps": [step]}
+    agents.admin.patch_status(
+        "RestoreJob", ns, restore, {"phase": RestorePhase.PLANNED.value, "plan": plan}
+    )
+    b.patch_status("RestoreJob", ns, restore, _claim("vmb/s1", "RestoreJob"))
+    b.patch_status("RestoreJob", ns, restore, {"message": "restoring"})
+    other = {**plan, "databaseGuid": GUID.replace("6f", "7f"), "databaseName": "Payroll"}
+    _refused(
+        _status(b, ns, "RestoreJob", restore, {"plan": other}),
+        FENCE,
+        f"agent vmb may not write status.plan of RestoreJob {restore}",
     )
 
 

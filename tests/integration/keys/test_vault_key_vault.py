@@ -8,6 +8,7 @@ a denied or unreachable Key Vault with its stable code.  No real Key Vault or En
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -186,9 +187,17 @@ def test_a_key_vault_current_key_and_a_secret_previous_key_open_their_points(
     access = VaultAccess(Vault(store, Layout("p"), keyring), keyring, ISSUER)
     for manifest in (new, old):  # indexed: endorsed with a key Key Vault derived by signing
         access.catalog.add(manifest)
-    assert ("POST", f"/keys/kek/{kek_versions[-1]}/sign", 200) in [
-        (s.method, s.path, s.status) for s in keyvault.seen[since:]
+    signed = f"/keys/kek/{kek_versions[-1]}/sign"  # once per process and key version
+    assert ("POST", signed, 200) in [(s.method, s.path, s.status) for s in keyvault.seen]
+    lines = [
+        json.loads(line)
+        for b in store.list("p/")
+        for line in store.get(b.name).splitlines()
+        if b.name.endswith(".jsonl")
     ]
+    assert {tuple(line["en"][:2]) for line in lines} == {
+        (keyvault.key_url("kek"), kek_versions[-1])
+    }
     since = len(keyvault.seen)
     keys, _ = checked_plan(access, plan(new, old))
     assert set(keys) == {new.identity.recovery_point_id, old.identity.recovery_point_id}
@@ -207,11 +216,12 @@ def test_a_key_vault_current_key_and_a_secret_previous_key_open_their_points(
 def test_a_restore_grant_is_refused_when_the_identity_may_not_unwrap(
     tokens: TokenService, keyvault: KeyVaultStandin, azure: AzureAccess
 ) -> None:
-    identity, secrets = identity_of("servicePrincipal", tokens, keyvault, azure, "get")
+    identity, secrets = identity_of("servicePrincipal", tokens, keyvault, azure, "get", "sign")
     keyring = load_keyring(backup_vault(keyvault.key_url("kek"), identity), secrets, azure)
     store = MemoryBlobStore()
     point = agent_point(store, keyring.public(), 1000, 2000)  # get is allowed
     access = VaultAccess(Vault(store, Layout("p"), keyring), keyring, ISSUER)
+    access.catalog.add(point)  # indexed (endorsed: sign is allowed)
     with pytest.raises(AccessDenied, match="lacks the unwrapKey key permission") as denied:
         checked_plan(access, plan(point))
     assert denied.value.code == ErrorCode.KEY_VAULT_ACCESS_DENIED

@@ -13,7 +13,7 @@ from sqlharbor.api.jobs import RestorePoint
 from sqlharbor.cli.points import print_points
 from sqlharbor.domain.backupset import BackupType
 from sqlharbor.errors import BlobNotFound, KeyUnavailable, PlanError
-from sqlharbor.restoreplan import plan, split_readable, unreadable_note, windows
+from sqlharbor.restoreplan import plan, split_readable, windows
 from sqlharbor.vault import AzureBlobStore, Layout, Manifest, Vault
 from sqlharbor.vault.keyring import Keyring
 from sqlharbor.vault.rekey import rekey
@@ -54,16 +54,19 @@ def test_rotate_rekey_and_remove_the_old_key(azure_store: AzureBlobStore) -> Non
     assert log2.encryption.data_key.key_id == B.key_id
     payloads = {m.identity.recovery_point_id: _restore(rotated, m) for m in (full, log1, log2)}
 
-    # B alone: A's points are unreadable, out of the window, named in the refusal
+    # B and A, A's points wrapped with A: listed, readable
+    readable, unreadable = split_readable(
+        rotated.catalog.list_points(INSTANCE, GUID), Keyring([B, A])
+    )
+    assert (len(readable), unreadable) == (3, [])
+    # B alone (A removed without a rekey, past the vault-keys policy): the lines A
+    # endorsed cannot be told from forgeries, so A's points are not listed at all
     only_b = _vault(azure_store, B)
     points = only_b.catalog.list_points(INSTANCE, GUID)
+    assert [p.id for p in points] == [log2.identity.recovery_point_id]
     readable, unreadable = split_readable(points, Keyring([B]))
-    assert [p.id for p in unreadable] == [
-        full.identity.recovery_point_id,
-        log1.identity.recovery_point_id,
-    ]
-    assert A.key_id in unreadable_note(unreadable)
-    assert windows(readable) == []  # no readable full: nothing is restorable
+    assert unreadable == []
+    assert windows(readable) == []  # no full: nothing is restorable
     with pytest.raises(PlanError):
         plan(readable, RestorePoint(latest=True))
     with pytest.raises(KeyUnavailable, match=A.key_id):
@@ -133,7 +136,9 @@ def test_rekey_refuses_a_tampered_point_and_never_revives_a_deleted_one(
 def test_points_shows_unreadable_points_outside_the_window(
     azure_store: AzureBlobStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _backup(_vault(azure_store, C), BackupType.FULL, 1000, 2000, b"c" * 100)
+    # wrapped with C, indexed (endorsed) while B was current and C still listed
+    under_c = Vault(azure_store, Layout("rot"), Keyring([C]), indexes=False)
+    _vault(azure_store, B, C).catalog.add(_backup(under_c, BackupType.FULL, 1000, 2000, b"c" * 100))
     _backup(_vault(azure_store, B), BackupType.FULL, 3000, 4000, b"b" * 100)
     points = _vault(azure_store, B).catalog.list_points(INSTANCE, GUID)
     print_points(points, 0, Keyring([B]))

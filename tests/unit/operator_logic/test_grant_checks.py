@@ -6,10 +6,11 @@ to be the manifest the operator endorsed when it indexed the point."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlharbor_operator.grants import checked_plan
-from sqlharbor_operator.indexing import check_reported
+from sqlharbor_operator.indexing import check_reported, check_timely
 from sqlharbor_operator.vaults import VaultAccess
 
 from sqlharbor.api.jobs import DatabaseResult, JobPhase, PlanStep, RestorePlanStatus
@@ -18,10 +19,11 @@ from sqlharbor.errors import IntegrityError, KeyUnavailable
 from sqlharbor.vault import Layout, Manifest, Vault
 from sqlharbor.vault.catalog_lines import entry_line
 from sqlharbor.vault.keyring import PublicWrapper
+from sqlharbor.vault.layout import RecoveryPointId
 from sqlharbor.vault.reader import data_blobs
 from sqlharbor.vault.sas import SasIssuer
 from tests.builders.keys import keyring, rsa_key
-from tests.builders.records import GUID, backup_record
+from tests.builders.records import GUID, T0, backup_record
 from tests.builders.stores import MemoryBlobStore
 
 INSTANCE = "HOST\\SQL01"
@@ -33,13 +35,21 @@ def _access(store: MemoryBlobStore, key: int = 0) -> VaultAccess:
     return VaultAccess(Vault(store, Layout("p"), ring), ring, ISSUER)
 
 
-def _point(store: MemoryBlobStore, first: int, last: int, point_id: str | None = None) -> Manifest:
+def _point(
+    store: MemoryBlobStore,
+    first: int,
+    last: int,
+    point_id: str | None = None,
+    start: datetime = T0,
+) -> Manifest:
     """A point written the agent's way: wrapped with the public key only (not indexed)."""
     agent = Vault(store, Layout("p"), PublicWrapper(rsa_key().public()), indexes=False)
     backup_type = BackupType.FULL if first == 1000 else BackupType.LOG
     writer = agent.open_writer(INSTANCE, "Sales", GUID, backup_type, recovery_point_id=point_id)
     writer.write(b"pages" * 100)
-    return writer.commit(backup_record(backup_type, guid=GUID, first_lsn=first, last_lsn=last))
+    return writer.commit(
+        backup_record(backup_type, guid=GUID, first_lsn=first, last_lsn=last, start=start)
+    )
 
 
 def _plan(*manifests: Manifest, last: str | None = None) -> RestorePlanStatus:
@@ -139,8 +149,22 @@ def test_an_edited_manifest_is_refused() -> None:
 def test_a_point_under_a_key_the_vault_does_not_list_is_refused() -> None:
     store = MemoryBlobStore()
     full = _point(store, 1000, 2000)
+    access = _access(store, key=1)
+    _indexed(access, full)
     with pytest.raises(KeyUnavailable, match="which the vault does not list"):
-        checked_plan(_access(store, key=1), _plan(full))
+        checked_plan(access, _plan(full))
+
+
+def test_a_reported_point_must_have_been_taken_while_its_job_ran() -> None:
+    """An agent that overwrote an older point it knows the name of, and reports it again in
+    a new job, is refused: the point's id and finish predate the job."""
+    store = MemoryBlobStore()
+    full = _point(store, 1000, 2000, start=datetime.now(UTC))
+    taken = RecoveryPointId.parse(full.identity.recovery_point_id).created
+    check_timely(full, taken - timedelta(minutes=1), taken + timedelta(minutes=1))
+    later = taken + timedelta(days=1)
+    with pytest.raises(IntegrityError, match="outside its job's run"):
+        check_timely(full, later, later + timedelta(minutes=5))
 
 
 def test_an_agent_report_must_match_the_manifest() -> None:

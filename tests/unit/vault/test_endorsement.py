@@ -80,17 +80,15 @@ def test_which_lines_count_before_and_after_endorsement_is_required() -> None:
     assert listed() == []
 
 
-def test_a_line_endorsed_by_a_removed_key_stays_only_as_an_unreadable_point() -> None:
-    """Endorsed with key 1, since removed: kept when the point is under an unlisted key
-    too (shown unreadable, never restorable), dropped when it claims a listed key."""
+def test_a_line_endorsed_by_a_key_no_longer_listed_is_not_listed() -> None:
+    """It cannot be told from a forgery naming a made-up key: whatever its ``w`` says."""
     store = MemoryBlobStore()
     old = Vault(store, Layout("p"), keyring(1))
-    point = _point(1)
-    wrapped_old = RecoveryPoint(point.id, point.record, key=_key_of(1))
-    wrapped_new = RecoveryPoint(_point(2).id, _point(2).record, key=_key_of(0))
-    old.catalog.add_points(INSTANCE, [wrapped_old, wrapped_new])
-    catalog = Vault(store, Layout("p"), keyring(0)).catalog
-    assert [p.id for p in catalog.list_points(INSTANCE, GUID)] == [point.id]
+    under_old = RecoveryPoint(_point(1).id, _point(1).record, key=_key_of(1))
+    under_new = RecoveryPoint(_point(2).id, _point(2).record, key=_key_of(0))
+    old.catalog.add_points(INSTANCE, [under_old, under_new])
+    assert len(Vault(store, Layout("p"), keyring(0, 1)).catalog.list_points(INSTANCE, GUID)) == 2
+    assert Vault(store, Layout("p"), keyring(0)).catalog.list_points(INSTANCE, GUID) == []
 
 
 def _key_of(n: int) -> PointKey:
