@@ -9,9 +9,10 @@ import json
 import pytest
 
 from sqlharbor.domain.backupset import BackupType, PointKey, RecoveryPoint
-from sqlharbor.errors import InvalidInput
+from sqlharbor.errors import IntegrityError, InvalidInput
 from sqlharbor.vault import Layout, Vault
 from sqlharbor.vault.catalog_lines import canonical, entry_line, tombstone_line
+from sqlharbor.vault.endorse import endorse
 from sqlharbor.vault.endorsement import EndorsementKey, Endorser
 from sqlharbor.vault.keyring import PublicWrapper, point_key
 from tests.builders.keys import keyring, rsa_key
@@ -114,3 +115,34 @@ def test_rebuilding_an_endorsed_catalog_from_manifests_needs_a_review() -> None:
         vault.catalog.rebuild(INSTANCE, GUID)
     assert vault.catalog.rebuild(INSTANCE, GUID, trust_manifests=True).points == 1
     assert len(vault.catalog.list_points(INSTANCE, GUID)) == 1
+
+
+def test_a_bad_line_is_skipped_not_fatal_for_a_reader_with_the_keys() -> None:
+    """Anyone holding a backup grant may append to a segment: garbage must not hide the
+    database's other points from the operator (a reader without keys still refuses it)."""
+    store = MemoryBlobStore()
+    operator = Vault(store, Layout("p"), keyring(0))
+    operator.catalog.endorsement.require()
+    operator.catalog.add_points(INSTANCE, [_point(1)])
+    segment = Layout("p").points_segment(INSTANCE, GUID, T0)
+    for garbage in (b"not json\n", b"[1, 2]\n", b'{"del": [1]}\n', b'{"id": "x"}\n'):
+        store.append(segment, garbage)
+    assert [p.id for p in operator.catalog.list_points(INSTANCE, GUID)] == [_point(1).id]
+    with pytest.raises(IntegrityError):
+        Vault(store, Layout("p"), PublicWrapper(rsa_key(0).public())).catalog.list_points(
+            INSTANCE, GUID
+        )
+
+
+def test_endorse_reads_past_a_marker_an_agent_wrote_first() -> None:
+    store = MemoryBlobStore()
+    legacy = Vault(store, Layout("p"), PublicWrapper(rsa_key(0).public()))
+    writer = legacy.open_writer(INSTANCE, "Sales", GUID, BackupType.FULL)
+    writer.write(b"pages")
+    writer.commit(backup_record(BackupType.FULL, guid=GUID))
+    store.put(Layout("p").endorsement_marker(), b"forged")  # hides every legacy line
+    operator = Vault(store, Layout("p"), keyring(0))
+    assert operator.catalog.list_points(INSTANCE, GUID) == []
+    report = endorse(Vault(store, Layout("p"), keyring(0)))
+    assert (report.points, report.endorsed, report.required) == (1, 1, True)
+    assert len(Vault(store, Layout("p"), keyring(0)).catalog.list_points(INSTANCE, GUID)) == 1
