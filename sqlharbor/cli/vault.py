@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TypeVar
 
 import click
 
 from sqlharbor.api import BackupVault
 from sqlharbor.errors import AlreadyExists, SqlHarborError
 from sqlharbor.kube import KubeClient
+from sqlharbor.vault.endorse import EndorseReport
 from sqlharbor.vault.endorse import endorse as endorse_vault
+from sqlharbor.vault.rekey import RekeyReport
 from sqlharbor.vault.rekey import rekey as rekey_vault
 from sqlharbor.vault.wrapping import SecretRsaKey
-from sqlharbor.vault_access import load_keyring, open_vault
+from sqlharbor.vault_access import SecretReader, load_keyring, open_vault
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -91,17 +96,12 @@ def rekey(name: str, namespace: str, kubeconfig: str | None) -> None:
     interrupted run is finished by running it again.  Afterwards the previous keys can be
     removed from spec.encryption.previousKeys.
     """
-    client = KubeClient.from_kubeconfig(kubeconfig)
-    progress = _progress("rekeyed")
-    try:
-        resource = client.get(BackupVault, namespace, name)
-        keyring = load_keyring(resource, client.secret_value)
-        report = rekey_vault(open_vault(resource, client.secret_value), keyring, progress=progress)
-    except SqlHarborError as exc:
-        click.echo(f"error: {exc.code}: {exc.message}", err=True)
-        sys.exit(1)
-    finally:
-        client.close()
+
+    def run(resource: BackupVault, read: SecretReader) -> RekeyReport:
+        keyring = load_keyring(resource, read)
+        return rekey_vault(open_vault(resource, read), keyring, progress=_progress("rekeyed"))
+
+    report = _on_vault(kubeconfig, namespace, name, run)
     click.echo(
         f"{report.points} point(s): {report.rekeyed} rekeyed, {report.current} already under "
         f"the current key, {report.gone} deleted meanwhile, {len(report.failed)} failed"
@@ -124,17 +124,11 @@ def endorse(name: str, namespace: str, kubeconfig: str | None) -> None:
     key; then only endorsed lines count, so a point an agent forges is never restored.
     Run it once, right after upgrading; running it again is harmless.
     """
-    client = KubeClient.from_kubeconfig(kubeconfig)
-    try:
-        resource = client.get(BackupVault, namespace, name)
-        report = endorse_vault(
-            open_vault(resource, client.secret_value), progress=_progress("endorsed")
-        )
-    except SqlHarborError as exc:
-        click.echo(f"error: {exc.code}: {exc.message}", err=True)
-        sys.exit(1)
-    finally:
-        client.close()
+
+    def run(resource: BackupVault, read: SecretReader) -> EndorseReport:
+        return endorse_vault(open_vault(resource, read), progress=_progress("endorsed"))
+
+    report = _on_vault(kubeconfig, namespace, name, run)
     click.echo(
         f"{report.points} point(s): {report.endorsed} endorsed, {report.gone} deleted "
         f"meanwhile, {len(report.refused)} refused"
@@ -161,3 +155,21 @@ def _progress(verb: str) -> Callable[[int, int, float], None]:
             )
 
     return progress
+
+
+def _on_vault(
+    kubeconfig: str | None,
+    namespace: str,
+    name: str,
+    run: Callable[[BackupVault, SecretReader], T],
+) -> T:
+    """``run`` on BackupVault NAME with the CLI's kubeconfig; an error is printed with its
+    code and ends the command."""
+    client = KubeClient.from_kubeconfig(kubeconfig)
+    try:
+        return run(client.get(BackupVault, namespace, name), client.secret_value)
+    except SqlHarborError as exc:
+        click.echo(f"error: {exc.code}: {exc.message}", err=True)
+        sys.exit(1)
+    finally:
+        client.close()
