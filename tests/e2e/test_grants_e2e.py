@@ -48,6 +48,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 SOURCE_ID = "gvm1"
 THIEF_ID = "tvm1"
 LOOT_GUID = "5e5e5e5e-0000-4000-8000-000000000001"
+#: above any real LSN (numeric(25,0)): a "latest" restore would pick the forged full
+FORGED_LSN = 10**24
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,9 @@ def test_a_point_forged_with_a_backup_grant_is_never_planned(env: Env) -> None:
     writer.write(b"planted pages" * 1000)
     now = datetime.now(UTC)
     forged = writer.commit(
-        backup_record(name="sales", guid=guid, first_lsn=10**15, last_lsn=10**15 + 10, start=now)
+        backup_record(
+            name="sales", guid=guid, first_lsn=FORGED_LSN, last_lsn=FORGED_LSN + 10, start=now
+        )
     )
     line = entry_line(forged.recovery_point())
     for segment in (
@@ -312,7 +316,7 @@ def test_a_point_forged_with_a_backup_grant_is_never_planned(env: Env) -> None:
     steps = env.e2e.wait(f"{restore} planned", plan, 60)["steps"]
     assert steps, "a plan of real points"
     assert forged_id not in [s["recoveryPointId"] for s in steps]
-    assert all(int(s["lastLsn"]) < 10**15 for s in steps)
+    assert all(int(s["lastLsn"]) < FORGED_LSN for s in steps)
     env.stack.kubectl("delete", "restorejob", restore, "--wait=false")
 
 

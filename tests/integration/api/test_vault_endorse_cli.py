@@ -54,7 +54,9 @@ def _legacy_points(store: AzureBlobStore, count: int) -> None:
         writer = legacy.open_writer(INSTANCE, "Sales", GUID, BackupType.LOG)
         writer.write(b"log" * 100)
         writer.commit(
-            backup_record(BackupType.LOG, guid=GUID, first_lsn=n * 100, last_lsn=n * 100 + 100)
+            backup_record(
+                BackupType.LOG, guid=GUID, first_lsn=n * 1000 + 1000, last_lsn=n * 1000 + 1100
+            )
         )
 
 
