@@ -158,7 +158,8 @@ BOUNDARIES = {
     "aiohttp": (REPO / "sqlharbor" / "kube",),
     "azure": (
         REPO / "sqlharbor" / "vault" / "store.py",
-        REPO / "sqlharbor" / "vault" / "keyvault.py",  # Key Vault: translates its errors
+        REPO / "sqlharbor" / "vault" / "keyvault.py",  # Key Vault
+        REPO / "sqlharbor" / "vault" / "keyvault_errors.py",  # translates Key Vault's errors
         REPO / "sqlharbor" / "vault" / "identity.py",  # builds credentials, catches nothing
         REPO / "sqlharbor" / "vault" / "sas.py",  # signs SAS tokens, catches nothing
         REPO / "sqlharbor" / "vault" / "store_sas.py",  # clients; store.py translates
