@@ -196,10 +196,8 @@ def main(
             ca_bundle=azure_ca_bundle,
             authority_host=azure_authority_host,
             disable_instance_discovery=azure_disable_instance_discovery,
-            key_vault_domains=tuple(
-                d.strip() for d in azure_key_vault_domains.split(",") if d.strip()
-            ),
-            storage_domains=tuple(d.strip() for d in azure_storage_domains.split(",") if d.strip()),
+            key_vault_domains=_domains(azure_key_vault_domains),
+            storage_domains=_domains(azure_storage_domains),
             verify_challenge_resource=not azure_insecure_challenge_resource,
             workload_identity=_workload_identity(),
         ),
@@ -217,6 +215,11 @@ def main(
             f"http://0.0.0.0:{health_port}/healthz" if health_port is not None else None
         ),
     )
+
+
+def _domains(text: str) -> tuple[str, ...]:
+    """A comma-separated list of DNS domains, blanks dropped."""
+    return tuple(d.strip() for d in text.split(",") if d.strip())
 
 
 def _workload_identity() -> WorkloadIdentity | None:

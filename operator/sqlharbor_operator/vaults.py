@@ -89,16 +89,15 @@ class VaultOpener:
         if not access.catalog.databases():
             endorsement.require()
             return
-        if name not in self._warned:
-            self._warned.add(name)
-            log.warning(
-                "BackupVault %s/%s: its catalog predates endorsement, so a point an agent "
-                "forged would be listed: run `kubectl sqlharbor vault endorse %s -n %s`",
-                name[0],
-                name[1],
-                name[1],
-                name[0],
-            )
+        self._warned.add(name)
+        log.warning(
+            "BackupVault %s/%s: its catalog predates endorsement, so a point an agent "
+            "forged would be listed: run `kubectl sqlharbor vault endorse %s -n %s`",
+            name[0],
+            name[1],
+            name[1],
+            name[0],
+        )
 
     def catalog(self, vault: BackupVault) -> Catalog:
         return self(vault).catalog

@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlharbor.domain.backupset import RecoveryPoint
 from sqlharbor.errors import BlobNotFound, IntegrityError, SqlHarborError
+from sqlharbor.vault.rekey import Progress
 from sqlharbor.vault.vault import Vault
 
 log = logging.getLogger(__name__)
-
-#: (points done, points to do, seconds so far)
-Progress = Callable[[int, int, float], None]
 
 
 @dataclass
